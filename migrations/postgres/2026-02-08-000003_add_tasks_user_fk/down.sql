@@ -1,0 +1,1 @@
+ALTER TABLE tasks DROP CONSTRAINT IF EXISTS fk_tasks_user_id;

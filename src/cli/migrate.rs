@@ -1,0 +1,168 @@
+//! `taskdb migrate`: show the plan, then apply it.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::output::Output;
+use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use crate::migrate::{describe_blockers, Event, MigrateOptions, MigrationPlan, Migrator};
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Stop after this migration: its version (20260208000003), directory
+    /// prefix (2026-02-08-000003) or full directory name
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub migration: MigrationOpts,
+}
+
+pub fn run(
+    opts: &Opts,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    let mut migrator = migrator(db, global, &opts.migration);
+    if let Some(to) = &opts.to {
+        // An unknown version is an error before anything connects.
+        crate::migrate::resolve(db.url.backend(), to)?;
+    }
+    let plan = migrator.plan()?;
+    let blockers = plan.blockers();
+    if !blockers.is_empty() {
+        anyhow::bail!("refusing to migrate: {}", describe_blockers(&blockers));
+    }
+    let pending = pending_up_to(&plan, opts.to.as_deref())?;
+    if pending.is_empty() {
+        let applied = plan.applied().count();
+        writeln!(
+            out,
+            "Nothing to do: {applied} migrations applied, none pending{}.",
+            if opts.to.is_some() {
+                " up to the requested version"
+            } else {
+                ""
+            }
+        )?;
+        if !plan.is_up_to_date() && opts.to.is_none() {
+            // Still record what the diesel CLI applied (ledger rows).
+            migrator.migrate_planned(&plan, None)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "Found {} pending migration(s):", pending.len())?;
+    for name in &pending {
+        writeln!(out, "  {name}")?;
+    }
+    out.flush()?;
+    let started = std::time::Instant::now();
+    let steps = migrator.migrate_planned(&plan, opts.to.as_deref())?;
+    writeln!(
+        out,
+        "Applied {} migration(s) in {}.{}",
+        steps.len(),
+        human_duration(started.elapsed()),
+        if steps.len() < pending.len() {
+            format!(
+                " {} were applied meanwhile by another migrator.",
+                pending.len() - steps.len()
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Names of pending migrations up to `to`.
+fn pending_up_to(plan: &MigrationPlan, to: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let limit = to
+        .map(|v| crate::migrate::resolve(plan.backend, v).map(|m| m.version()))
+        .transpose()?;
+    Ok(plan
+        .pending()
+        .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
+        .map(|e| e.name.clone())
+        .collect())
+}
+
+/// A migrator for `db` that prints progress to stdout.
+pub(super) fn migrator<'a>(
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    opts: &MigrationOpts,
+) -> Migrator<'a> {
+    let options = MigrateOptions {
+        lock_timeout: opts.lock_timeout,
+        lock_retries: opts.lock_retries,
+        wait: global.wait,
+        ..MigrateOptions::default()
+    };
+    Migrator::new(db.url.clone())
+        .with_options(options)
+        .on_event(print_event)
+}
+
+/// Prints one progress event (progress is best effort: a closed stdout does
+/// not stop a migration half-way).
+pub(super) fn print_event(event: Event<'_>) {
+    let mut out = io::stdout();
+    let _ = match event {
+        Event::LockWaiting => writeln!(out, "Waiting for another migrator to finish…"),
+        Event::Backfilled { migration } => writeln!(
+            out,
+            "Recorded {} (applied by another tool) in taskdb's ledger",
+            migration.dir_name()
+        ),
+        Event::Applying { migration } => writeln!(
+            out,
+            "→ {}{}",
+            migration.dir_name(),
+            if migration.run_in_transaction() { "" } else { "  (no transaction)" }
+        ),
+        Event::Applied { migration, elapsed } => {
+            writeln!(out, "✓ {}  {}", migration.dir_name(), human_duration(elapsed))
+        }
+        Event::AlreadyApplied { migration } => writeln!(
+            out,
+            "✓ {}  already applied by another migrator",
+            migration.dir_name()
+        ),
+        Event::Reverting { migration } => writeln!(out, "← {}", migration.dir_name()),
+        Event::Reverted { migration, elapsed } => {
+            writeln!(out, "✓ reverted {}  {}", migration.dir_name(), human_duration(elapsed))
+        }
+        Event::LockTimeout { migration, attempt, retry_in } => writeln!(
+            out,
+            "  {} waited too long for a table lock (attempt {attempt}); rolled back, retrying in {}",
+            migration.dir_name(),
+            human_duration(retry_in)
+        ),
+        Event::RebuildingInvalidIndex { migration, index } => writeln!(
+            out,
+            "  {}: index {index} is INVALID (an earlier build failed or was killed); dropping it to build it again",
+            migration.dir_name()
+        ),
+        Event::WaitingForIndexBuild { index, pid } => writeln!(
+            out,
+            "  an earlier build of index {index} is still running on the server (pid {pid}); waiting for it"
+        ),
+    };
+    let _ = out.flush();
+}
+
+/// `12 ms`, `1.4 s`, `2 min 3 s`.
+pub(super) fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}

@@ -1,0 +1,208 @@
+//! The `taskdb` command line: one module per subcommand, each with its own
+//! `Opts` and `run`. This module parses, picks the database, runs the
+//! command and turns errors into one `error: …` line and an exit code
+//! (0 ok, 1 failure, 2 usage).
+
+mod config;
+mod migrate;
+mod output;
+mod redo;
+mod repair;
+mod rollback;
+mod seed;
+mod status;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use config::{DatabaseChoice, UrlSource};
+
+/// Schema, migrations and seed data for the task app's users and tasks.
+///
+/// The database is taken from --database-url, else $DATABASE_URL, else a
+/// DATABASE_URL line in ./.env, else the SQLite file ./taskdb.db. Migration
+/// commands prefer $DIRECT_DATABASE_URL when it is set (a transaction
+/// pooler breaks the session state migrations need). Passwords in URLs are
+/// never printed.
+#[derive(Debug, Parser)]
+#[command(name = "taskdb", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// Database URL: postgres://user:pass@host:5432/db, sqlite://path,
+    /// file:path or a path ending in .db/.sqlite/.sqlite3
+    #[arg(
+        long,
+        short = 'D',
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Keep retrying the connection for this long while the server starts
+    /// (e.g. 30s, 2m); without it an unreachable server fails at once
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, in order, safely when other processes migrate at once
+    Migrate(migrate::Opts),
+    /// List every migration with its state and when it was applied
+    Status(status::Opts),
+    /// Revert applied migrations, newest first (default: the last one)
+    Rollback(rollback::Opts),
+    /// Revert the newest migrations and apply them again
+    Redo(redo::Opts),
+    /// Create the development user (idempotent)
+    Seed(seed::Opts),
+    /// Accept an edited migration, forget a removed one, or clear a dirty mark
+    Repair(repair::Opts),
+}
+
+/// Settings of commands that change the schema.
+#[derive(Debug, Clone, Args)]
+pub struct MigrationOpts {
+    /// How long one DDL statement may wait for a table lock before it is
+    /// rolled back and retried, so the app's queries never queue behind it
+    /// for longer (PostgreSQL)
+    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// How many times a step that hit the lock timeout is retried
+    #[arg(long, value_name = "N", default_value_t = taskdb_default_retries())]
+    pub lock_retries: u32,
+}
+
+fn taskdb_default_retries() -> u32 {
+    crate::migrate::DEFAULT_LOCK_RETRIES
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(input: &str) -> Result<Duration, String> {
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{input}` is not a duration (try 500ms, 30s, 2m)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" | "sec" | "secs" => value,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{input}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || !(0.0..=7.0 * 86400.0).contains(&seconds) {
+        return Err(format!("`{input}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    // A malformed .env is an error of its own; a missing one is fine.
+    let env_error = config::load_dotenv().err();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if let Some(message) = env_error {
+        eprintln!("error: {message}");
+        return ExitCode::from(1);
+    }
+    let choice = match DatabaseChoice::resolve(&cli.global, cli.command.prefers_direct_url()) {
+        Ok(choice) => choice,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = output::Output::new(stdout.lock());
+    match run(&cli, &choice, &mut out) {
+        Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("error: {}", choice.url.scrub(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+impl Command {
+    /// Commands that change the schema use DIRECT_DATABASE_URL when set.
+    fn prefers_direct_url(&self) -> bool {
+        matches!(
+            self,
+            Command::Migrate(_) | Command::Rollback(_) | Command::Redo(_) | Command::Repair(_)
+        )
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(
+    cli: &Cli,
+    db: &DatabaseChoice,
+    out: &mut output::Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    writeln!(out, "database: {}", db.describe())?;
+    match &cli.command {
+        Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),
+        Command::Status(opts) => status::run(opts, db, &cli.global, out),
+        Command::Rollback(opts) => rollback::run(opts, db, &cli.global, out),
+        Command::Redo(opts) => redo::run(opts, db, &cli.global, out),
+        Command::Seed(opts) => seed::run(opts, db, &cli.global, out),
+        Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

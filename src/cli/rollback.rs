@@ -1,0 +1,123 @@
+//! `taskdb rollback`: revert applied migrations, newest first, after showing
+//! what would be reverted and what data that would destroy.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::migrate::{human_duration, migrator};
+use super::output::Output;
+use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use crate::migrate::{LocalMigration, Migrator, RollbackTarget};
+
+#[derive(Debug, Args)]
+#[group(id = "which", multiple = false)]
+pub struct Opts {
+    /// Revert the newest N applied migrations [default: 1]
+    #[arg(long, value_name = "N", group = "which", value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: Option<u32>,
+
+    /// Revert every migration applied after VERSION (VERSION stays applied)
+    #[arg(long, value_name = "VERSION", group = "which")]
+    pub to: Option<String>,
+
+    /// Revert every applied migration
+    #[arg(long, group = "which")]
+    pub all: bool,
+
+    /// Go ahead even when tables holding rows would be dropped
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub migration: MigrationOpts,
+}
+
+pub fn run(
+    opts: &Opts,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    let target = if opts.all {
+        RollbackTarget::All
+    } else if let Some(to) = &opts.to {
+        RollbackTarget::To(to.clone())
+    } else {
+        RollbackTarget::Steps(opts.steps.unwrap_or(1) as usize)
+    };
+    let mut migrator = migrator(db, global, &opts.migration);
+    let reverting = migrator.rollback_targets(&target)?;
+    if reverting.is_empty() {
+        if matches!(target, RollbackTarget::To(_)) {
+            writeln!(
+                out,
+                "Nothing to roll back: no migration is applied after that version."
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        anyhow::bail!("nothing to roll back: no migration is applied");
+    }
+    writeln!(
+        out,
+        "Will revert {} migration(s), newest first:",
+        reverting.len()
+    )?;
+    for m in &reverting {
+        writeln!(out, "  {}", m.dir_name())?;
+    }
+    confirm_data_loss(&mut migrator, &reverting, opts.yes, out)?;
+    out.flush()?;
+    let started = std::time::Instant::now();
+    let steps = migrator.rollback(&reverting)?;
+    writeln!(
+        out,
+        "Reverted {} migration(s) in {}.",
+        steps.len(),
+        human_duration(started.elapsed())
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the tables that would be dropped with their rows, then needs
+/// `--yes`, or "yes" typed at a terminal. Without a terminal and without
+/// `--yes` it refuses rather than asks.
+pub(super) fn confirm_data_loss(
+    migrator: &mut Migrator<'_>,
+    reverting: &[LocalMigration],
+    yes: bool,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
+    let losses = migrator.data_loss(reverting)?;
+    if losses.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "This drops tables that hold data:")?;
+    for loss in &losses {
+        writeln!(
+            out,
+            "  {}: {} row(s) (dropped by {})",
+            loss.table, loss.rows, loss.migration
+        )?;
+    }
+    if yes {
+        return Ok(());
+    }
+    let summary = losses
+        .iter()
+        .map(|l| format!("{} ({} rows)", l.table, l.rows))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !io::stdin().is_terminal() {
+        anyhow::bail!("refusing to drop {summary} without confirmation: rerun with --yes");
+    }
+    write!(out, "Type `yes` to delete this data: ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("not confirmed; nothing was reverted");
+    }
+    Ok(())
+}

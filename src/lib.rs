@@ -1,0 +1,42 @@
+//! # taskdb
+//!
+//! The schema and data layer of the task-tracking app: Diesel migrations for
+//! PostgreSQL (production) and SQLite (the embedded default), the generated
+//! [`schema`], typed owner-scoped queries in [`models`], an r2d2 pool in
+//! [`db`], and a migration runner in [`migrate`] that is safe when many
+//! replicas start at once.
+//!
+//! ```no_run
+//! use taskdb::{db, migrate, models::{task, user, NewTask, NewUser, TaskFilter}};
+//!
+//! # fn main() -> taskdb::Result<()> {
+//! let url = db::DatabaseUrl::parse("postgres://app@localhost/tasks")?;
+//! let pool = db::pool(&url, 8)?;
+//! let mut conn = pool.get().map_err(|e| taskdb::Error::Pool(e.to_string()))?;
+//! let applied = migrate::run_pending(&mut conn)?; // on every start; a no-op costs one query
+//! println!("applied {} migrations", applied.len());
+//!
+//! let alice = user::create(&mut conn, NewUser { id: None, email: "alice@example.com", password: "correct horse", name: None })?;
+//! task::create(&mut conn, &alice.id, NewTask { title: "write docs", ..Default::default() })?;
+//! let open = task::list(&mut conn, &alice.id, TaskFilter { completed: Some(false), ..Default::default() })?;
+//! # Ok(()) }
+//! ```
+//!
+//! Environment variables read by the `taskdb` binary (the library reads none):
+//! - `DATABASE_URL`: the database, unless `--database-url` is given; also
+//!   read from a `.env` file in the working directory.
+//! - `DIRECT_DATABASE_URL`: preferred for migrations when set, because a
+//!   transaction pooler breaks the session state migrations rely on.
+//! - `TASKDB_LOCK_TIMEOUT`: how long one DDL statement may wait for a table
+//!   lock (default `2s`), same as `--lock-timeout`.
+
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod migrate;
+pub mod models;
+pub mod schema;
+pub mod seed;
+
+pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
+pub use error::{Error, Result};

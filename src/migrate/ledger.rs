@@ -1,0 +1,279 @@
+//! The tracking tables. Applied versions live in Diesel's own
+//! `__diesel_schema_migrations`, so the diesel CLI sees the same state.
+//! What Diesel does not keep lives in taskdb's `__taskdb_ledger`: the
+//! checksum of each applied `up.sql`, how long it ran, who ran it and when,
+//! and whether a migration that cannot run in a transaction is still running
+//! or failed part-way. (Names starting with `__` are skipped by
+//! `diesel print-schema`.)
+
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+
+use super::source::LocalMigration;
+use crate::db::AnyConnection;
+use crate::error::Result;
+use crate::models::now_utc;
+
+/// Diesel's table, created exactly as the diesel CLI creates it.
+const CREATE_DIESEL_TABLE: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+       version VARCHAR(50) PRIMARY KEY NOT NULL,
+       run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);";
+
+const CREATE_LEDGER_TABLE: &str = "CREATE TABLE IF NOT EXISTS __taskdb_ledger (
+    version VARCHAR(50) PRIMARY KEY NOT NULL,
+    name VARCHAR(255) NOT NULL,
+    checksum VARCHAR(64) NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    error TEXT,
+    execution_ms BIGINT NOT NULL DEFAULT 0,
+    applied_by VARCHAR(255) NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+);";
+
+/// Where a migration's run stands, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerState {
+    /// Ran to the end.
+    Applied,
+    /// A run without a transaction started and has not finished: the
+    /// process was killed, or it is still running on the server.
+    Running,
+    /// A run without a transaction failed part-way ("dirty").
+    Failed,
+}
+
+impl LedgerState {
+    fn as_str(self) -> &'static str {
+        match self {
+            LedgerState::Applied => "applied",
+            LedgerState::Running => "running",
+            LedgerState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => LedgerState::Running,
+            "failed" => LedgerState::Failed,
+            _ => LedgerState::Applied,
+        }
+    }
+}
+
+/// One version the database knows about, from either table.
+#[derive(Debug, Clone)]
+pub struct TrackedVersion {
+    pub version: String,
+    /// Present in `__diesel_schema_migrations`.
+    pub recorded: bool,
+    /// When Diesel recorded it.
+    pub run_on: Option<NaiveDateTime>,
+    /// The ledger row, if taskdb has one.
+    pub ledger: Option<LedgerRow>,
+}
+
+/// taskdb's record of one migration.
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub name: String,
+    pub checksum: String,
+    pub state: LedgerState,
+    pub error: Option<String>,
+    pub execution_ms: i64,
+    pub applied_by: String,
+    pub applied_at: NaiveDateTime,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Bool)]
+    recorded: bool,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    run_on: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    checksum: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    state: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    error: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    execution_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    applied_by: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    applied_at: Option<NaiveDateTime>,
+}
+
+const SELECT_BOTH: &str = "
+SELECT d.version, (1 = 1) AS recorded, d.run_on, l.name, l.checksum, l.state, l.error,
+       l.execution_ms, l.applied_by, l.applied_at
+  FROM __diesel_schema_migrations d
+  LEFT JOIN __taskdb_ledger l ON l.version = d.version
+UNION ALL
+SELECT l.version, (1 = 0), NULL, l.name, l.checksum, l.state, l.error,
+       l.execution_ms, l.applied_by, l.applied_at
+  FROM __taskdb_ledger l
+ WHERE NOT EXISTS (SELECT 1 FROM __diesel_schema_migrations d WHERE d.version = l.version)";
+
+const SELECT_DIESEL_ONLY: &str = "
+SELECT d.version, (1 = 1) AS recorded, d.run_on,
+       CAST(NULL AS TEXT) AS name, CAST(NULL AS TEXT) AS checksum, CAST(NULL AS TEXT) AS state,
+       CAST(NULL AS TEXT) AS error, CAST(NULL AS BIGINT) AS execution_ms,
+       CAST(NULL AS TEXT) AS applied_by, CAST(NULL AS TIMESTAMP) AS applied_at
+  FROM __diesel_schema_migrations d";
+
+/// What the tracking tables say, read in one query when both exist (the
+/// whole cost of an up-to-date `migrate`). Missing tables read as empty and
+/// are never created here: `status` changes nothing.
+pub fn read(conn: &mut AnyConnection) -> Result<(Vec<TrackedVersion>, bool)> {
+    let (rows, ledger_exists) = match diesel::sql_query(SELECT_BOTH).load::<Row>(conn) {
+        Ok(rows) => (rows, true),
+        Err(both_err) => match diesel::sql_query(SELECT_DIESEL_ONLY).load::<Row>(conn) {
+            Ok(rows) => (rows, false),
+            Err(_) if is_missing_table(&both_err) => (Vec::new(), false),
+            Err(_) => return Err(both_err.into()),
+        },
+    };
+    let tracked = rows
+        .into_iter()
+        .map(|r| TrackedVersion {
+            version: r.version,
+            recorded: r.recorded,
+            run_on: r.run_on,
+            ledger: match (r.checksum, r.state, r.applied_at) {
+                (Some(checksum), Some(state), Some(applied_at)) => Some(LedgerRow {
+                    name: r.name.unwrap_or_default(),
+                    checksum,
+                    state: LedgerState::parse(&state),
+                    error: r.error,
+                    execution_ms: r.execution_ms.unwrap_or(0),
+                    applied_by: r.applied_by.unwrap_or_default(),
+                    applied_at,
+                }),
+                _ => None,
+            },
+        })
+        .collect();
+    Ok((tracked, ledger_exists))
+}
+
+fn is_missing_table(err: &diesel::result::Error) -> bool {
+    let msg = err.to_string();
+    msg.contains("does not exist") || msg.contains("no such table")
+}
+
+/// Creates both tracking tables if absent. Callers hold the migration lock
+/// (PostgreSQL) or run this in an IMMEDIATE transaction (SQLite), because
+/// concurrent `CREATE TABLE IF NOT EXISTS` can still collide.
+pub fn create_tables(conn: &mut AnyConnection) -> Result<()> {
+    conn.batch_execute(CREATE_DIESEL_TABLE)?;
+    conn.batch_execute(CREATE_LEDGER_TABLE)?;
+    Ok(())
+}
+
+/// Is `version` in Diesel's table? (Re-checked inside each migration's
+/// transaction, so two migrators never apply the same one.)
+pub fn is_recorded(conn: &mut AnyConnection, version: &str) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = $1",
+    )
+    .bind::<Text, _>(version)
+    .get_result(conn)?;
+    Ok(count.n > 0)
+}
+
+/// Records `migration` as applied in both tables.
+pub fn record_applied(
+    conn: &mut AnyConnection,
+    migration: &LocalMigration,
+    execution_ms: i64,
+    applied_by: &str,
+) -> Result<()> {
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ($1)")
+        .bind::<Text, _>(migration.version())
+        .execute(conn)?;
+    write_ledger(
+        conn,
+        migration,
+        LedgerState::Applied,
+        None,
+        execution_ms,
+        applied_by,
+    )
+}
+
+/// Writes (inserts or replaces) the ledger row of `migration`.
+pub fn write_ledger(
+    conn: &mut AnyConnection,
+    migration: &LocalMigration,
+    state: LedgerState,
+    error: Option<&str>,
+    execution_ms: i64,
+    applied_by: &str,
+) -> Result<()> {
+    diesel::sql_query(
+        "INSERT INTO __taskdb_ledger
+             (version, name, checksum, state, error, execution_ms, applied_by, applied_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (version) DO UPDATE SET
+             name = excluded.name, checksum = excluded.checksum, state = excluded.state,
+             error = excluded.error, execution_ms = excluded.execution_ms,
+             applied_by = excluded.applied_by, applied_at = excluded.applied_at",
+    )
+    .bind::<Text, _>(migration.version())
+    .bind::<Text, _>(migration.dir_name())
+    .bind::<Text, _>(migration.checksum())
+    .bind::<Text, _>(state.as_str())
+    .bind::<Nullable<Text>, _>(error)
+    .bind::<BigInt, _>(execution_ms)
+    .bind::<Text, _>(applied_by)
+    .bind::<Timestamp, _>(now_utc())
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Gives a version applied by someone else (the diesel CLI) its ledger row,
+/// with the checksum of the SQL compiled into this taskdb.
+pub fn backfill(conn: &mut AnyConnection, migration: &LocalMigration) -> Result<()> {
+    diesel::sql_query(
+        "INSERT INTO __taskdb_ledger
+             (version, name, checksum, state, error, execution_ms, applied_by, applied_at)
+         SELECT $1, $2, $3, 'applied', NULL, 0, 'recorded by taskdb (applied elsewhere)', d.run_on
+           FROM __diesel_schema_migrations d
+          WHERE d.version = $1
+         ON CONFLICT (version) DO NOTHING",
+    )
+    .bind::<Text, _>(migration.version())
+    .bind::<Text, _>(migration.dir_name())
+    .bind::<Text, _>(migration.checksum())
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets `version` in both tables (after its `down.sql` ran).
+pub fn forget(conn: &mut AnyConnection, version: &str) -> Result<()> {
+    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = $1")
+        .bind::<Text, _>(version)
+        .execute(conn)?;
+    forget_ledger(conn, version)
+}
+
+/// Removes only the ledger row of `version`.
+pub fn forget_ledger(conn: &mut AnyConnection, version: &str) -> Result<()> {
+    diesel::sql_query("DELETE FROM __taskdb_ledger WHERE version = $1")
+        .bind::<Text, _>(version)
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The migration lock: one migrator at a time per database.
+//!
+//! PostgreSQL: a second connection opens a transaction and takes a
+//! transaction-level advisory lock, held until the run ends. A transaction
+//! pins its server connection even behind a transaction pooler (PgBouncer
+//! in transaction mode), where a session-level advisory lock would be held
+//! by whichever server connection ran it and leak. The lock is polled with
+//! `pg_try_advisory_xact_lock` and the transaction ended between tries, so
+//! waiting migrators do not pin pooler connections the holder needs. An
+//! idle transaction that holds only an advisory lock has no snapshot, so it
+//! does not hold up `CREATE INDEX CONCURRENTLY`. If the holder dies, the
+//! server ends its transaction and the lock is free.
+//!
+//! SQLite: the database file lock. Each migration runs in a `BEGIN
+//! IMMEDIATE` transaction that re-checks whether it is still pending, so no
+//! lock object is needed here.
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+
+use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::error::Result;
+
+/// Advisory lock key: "taskdb" in ASCII.
+pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_6462;
+
+/// Held for the length of a migration run; released on drop.
+pub struct MigrationLock {
+    /// The PostgreSQL connection whose open transaction holds the lock.
+    holder: Option<AnyConnection>,
+}
+
+impl MigrationLock {
+    /// Takes the lock, calling `on_wait` once if another migrator holds it.
+    pub fn acquire(url: &DatabaseUrl, mut on_wait: impl FnMut()) -> Result<Self> {
+        if url.backend() == db::Backend::Sqlite {
+            return Ok(MigrationLock { holder: None });
+        }
+        let mut conn = db::connect(url)?;
+        let started = Instant::now();
+        let mut told = false;
+        let mut attempt: u32 = 0;
+        loop {
+            conn.batch_execute("BEGIN")?;
+            if try_lock(&mut conn)? {
+                // The extended-protocol query above leaves its portal, and
+                // with it a snapshot, open until the next query; a snapshot
+                // would make CREATE INDEX CONCURRENTLY wait for this
+                // transaction. A simple query drops it.
+                conn.batch_execute("SELECT 1")?;
+                return Ok(MigrationLock { holder: Some(conn) });
+            }
+            conn.batch_execute("ROLLBACK")?;
+            if !told {
+                on_wait();
+                told = true;
+            }
+            attempt += 1;
+            std::thread::sleep(poll_delay(attempt, started.elapsed()));
+        }
+    }
+
+    /// Ends the holder's transaction now (also done on drop).
+    pub fn release(mut self) -> Result<()> {
+        if let Some(mut conn) = self.holder.take() {
+            conn.batch_execute("COMMIT")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MigrationLock {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.holder.take() {
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+fn try_lock(conn: &mut AnyConnection) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = Bool)]
+        locked: bool,
+    }
+    let row: Locked = diesel::sql_query(format!(
+        "SELECT pg_try_advisory_xact_lock({ADVISORY_LOCK_KEY}) AS locked"
+    ))
+    .get_result(conn)?;
+    Ok(row.locked)
+}
+
+/// 20 ms growing to 250 ms, with jitter from the clock so racing migrators
+/// do not poll in step.
+fn poll_delay(attempt: u32, waited: Duration) -> Duration {
+    let base = (20 * u64::from(attempt.min(12))).min(250);
+    let jitter = u64::from(waited.subsec_micros() % 20);
+    Duration::from_millis(base + jitter)
+}

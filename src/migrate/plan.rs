@@ -1,0 +1,246 @@
+//! The migration plan: the migrations compiled into taskdb joined with what
+//! the database has recorded, giving each one a state.
+
+use chrono::NaiveDateTime;
+
+use super::ledger::{self, LedgerState, TrackedVersion};
+use super::source::{self, LocalMigration};
+use crate::db::{AnyConnection, Backend};
+use crate::error::Result;
+
+/// Where one migration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// Applied, and its `up.sql` is what was applied.
+    Applied,
+    /// Not applied yet.
+    Pending,
+    /// A run without a transaction was cut off (process killed); the next
+    /// `migrate` finishes or redoes it.
+    Interrupted,
+    /// Applied, but its `up.sql` has changed since.
+    Modified,
+    /// Applied, but no longer among the migrations taskdb knows.
+    Missing,
+    /// A run without a transaction failed part-way: the database may hold
+    /// some of its changes.
+    Dirty,
+}
+
+impl MigrationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationState::Applied => "applied",
+            MigrationState::Pending => "pending",
+            MigrationState::Interrupted => "interrupted",
+            MigrationState::Modified => "modified",
+            MigrationState::Missing => "missing",
+            MigrationState::Dirty => "dirty",
+        }
+    }
+
+    /// States `migrate` refuses to run past.
+    pub fn blocks_migrate(self) -> bool {
+        matches!(
+            self,
+            MigrationState::Modified | MigrationState::Missing | MigrationState::Dirty
+        )
+    }
+}
+
+/// One row of the plan.
+#[derive(Debug, Clone)]
+pub struct PlanEntry {
+    pub version: String,
+    /// Directory name (from the code, or as the ledger remembers it).
+    pub name: String,
+    pub state: MigrationState,
+    /// The migration in the code, if it is there.
+    pub local: Option<LocalMigration>,
+    /// What the database recorded, if anything.
+    pub tracked: Option<TrackedVersion>,
+}
+
+impl PlanEntry {
+    /// When it was applied (ledger time, else Diesel's).
+    pub fn applied_at(&self) -> Option<NaiveDateTime> {
+        let tracked = self.tracked.as_ref()?;
+        if !tracked.recorded {
+            return None;
+        }
+        tracked
+            .ledger
+            .as_ref()
+            .map(|l| l.applied_at)
+            .or(tracked.run_on)
+    }
+
+    /// Applied (by anyone) without a taskdb ledger row yet.
+    pub fn needs_ledger_row(&self) -> bool {
+        matches!(&self.tracked, Some(t) if t.recorded && t.ledger.is_none())
+    }
+
+    /// The ledger's error for a dirty migration.
+    pub fn error(&self) -> Option<&str> {
+        self.tracked.as_ref()?.ledger.as_ref()?.error.as_deref()
+    }
+
+    /// True when the database has it recorded as applied.
+    pub fn is_recorded(&self) -> bool {
+        matches!(&self.tracked, Some(t) if t.recorded)
+    }
+}
+
+/// Every migration, in version order, with its state.
+#[derive(Debug, Clone)]
+pub struct MigrationPlan {
+    pub backend: Backend,
+    pub entries: Vec<PlanEntry>,
+    /// The ledger table exists (false before taskdb's first run).
+    pub ledger_exists: bool,
+}
+
+impl MigrationPlan {
+    /// Reads the tracking tables (one query when both exist) and joins them
+    /// with the compiled migrations. Changes nothing.
+    pub fn load(conn: &mut AnyConnection) -> Result<Self> {
+        let backend = conn.backend();
+        let (tracked, ledger_exists) = ledger::read(conn)?;
+        Ok(Self::build(
+            backend,
+            source::migrations(backend),
+            tracked,
+            ledger_exists,
+        ))
+    }
+
+    fn build(
+        backend: Backend,
+        local: Vec<LocalMigration>,
+        tracked: Vec<TrackedVersion>,
+        ledger_exists: bool,
+    ) -> Self {
+        let mut entries: Vec<PlanEntry> = local
+            .into_iter()
+            .map(|m| {
+                let version = m.version();
+                let tracked = tracked.iter().find(|t| t.version == version).cloned();
+                let state = state_of(Some(&m), tracked.as_ref());
+                PlanEntry {
+                    name: m.dir_name().to_string(),
+                    version,
+                    state,
+                    local: Some(m),
+                    tracked,
+                }
+            })
+            .collect();
+        for t in tracked {
+            if entries.iter().any(|e| e.version == t.version) {
+                continue;
+            }
+            let name = t
+                .ledger
+                .as_ref()
+                .map(|l| l.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| t.version.clone());
+            entries.push(PlanEntry {
+                version: t.version.clone(),
+                name,
+                state: state_of(None, Some(&t)),
+                local: None,
+                tracked: Some(t),
+            });
+        }
+        entries.sort_by(|a, b| a.version.cmp(&b.version));
+        MigrationPlan {
+            backend,
+            entries,
+            ledger_exists,
+        }
+    }
+
+    /// Migrations `migrate` would apply, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = &PlanEntry> {
+        self.entries.iter().filter(|e| {
+            matches!(
+                e.state,
+                MigrationState::Pending | MigrationState::Interrupted
+            )
+        })
+    }
+
+    /// Migrations recorded as applied, oldest first.
+    pub fn applied(&self) -> impl Iterator<Item = &PlanEntry> {
+        self.entries.iter().filter(|e| e.is_recorded())
+    }
+
+    /// Entries that stop `migrate`: modified, missing or dirty.
+    pub fn blockers(&self) -> Vec<&PlanEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.state.blocks_migrate())
+            .collect()
+    }
+
+    /// Nothing to apply, nothing wrong, nothing to record: the fast path.
+    pub fn is_up_to_date(&self) -> bool {
+        self.ledger_exists
+            && self
+                .entries
+                .iter()
+                .all(|e| e.state == MigrationState::Applied && !e.needs_ledger_row())
+    }
+
+    /// Number of entries in `state`.
+    pub fn count(&self, state: MigrationState) -> usize {
+        self.entries.iter().filter(|e| e.state == state).count()
+    }
+}
+
+fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) -> MigrationState {
+    let Some(tracked) = tracked else {
+        return MigrationState::Pending;
+    };
+    match tracked.ledger.as_ref().map(|l| l.state) {
+        Some(LedgerState::Failed) => return MigrationState::Dirty,
+        Some(LedgerState::Running) if !tracked.recorded => return MigrationState::Interrupted,
+        _ => {}
+    }
+    if !tracked.recorded {
+        return MigrationState::Pending;
+    }
+    let Some(local) = local else {
+        return MigrationState::Missing;
+    };
+    match &tracked.ledger {
+        Some(row) if row.checksum != local.checksum() => MigrationState::Modified,
+        _ => MigrationState::Applied,
+    }
+}
+
+/// One line per blocker, each naming the way out.
+pub fn describe_blockers(blockers: &[&PlanEntry]) -> String {
+    let lines: Vec<String> = blockers
+        .iter()
+        .map(|e| match e.state {
+            MigrationState::Modified => format!(
+                "{} was modified after it was applied (its up.sql no longer matches the recorded checksum): restore the file, or if the edit is deliberate and already reflected in the database run `taskdb repair`",
+                e.name
+            ),
+            MigrationState::Missing => format!(
+                "{} is applied in the database but no longer in this taskdb build: deploy a build that has it, or if it was removed on purpose run `taskdb repair` to forget it",
+                e.name
+            ),
+            MigrationState::Dirty => format!(
+                "{} failed part-way{}: fix the cause, then run `taskdb repair` to clear the mark and `taskdb migrate` to run it again",
+                e.name,
+                e.error().map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+            _ => e.name.clone(),
+        })
+        .collect();
+    lines.join("; ")
+}

@@ -1,0 +1,169 @@
+//! Tasks. Every query here takes the owner's user id and filters by it, so
+//! another user's task is indistinguishable from a missing one: there is no
+//! way to read or change a task without saying whose it is.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::now_utc;
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+use crate::schema::tasks;
+use crate::with_backend;
+
+/// The most rows [`list`] returns when the caller gives no limit.
+pub const DEFAULT_LIST_LIMIT: i64 = 100;
+
+/// A row of `tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]
+#[diesel(table_name = tasks)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct Task {
+    pub id: i32,
+    pub user_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A task to create; its owner is a separate argument of [`create`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewTask<'a> {
+    pub title: &'a str,
+    pub description: Option<&'a str>,
+    pub completed: bool,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = tasks)]
+struct TaskRow<'a> {
+    user_id: &'a str,
+    title: &'a str,
+    description: Option<&'a str>,
+    completed: bool,
+}
+
+/// Fields to change; `None` leaves a field as it is. `description:
+/// Some(None)` clears the description.
+#[derive(Debug, Clone, Copy, Default, AsChangeset)]
+#[diesel(table_name = tasks)]
+pub struct TaskChanges<'a> {
+    pub title: Option<&'a str>,
+    pub description: Option<Option<&'a str>>,
+    pub completed: Option<bool>,
+}
+
+/// Which of a user's tasks [`list`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskFilter {
+    /// Only done (`Some(true)`) or open (`Some(false)`) tasks.
+    pub completed: Option<bool>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+impl Default for TaskFilter {
+    fn default() -> Self {
+        TaskFilter {
+            completed: None,
+            limit: DEFAULT_LIST_LIMIT,
+        }
+    }
+}
+
+fn validate_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(Error::InvalidInput("task title must not be empty".into()));
+    }
+    if title.len() > 255 {
+        return Err(Error::InvalidInput(
+            "task title is longer than 255 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a task owned by `owner`. Fails with a foreign-key error when no
+/// such user exists.
+pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
+    validate_title(new.title)?;
+    let row = TaskRow {
+        user_id: owner,
+        title: new.title,
+        description: new.description,
+        completed: new.completed,
+    };
+    let task = with_backend!(conn, |c| diesel::insert_into(tasks::table)
+        .values(&row)
+        .returning(Task::as_returning())
+        .get_result(c))?;
+    Ok(task)
+}
+
+/// `owner`'s tasks, newest first, optionally only done or open ones.
+pub fn list(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
+    let mut query = tasks::table
+        .filter(tasks::user_id.eq(owner))
+        .select(Task::as_select())
+        .order((tasks::created_at.desc(), tasks::id.desc()))
+        .limit(filter.limit.max(0))
+        .into_boxed();
+    if let Some(completed) = filter.completed {
+        query = query.filter(tasks::completed.eq(completed));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// One of `owner`'s tasks; `None` if it does not exist or is someone else's.
+pub fn get(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<Option<Task>> {
+    Ok(tasks::table
+        .filter(tasks::id.eq(id))
+        .filter(tasks::user_id.eq(owner))
+        .select(Task::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Changes one of `owner`'s tasks and returns it as stored; `None` if it does
+/// not exist or is someone else's (nothing is changed then).
+pub fn update(
+    conn: &mut AnyConnection,
+    owner: &str,
+    id: i32,
+    changes: TaskChanges<'_>,
+) -> Result<Option<Task>> {
+    if let Some(title) = changes.title {
+        validate_title(title)?;
+    }
+    let target = tasks::table
+        .filter(tasks::id.eq(id))
+        .filter(tasks::user_id.eq(owner));
+    let task = with_backend!(conn, |c| diesel::update(target)
+        .set((&changes, tasks::updated_at.eq(now_utc())))
+        .returning(Task::as_returning())
+        .get_result(c)
+        .optional())?;
+    Ok(task)
+}
+
+/// Deletes one of `owner`'s tasks; false if it does not exist or is someone
+/// else's (nothing is deleted then).
+pub fn delete(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<bool> {
+    let deleted = diesel::delete(
+        tasks::table
+            .filter(tasks::id.eq(id))
+            .filter(tasks::user_id.eq(owner)),
+    )
+    .execute(conn)?;
+    Ok(deleted > 0)
+}
+
+/// How many tasks `owner` has.
+pub fn count(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+    Ok(tasks::table
+        .filter(tasks::user_id.eq(owner))
+        .count()
+        .get_result(conn)?)
+}

@@ -1,0 +1,212 @@
+//! Accounts: the `users` table, password hashing and login.
+
+use std::sync::OnceLock;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{lower, now_utc};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+use crate::schema::users;
+
+/// bcrypt cost used for every stored password (the app's existing hashes
+/// use 12, so they verify and cost the same).
+pub const BCRYPT_COST: u32 = 12;
+
+/// bcrypt reads at most this many bytes of a password.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// A row of `users`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]
+#[diesel(table_name = users)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub name: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a caller supplies to create a user; the password is hashed here.
+#[derive(Debug, Clone, Copy)]
+pub struct NewUser<'a> {
+    /// Generated (a UUID) when `None`.
+    pub id: Option<&'a str>,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: Option<&'a str>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct UserRow<'a> {
+    id: &'a str,
+    email: &'a str,
+    password_hash: &'a str,
+    name: Option<&'a str>,
+}
+
+/// Checks an email the way sign-up should: one `@`, something on both
+/// sides, a dot in the domain, no spaces, at most 255 bytes.
+pub fn validate_email(email: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::InvalidInput(format!(
+            "invalid email `{email}`: {why}"
+        )))
+    };
+    if email.len() > 255 {
+        return bad("longer than 255 bytes");
+    }
+    if email.chars().any(char::is_whitespace) {
+        return bad("contains whitespace");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.') =>
+        {
+            Ok(())
+        }
+        _ => bad("expected name@domain.tld"),
+    }
+}
+
+/// Refuses passwords bcrypt would mangle: empty ones, and ones longer than
+/// its 72-byte input (bcrypt would silently ignore the rest).
+pub fn validate_password(password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(Error::InvalidInput("password must not be empty".into()));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::PasswordTooLong(password.len()));
+    }
+    Ok(())
+}
+
+/// Hashes a password with bcrypt at [`BCRYPT_COST`] after validating it.
+pub fn hash_password(password: &str) -> Result<String> {
+    validate_password(password)?;
+    Ok(bcrypt::hash(password, BCRYPT_COST)?)
+}
+
+/// Creates a user. Fails with [`Error::EmailTaken`] when the email exists in
+/// any letter case (the database enforces it; this only names the error).
+pub fn create(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<User> {
+    validate_email(new.email)?;
+    let hash = hash_password(new.password)?;
+    insert_hashed(conn, new.id, new.email, &hash, new.name)
+}
+
+/// Inserts a user whose password is already hashed (demo data reuses one
+/// hash for many users; adopting keeps existing hashes).
+pub fn insert_hashed(
+    conn: &mut AnyConnection,
+    id: Option<&str>,
+    email: &str,
+    password_hash: &str,
+    name: Option<&str>,
+) -> Result<User> {
+    let generated;
+    let id = match id {
+        Some(id) if id.is_empty() || id.len() > 255 => {
+            return Err(Error::InvalidInput(format!(
+                "invalid user id `{id}`: must be 1 to 255 bytes"
+            )))
+        }
+        Some(id) => id,
+        None => {
+            generated = uuid::Uuid::new_v4().to_string();
+            &generated
+        }
+    };
+    let row = UserRow {
+        id,
+        email,
+        password_hash,
+        name,
+    };
+    let inserted = diesel::insert_into(users::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(Error::from);
+    match inserted {
+        Err(e) if e.is_unique_violation() => {
+            if find_by_id(conn, id)?.is_some() {
+                Err(Error::UserIdTaken(id.to_string()))
+            } else {
+                Err(Error::EmailTaken(email.to_string()))
+            }
+        }
+        Err(e) => Err(e),
+        Ok(_) => find_by_id(conn, id)?
+            .ok_or_else(|| Error::InvalidInput(format!("user `{id}` vanished after insert"))),
+    }
+}
+
+/// Finds a user by id.
+pub fn find_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The login lookup: email compared ignoring case, served by the
+/// `lower(email)` unique index on both backends.
+pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(lower(users::email).eq(lower(email)))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Checks an email and password. Returns the user on success and `None` for
+/// a wrong password or an unknown email alike; both cases spend one bcrypt
+/// verification, so response time does not reveal which emails exist.
+pub fn authenticate(conn: &mut AnyConnection, email: &str, password: &str) -> Result<Option<User>> {
+    let user = find_by_email(conn, email)?;
+    let hash = match &user {
+        Some(user) => user.password_hash.as_str(),
+        None => dummy_hash(),
+    };
+    // An over-long password cannot have been stored; still pay the cost.
+    let ok =
+        password.len() <= MAX_PASSWORD_BYTES && bcrypt::verify(password, hash).unwrap_or(false);
+    Ok(user.filter(|_| ok))
+}
+
+/// A hash of a random password at the real cost, for unknown emails.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        bcrypt::hash(uuid::Uuid::new_v4().to_string(), BCRYPT_COST)
+            // Hashing a 36-byte string cannot fail; fall back to a fixed
+            // cost-12 hash of an unknown password all the same.
+            .unwrap_or_else(|_| {
+                "$2b$12$C6UzMDM.H6dfI/f/IKxGhuW1nP8l8sKc9j0v8M1s1y3Yqk1c9r6xS".to_string()
+            })
+    })
+}
+
+/// Deletes a user; the database deletes their tasks with them (ON DELETE
+/// CASCADE). Returns whether a user was deleted.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+    Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)
+}
+
+/// Changes a user's display name; `updated_at` moves with it.
+pub fn rename(conn: &mut AnyConnection, id: &str, name: Option<&str>) -> Result<bool> {
+    Ok(diesel::update(users::table.find(id))
+        .set((users::name.eq(name), users::updated_at.eq(now_utc())))
+        .execute(conn)?
+        > 0)
+}
