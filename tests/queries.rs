@@ -1,0 +1,348 @@
+//! The typed queries, run against both backends from one set of tests.
+
+mod common;
+
+use diesel::connection::SimpleConnection;
+use taskdb::models::{task, user, NewTask, NewUser, TaskChanges, TaskFilter};
+use taskdb::Error;
+
+fn new_user<'a>(id: &'a str, email: &'a str) -> NewUser<'a> {
+    NewUser {
+        id: Some(id),
+        email,
+        password: "pw-for-tests",
+        name: Some("Someone"),
+    }
+}
+
+both_backends!(create_and_find_user_ignoring_case, migrated, |db| {
+    let mut conn = db.conn();
+    let created = user::create(&mut conn, new_user("u1", "Alice@Example.com")).unwrap();
+    assert_eq!(created.email, "Alice@Example.com");
+    assert!(created.password_hash.starts_with("$2b$12$"));
+    let found = user::find_by_email(&mut conn, "alice@EXAMPLE.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "u1");
+    assert!(user::find_by_email(&mut conn, "bob@example.com")
+        .unwrap()
+        .is_none());
+});
+
+both_backends!(email_unique_ignoring_case_in_the_database, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("u1", "test@example.com")).unwrap();
+    let err = user::create(&mut conn, new_user("u2", "TEST@example.com")).unwrap_err();
+    assert!(matches!(err, Error::EmailTaken(_)), "{err}");
+    // Enforced by the database itself, not by the library.
+    let raw = conn.batch_execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u3', 'Test@Example.COM', 'x')",
+    );
+    assert!(raw.is_err());
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM users"), 1);
+});
+
+both_backends!(generated_ids_and_duplicate_ids, migrated, |db| {
+    let mut conn = db.conn();
+    let a = user::create(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "a@example.com",
+            password: "pw",
+            name: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(a.id.len(), 36);
+    let err = user::create(&mut conn, new_user(&a.id, "other@example.com")).unwrap_err();
+    assert!(matches!(err, Error::UserIdTaken(_)), "{err}");
+});
+
+both_backends!(authenticate_right_wrong_unknown, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("u1", "a@example.com")).unwrap();
+    let ok = user::authenticate(&mut conn, "A@example.com", "pw-for-tests").unwrap();
+    assert_eq!(ok.map(|u| u.id).as_deref(), Some("u1"));
+    assert!(user::authenticate(&mut conn, "a@example.com", "wrong")
+        .unwrap()
+        .is_none());
+    assert!(
+        user::authenticate(&mut conn, "nobody@example.com", "pw-for-tests")
+            .unwrap()
+            .is_none()
+    );
+    let long = "x".repeat(100);
+    assert!(user::authenticate(&mut conn, "a@example.com", &long)
+        .unwrap()
+        .is_none());
+});
+
+both_backends!(passwords_bcrypt_refuses, migrated, |db| {
+    let mut conn = db.conn();
+    let long = "p".repeat(73);
+    let err = user::create(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "a@example.com",
+            password: &long,
+            name: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::PasswordTooLong(73)), "{err}");
+    let err = user::create(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "a@example.com",
+            password: "",
+            name: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    let err = user::create(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "not-an-email",
+            password: "pw",
+            name: None,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM users"), 0);
+});
+
+both_backends!(task_crud_scoped_by_owner, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("alice", "alice@example.com")).unwrap();
+    user::create(&mut conn, new_user("bob", "bob@example.com")).unwrap();
+    let t = task::create(
+        &mut conn,
+        "alice",
+        NewTask {
+            title: "write",
+            description: Some("docs"),
+            completed: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(t.user_id, "alice");
+    assert!(!t.completed);
+
+    // Bob can neither read, change nor delete Alice's task: it looks missing.
+    assert!(task::get(&mut conn, "bob", t.id).unwrap().is_none());
+    let bob_update = task::update(
+        &mut conn,
+        "bob",
+        t.id,
+        TaskChanges {
+            title: Some("pwned"),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(bob_update.is_none());
+    assert!(!task::delete(&mut conn, "bob", t.id).unwrap());
+    assert!(task::list(&mut conn, "bob", TaskFilter::default())
+        .unwrap()
+        .is_empty());
+    let still = task::get(&mut conn, "alice", t.id).unwrap().unwrap();
+    assert_eq!(still.title, "write");
+
+    // Alice can.
+    let done = task::update(
+        &mut conn,
+        "alice",
+        t.id,
+        TaskChanges {
+            completed: Some(true),
+            description: Some(None),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert!(done.completed);
+    assert_eq!(done.description, None);
+    assert!(done.updated_at >= t.updated_at);
+    assert!(task::delete(&mut conn, "alice", t.id).unwrap());
+    assert!(task::get(&mut conn, "alice", t.id).unwrap().is_none());
+    // A missing task behaves exactly like another user's.
+    assert!(
+        task::update(&mut conn, "alice", t.id, TaskChanges::default())
+            .unwrap()
+            .is_none()
+    );
+});
+
+both_backends!(list_filters_orders_and_limits, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("alice", "alice@example.com")).unwrap();
+    for i in 0..5 {
+        task::create(
+            &mut conn,
+            "alice",
+            NewTask {
+                title: &format!("task {i}"),
+                description: None,
+                completed: i % 2 == 0,
+            },
+        )
+        .unwrap();
+    }
+    let all = task::list(&mut conn, "alice", TaskFilter::default()).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].title, "task 4", "newest first");
+    let done = task::list(
+        &mut conn,
+        "alice",
+        TaskFilter {
+            completed: Some(true),
+            limit: 10,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        done.iter().map(|t| t.title.as_str()).collect::<Vec<_>>(),
+        ["task 4", "task 2", "task 0"]
+    );
+    let open = task::list(
+        &mut conn,
+        "alice",
+        TaskFilter {
+            completed: Some(false),
+            limit: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].title, "task 3");
+    assert_eq!(task::count(&mut conn, "alice").unwrap(), 5);
+});
+
+both_backends!(deleting_a_user_cascades_to_tasks, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("alice", "alice@example.com")).unwrap();
+    user::create(&mut conn, new_user("bob", "bob@example.com")).unwrap();
+    task::create(
+        &mut conn,
+        "alice",
+        NewTask {
+            title: "a",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    task::create(
+        &mut conn,
+        "bob",
+        NewTask {
+            title: "b",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(user::delete(&mut conn, "alice").unwrap());
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id = 'alice'"),
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id = 'bob'"),
+        1
+    );
+});
+
+both_backends!(tasks_need_an_existing_owner, migrated, |db| {
+    let mut conn = db.conn();
+    let err = task::create(
+        &mut conn,
+        "ghost",
+        NewTask {
+            title: "a",
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("foreign key"),
+        "{err}"
+    );
+    let err = task::create(
+        &mut conn,
+        "ghost",
+        NewTask {
+            title: " ",
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)));
+});
+
+both_backends!(updated_at_trigger_for_raw_sql, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("alice", "alice@example.com")).unwrap();
+    db.execute(
+        "UPDATE users SET updated_at = '2000-01-01 00:00:00', created_at = '2000-01-01 00:00:00'",
+    );
+    db.execute("UPDATE users SET name = 'Renamed'");
+    let u = user::find_by_id(&mut conn, "alice").unwrap().unwrap();
+    assert_eq!(u.name.as_deref(), Some("Renamed"));
+    assert!(
+        u.updated_at > u.created_at,
+        "trigger kept updated_at current"
+    );
+});
+
+#[test]
+fn both_backends_give_the_same_answers() {
+    let answers: Vec<Vec<String>> = common::BOTH
+        .iter()
+        .map(|&backend| {
+            let db = common::TestDb::migrated(backend);
+            let mut conn = db.conn();
+            user::create(&mut conn, new_user("alice", "Alice@example.com")).unwrap();
+            for (i, title) in ["one", "two", "three"].iter().enumerate() {
+                task::create(
+                    &mut conn,
+                    "alice",
+                    NewTask {
+                        title,
+                        description: None,
+                        completed: i == 1,
+                    },
+                )
+                .unwrap();
+            }
+            let mut out = vec![
+                user::find_by_email(&mut conn, "ALICE@example.com")
+                    .unwrap()
+                    .unwrap()
+                    .email,
+            ];
+            for filter in [None, Some(true), Some(false)] {
+                let titles: Vec<String> = task::list(
+                    &mut conn,
+                    "alice",
+                    TaskFilter {
+                        completed: filter,
+                        limit: 10,
+                    },
+                )
+                .unwrap()
+                .into_iter()
+                .map(|t| format!("{}:{}", t.title, t.completed))
+                .collect();
+                out.push(titles.join(","));
+            }
+            out
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+}
