@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpListener;
 
 use assert_cmd::Command;
-use common::{taskdb_cmd, TestDb};
+use common::taskdb_cmd;
 use predicates::prelude::*;
 use predicates::str::contains;
 
