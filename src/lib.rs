@@ -11,10 +11,10 @@
 //!
 //! # fn main() -> taskdb::Result<()> {
 //! let url = db::DatabaseUrl::parse("postgres://app@localhost/tasks")?;
+//! let applied = migrate::run_pending(&url)?; // on every start; a no-op costs one query
+//! println!("applied {} migrations", applied.len());
 //! let pool = db::pool(&url, 8)?;
 //! let mut conn = pool.get().map_err(|e| taskdb::Error::Pool(e.to_string()))?;
-//! let applied = migrate::run_pending(&mut conn)?; // on every start; a no-op costs one query
-//! println!("applied {} migrations", applied.len());
 //!
 //! let alice = user::create(&mut conn, NewUser { id: None, email: "alice@example.com", password: "correct horse", name: None })?;
 //! task::create(&mut conn, &alice.id, NewTask { title: "write docs", ..Default::default() })?;
@@ -37,6 +37,11 @@ pub mod migrate;
 pub mod models;
 pub mod schema;
 pub mod seed;
+
+// Compiles the README's Rust snippets as doc tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
 pub use error::{Error, Result};
