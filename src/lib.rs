@@ -30,6 +30,7 @@
 //! - `TASKDB_LOCK_TIMEOUT`: how long one DDL statement may wait for a table
 //!   lock (default `2s`), same as `--lock-timeout`.
 
+pub mod adopt;
 pub mod cli;
 pub mod db;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod migrate;
 pub mod models;
 pub mod schema;
 pub mod seed;
+pub mod verify;
 
 // Compiles the README's Rust snippets as doc tests, so they stay true.
 #[cfg(doctest)]

@@ -16,6 +16,11 @@ pub struct Opts {
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
 
+    /// Print the SQL each pending migration would run, in order, marked
+    /// `(in a transaction)` or `(no transaction)`, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub migration: MigrationOpts,
 }
@@ -26,6 +31,9 @@ pub fn run(
     global: &GlobalOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
+    if opts.dry_run {
+        return super::dry_run::migrate(opts.to.as_deref(), db, global, &opts.migration, out);
+    }
     let mut migrator = migrator(db, global, &opts.migration);
     if let Some(to) = &opts.to {
         // An unknown version is an error before anything connects.

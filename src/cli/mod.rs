@@ -3,7 +3,9 @@
 //! command and turns errors into one `error: …` line and an exit code
 //! (0 ok, 1 failure, 2 usage).
 
+mod adopt;
 mod config;
+mod dry_run;
 mod migrate;
 mod output;
 mod redo;
@@ -11,6 +13,7 @@ mod repair;
 mod rollback;
 mod seed;
 mod status;
+mod verify;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -72,6 +75,21 @@ pub enum Command {
     Seed(seed::Opts),
     /// Accept an edited migration, forget a removed one, or clear a dirty mark
     Repair(repair::Opts),
+    /// Compare the live schema with taskdb's migrations; report drift,
+    /// invalid and redundant indexes (exit 1 on any difference)
+    Verify(verify::Opts),
+    /// Bring a PostgreSQL database migrated by the old Python runner under
+    /// taskdb, recording the migrations it already satisfies
+    Adopt(adopt::Opts),
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document on stdout, nothing else (for scripts and CI).
+    Json,
 }
 
 /// Settings of commands that change the schema.
@@ -163,8 +181,22 @@ impl Command {
     fn prefers_direct_url(&self) -> bool {
         matches!(
             self,
-            Command::Migrate(_) | Command::Rollback(_) | Command::Redo(_) | Command::Repair(_)
+            Command::Migrate(_)
+                | Command::Rollback(_)
+                | Command::Redo(_)
+                | Command::Repair(_)
+                | Command::Verify(_)
+                | Command::Adopt(_)
         )
+    }
+
+    /// In JSON mode stdout carries the JSON document only.
+    fn prints_json(&self) -> bool {
+        match self {
+            Command::Status(opts) => opts.format == OutputFormat::Json,
+            Command::Verify(opts) => opts.format == OutputFormat::Json,
+            _ => false,
+        }
     }
 }
 
@@ -174,7 +206,9 @@ pub fn run(
     db: &DatabaseChoice,
     out: &mut output::Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    writeln!(out, "database: {}", db.describe())?;
+    if !cli.command.prints_json() {
+        writeln!(out, "database: {}", db.describe())?;
+    }
     match &cli.command {
         Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),
         Command::Status(opts) => status::run(opts, db, &cli.global, out),
@@ -182,6 +216,8 @@ pub fn run(
         Command::Redo(opts) => redo::run(opts, db, &cli.global, out),
         Command::Seed(opts) => seed::run(opts, db, &cli.global, out),
         Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
+        Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
+        Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),
     }
 }
 

@@ -30,6 +30,11 @@ pub struct Opts {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    /// Print the SQL (down.sql) each step would run, newest first, marked
+    /// `(in a transaction)` or `(no transaction)`, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     #[command(flatten)]
     pub migration: MigrationOpts,
 }
@@ -47,6 +52,9 @@ pub fn run(
     } else {
         RollbackTarget::Steps(opts.steps.unwrap_or(1) as usize)
     };
+    if opts.dry_run {
+        return super::dry_run::rollback(&target, db, global, &opts.migration, out);
+    }
     let mut migrator = migrator(db, global, &opts.migration);
     let reverting = migrator.rollback_targets(&target)?;
     if reverting.is_empty() {

@@ -16,6 +16,17 @@ pub struct Opts {
     /// dirty (for CI and deploy gates)
     #[arg(long)]
     pub check: bool,
+
+    /// Output format: `text`, or `json`: one object {"database": URL without
+    /// password, "backend": "postgres"|"sqlite", "total", "applied",
+    /// "pending": counts, "migrations": [{"version": "20260208000001",
+    /// "name": directory name, "state": applied|pending|interrupted|
+    /// modified|missing|dirty, "applied_at": "2026-02-08T12:00:00Z" or null,
+    /// "checksum": "ok" (matches the recorded one) | "modified" |
+    /// "unrecorded" (applied by another tool, no checksum yet) | null (not
+    /// applied, or not in this build), "execution_ms": number or null}]}
+    #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
+    pub format: super::OutputFormat,
 }
 
 pub fn run(
@@ -26,7 +37,11 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let mut conn = db::connect_with_wait(&db.url, global.wait)?;
     let plan = MigrationPlan::load(&mut conn)?;
-    print_plan(&plan, out)?;
+    if opts.format == super::OutputFormat::Json {
+        json::print(&plan, db, out)?;
+    } else {
+        print_plan(&plan, out)?;
+    }
     let clean = plan
         .entries
         .iter()
@@ -90,4 +105,83 @@ fn capitalised(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// `status --format json`. The fields are a stable interface for deploy
+/// scripts and CI; see `Opts::format` for their meaning.
+mod json {
+    use std::io::Write;
+
+    use crate::cli::output::Output;
+    use crate::cli::DatabaseChoice;
+    use crate::migrate::{MigrationPlan, PlanEntry};
+
+    #[derive(serde::Serialize)]
+    struct Status<'a> {
+        database: &'a str,
+        backend: crate::Backend,
+        total: usize,
+        applied: usize,
+        pending: usize,
+        migrations: Vec<Migration<'a>>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Migration<'a> {
+        version: &'a str,
+        name: &'a str,
+        state: &'static str,
+        applied_at: Option<String>,
+        checksum: Option<&'static str>,
+        execution_ms: Option<i64>,
+    }
+
+    fn checksum_state(entry: &PlanEntry) -> Option<&'static str> {
+        let tracked = entry.tracked.as_ref()?;
+        match (&tracked.ledger, &entry.local) {
+            (Some(row), Some(local)) => Some(if row.checksum == local.checksum() {
+                "ok"
+            } else {
+                "modified"
+            }),
+            (None, _) if tracked.recorded => Some("unrecorded"),
+            _ => None,
+        }
+    }
+
+    pub(super) fn print(
+        plan: &MigrationPlan,
+        db: &DatabaseChoice,
+        out: &mut Output<'_>,
+    ) -> anyhow::Result<()> {
+        let status = Status {
+            database: db.url.redacted(),
+            backend: plan.backend,
+            total: plan.entries.len(),
+            applied: plan.applied().count(),
+            pending: plan.pending().count(),
+            migrations: plan
+                .entries
+                .iter()
+                .map(|e| Migration {
+                    version: &e.version,
+                    name: &e.name,
+                    state: e.state.as_str(),
+                    applied_at: e
+                        .applied_at()
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    checksum: checksum_state(e),
+                    execution_ms: e
+                        .tracked
+                        .as_ref()
+                        .filter(|t| t.recorded)
+                        .and_then(|t| t.ledger.as_ref())
+                        .map(|l| l.execution_ms),
+                })
+                .collect(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &status)?;
+        writeln!(out)?;
+        Ok(())
+    }
 }

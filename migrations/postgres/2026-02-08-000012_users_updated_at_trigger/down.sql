@@ -1,0 +1,3 @@
+-- Deliberately a no-op: on a database taskdb created, the trigger belongs
+-- to create_users.
+SELECT 1;

@@ -1,0 +1,94 @@
+//! `migrate --dry-run` and `rollback --dry-run`: the SQL each step would
+//! run, in order, each marked `(in a transaction)` or `(no transaction)`.
+//! Only reads: the plan comes from the tracking tables as they are (missing
+//! ones read as empty and are not created), no lock is taken, nothing is
+//! written. Every line that is not a migration's own SQL starts with `--`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::migrate::migrator;
+use super::output::Output;
+use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
+
+fn header(out: &mut Output<'_>, step: usize, m: &LocalMigration, file: &str) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "-- [{step}] {}/{file}  ({})",
+        m.dir_name(),
+        if m.run_in_transaction() {
+            "in a transaction"
+        } else {
+            "no transaction"
+        }
+    )
+}
+
+/// Prints what `taskdb migrate [--to VERSION]` would apply.
+pub fn migrate(
+    to: Option<&str>,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    opts: &MigrationOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    let limit = to
+        .map(|v| resolve(db.url.backend(), v).map(|m| m.version()))
+        .transpose()?;
+    let mut migrator = migrator(db, global, opts);
+    let plan = migrator.plan()?;
+    let blockers = plan.blockers();
+    if !blockers.is_empty() {
+        anyhow::bail!("migrate would refuse: {}", describe_blockers(&blockers));
+    }
+    let todo: Vec<LocalMigration> = plan
+        .pending()
+        .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
+        .filter_map(|e| e.local)
+        .collect();
+    writeln!(
+        out,
+        "-- Dry run: migrate would apply {} migration(s), in this order. Nothing was changed.",
+        todo.len()
+    )?;
+    for (i, m) in todo.iter().enumerate() {
+        writeln!(out)?;
+        header(out, i + 1, m, "up.sql")?;
+        writeln!(out, "{}", m.up_sql().trim_end())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what `taskdb rollback` would revert for `target`.
+pub fn rollback(
+    target: &RollbackTarget,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    opts: &MigrationOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    let mut migrator = migrator(db, global, opts);
+    let reverting = migrator.rollback_targets(target)?;
+    writeln!(
+        out,
+        "-- Dry run: rollback would revert {} migration(s), newest first. Nothing was changed.",
+        reverting.len()
+    )?;
+    for loss in migrator.data_loss(&reverting)? {
+        writeln!(
+            out,
+            "-- It would drop table {} holding {} row(s) (by {}).",
+            loss.table, loss.rows, loss.migration
+        )?;
+    }
+    for (i, m) in reverting.iter().enumerate() {
+        writeln!(out)?;
+        header(out, i + 1, m, "down.sql")?;
+        match m.down_sql() {
+            Some(sql) => writeln!(out, "{}", sql.trim_end())?,
+            None => writeln!(out, "-- no down.sql: rollback would stop here with an error")?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

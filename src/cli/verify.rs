@@ -1,0 +1,218 @@
+//! `taskdb verify`: the live schema against the one taskdb's migrations
+//! produce, plus INVALID indexes, NOT VALID constraints and duplicate or
+//! redundant indexes. Exit 1 on any difference.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::output::Output;
+use super::{DatabaseChoice, GlobalOpts, OutputFormat};
+use crate::db;
+use crate::verify::catalog::{ConstraintKind, Index, Table};
+use crate::verify::{self, Report};
+
+/// Compares the live schema with the schema taskdb's migrations produce,
+/// built fresh for the comparison: on PostgreSQL in a scratch database
+/// `taskdb_verify_<random>` created and dropped on the same server (needs
+/// CREATEDB; without it, in a schema of a transaction that is rolled back),
+/// on SQLite in memory. Compares tables, columns (type, nullability,
+/// default), primary keys, unique rules, foreign keys (ON DELETE), indexes
+/// and the updated_at triggers, and always reports INVALID indexes, NOT
+/// VALID constraints and duplicate or redundant indexes. Tracking tables
+/// (__diesel_schema_migrations, __taskdb_ledger, the Python runner's
+/// schema_migrations) are ignored. Exits 1 when anything differs.
+///
+/// JSON output (--format json), one object:
+///   database       the URL, password removed
+///   backend        "postgres" | "sqlite"
+///   clean          true when nothing differs (exit 0)
+///   expected_from  "scratch_database" | "scratch_schema" | "in_memory"
+///   differences    [{kind, object, expected, actual}]; expected/actual are
+///                  strings, or null when the object should not exist / is
+///                  absent. kind is one of missing_table, extra_table,
+///                  missing_column, extra_column, column_type,
+///                  column_nullability, column_default, missing_constraint,
+///                  extra_constraint, changed_constraint, missing_index,
+///                  extra_index, changed_index, missing_trigger,
+///                  extra_trigger, changed_trigger, invalid_index,
+///                  not_valid_constraint, duplicate_index, redundant_index
+///   schema         the live schema: {tables: {name: {name, columns: [{name,
+///                  type, nullable, default}], constraints: [{name, kind,
+///                  columns, references, on_delete, validated, definition}],
+///                  indexes: [{name, columns, unique, primary, valid,
+///                  partial, method, constraint, definition}], triggers:
+///                  [{name, definition}]}}}
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct Opts {
+    /// Output format: `text` (a report for people) or `json` (one object
+    /// with the fields listed above, for scripts and CI)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// The JSON document `verify --format json` prints.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    database: &'a str,
+    backend: crate::Backend,
+    clean: bool,
+    expected_from: verify::ExpectedSource,
+    differences: &'a [verify::Difference],
+    schema: &'a verify::catalog::Schema,
+}
+
+pub fn run(
+    opts: &Opts,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+    let report = verify::verify(&db.url, &mut conn)?;
+    match opts.format {
+        OutputFormat::Json => {
+            let json = JsonReport {
+                database: db.url.redacted(),
+                backend: report.backend,
+                clean: report.is_clean(),
+                expected_from: report.expected_from,
+                differences: &report.differences,
+                schema: &report.actual,
+            };
+            serde_json::to_writer_pretty(&mut *out, &json)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Text => print_report(&report, out)?,
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
+    writeln!(out, "Database Schema Verification ({})", report.backend)?;
+    writeln!(
+        out,
+        "Expected schema: built in {}",
+        report.expected_from.describe()
+    )?;
+    // The seed's order: users, then tasks, then anything else.
+    let mut tables: Vec<&Table> = report.actual.tables.values().collect();
+    tables.sort_by_key(|t| (t.name != "users", t.name != "tasks", t.name.clone()));
+    for table in &tables {
+        writeln!(out)?;
+        writeln!(out, "{} Table:", capitalised(&table.name))?;
+        writeln!(
+            out,
+            "{:<15} {:<28} {:<9} Default",
+            "Column", "Type", "Nullable"
+        )?;
+        for c in &table.columns {
+            writeln!(
+                out,
+                "{:<15} {:<28} {:<9} {}",
+                c.name,
+                c.data_type,
+                if c.nullable { "NULL" } else { "NOT NULL" },
+                c.default.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    for table in &tables {
+        writeln!(out)?;
+        writeln!(out, "Indexes on {}:", capitalised(&table.name))?;
+        if table.indexes.is_empty() {
+            writeln!(out, "- none")?;
+        }
+        for index in &table.indexes {
+            writeln!(out, "- {}", describe_index(index))?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "Foreign Key Constraints:")?;
+    let mut any = false;
+    for table in &tables {
+        for fk in table
+            .constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::ForeignKey)
+        {
+            any = true;
+            let (ref_table, ref_cols) = fk.references.clone().unwrap_or_default();
+            writeln!(
+                out,
+                "{}: {}.{} -> {}.{} (ON DELETE {}){}",
+                fk.name,
+                table.name,
+                fk.columns.join(","),
+                ref_table,
+                ref_cols.join(","),
+                fk.on_delete.as_deref().unwrap_or("NO ACTION"),
+                if fk.validated { "" } else { " NOT VALID" }
+            )?;
+        }
+    }
+    if !any {
+        writeln!(out, "none")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Triggers:")?;
+    for table in &tables {
+        for trigger in &table.triggers {
+            writeln!(out, "- {} on {}", trigger.name, table.name)?;
+        }
+    }
+    writeln!(out)?;
+    if report.is_clean() {
+        writeln!(
+            out,
+            "✓ The schema matches taskdb's migrations; no invalid, unvalidated or redundant objects."
+        )?;
+    } else {
+        writeln!(out, "✗ {} difference(s):", report.differences.len())?;
+        for d in &report.differences {
+            writeln!(out, "  {d}")?;
+        }
+    }
+    Ok(())
+}
+
+fn describe_index(index: &Index) -> String {
+    let what = if index.primary {
+        "PRIMARY KEY on "
+    } else if index.unique {
+        "UNIQUE on "
+    } else {
+        "on "
+    };
+    let mut notes = Vec::new();
+    if !index.valid {
+        notes.push("INVALID");
+    }
+    if index.partial {
+        notes.push("partial");
+    }
+    format!(
+        "{} ({what}{}){}",
+        index.name,
+        index.columns.join(", "),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", notes.join(", "))
+        }
+    )
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
