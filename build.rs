@@ -9,7 +9,10 @@ use std::{env, fs};
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    // Read at run time, not compiled in: a build script binary can be reused
+    // for another checkout of the crate sharing the target directory.
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR").unwrap();
+    let root = Path::new(&manifest_dir).join("migrations");
     let mut out = String::new();
     for (backend, konst) in [("postgres", "POSTGRES"), ("sqlite", "SQLITE")] {
         let dir = root.join(backend);

@@ -180,8 +180,9 @@ mod json {
                 })
                 .collect(),
         };
-        serde_json::to_writer_pretty(&mut *out, &status)?;
-        writeln!(out)?;
+        // Serialised first, so a closed pipe surfaces as an io error.
+        let text = serde_json::to_string_pretty(&status)?;
+        writeln!(out, "{text}")?;
         Ok(())
     }
 }

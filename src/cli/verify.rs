@@ -82,8 +82,9 @@ pub fn run(
                 differences: &report.differences,
                 schema: &report.actual,
             };
-            serde_json::to_writer_pretty(&mut *out, &json)?;
-            writeln!(out)?;
+            // Serialised first, so a closed pipe surfaces as an io error.
+            let text = serde_json::to_string_pretty(&json)?;
+            writeln!(out, "{text}")?;
         }
         OutputFormat::Text => print_report(&report, out)?,
     }
