@@ -10,17 +10,21 @@ use super::output::Output;
 use super::{DatabaseChoice, GlobalOpts};
 use crate::adopt::{self, Adoption};
 
-/// For the app's existing PostgreSQL database, migrated by the old Python
-/// runner (schema_migrations lists 001_create_users_table and
-/// 002_add_tasks_foreign_key). Checks that the schema really is what that
-/// runner left (refusing with the differences otherwise), records the
-/// taskdb migrations it already satisfies (applied_by "taskdb adopt"), and
-/// leaves the rest to `taskdb migrate`, which then drops the duplicate
-/// indexes, makes emails unique ignoring case, sets UTC defaults and adds
-/// the updated_at triggers, keeping every row. The runner's
-/// schema_migrations table is kept as history. On a database taskdb
-/// already manages it changes nothing and says so. PostgreSQL only: the
-/// Python runner never ran on SQLite.
+/// `adopt --help`.
+pub(super) const LONG_ABOUT: &str = "\
+For the app's existing PostgreSQL database, migrated by the old Python \
+runner (schema_migrations lists 001_create_users_table and \
+002_add_tasks_foreign_key). Checks that the schema really is what that \
+runner left (refusing with the differences otherwise), records the \
+taskdb migrations it already satisfies (applied_by \"taskdb adopt\"), and \
+leaves the rest to `taskdb migrate`, which then drops the duplicate \
+indexes, makes emails unique ignoring case, sets UTC defaults and adds \
+the updated_at triggers, keeping every row. The runner's \
+schema_migrations table is kept as history. On a database taskdb \
+already manages it changes nothing and says so. PostgreSQL only: the \
+Python runner never ran on SQLite.";
+
+/// Takes no options besides the global ones.
 #[derive(Debug, Args)]
 pub struct Opts {}
 

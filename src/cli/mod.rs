@@ -77,9 +77,11 @@ pub enum Command {
     Repair(repair::Opts),
     /// Compare the live schema with taskdb's migrations; report drift,
     /// invalid and redundant indexes (exit 1 on any difference)
+    #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Opts),
     /// Bring a PostgreSQL database migrated by the old Python runner under
     /// taskdb, recording the migrations it already satisfies
+    #[command(long_about = adopt::LONG_ABOUT)]
     Adopt(adopt::Opts),
 }
 

@@ -13,39 +13,41 @@ use crate::db;
 use crate::verify::catalog::{ConstraintKind, Index, Table};
 use crate::verify::{self, Report};
 
-/// Compares the live schema with the schema taskdb's migrations produce,
-/// built fresh for the comparison: on PostgreSQL in a scratch database
-/// `taskdb_verify_<random>` created and dropped on the same server (needs
-/// CREATEDB; without it, in a schema of a transaction that is rolled back),
-/// on SQLite in memory. Compares tables, columns (type, nullability,
-/// default), primary keys, unique rules, foreign keys (ON DELETE), indexes
-/// and the updated_at triggers, and always reports INVALID indexes, NOT
-/// VALID constraints and duplicate or redundant indexes. Tracking tables
-/// (__diesel_schema_migrations, __taskdb_ledger, the Python runner's
-/// schema_migrations) are ignored. Exits 1 when anything differs.
-///
-/// JSON output (--format json), one object:
-///   database       the URL, password removed
-///   backend        "postgres" | "sqlite"
-///   clean          true when nothing differs (exit 0)
-///   expected_from  "scratch_database" | "scratch_schema" | "in_memory"
-///   differences    [{kind, object, expected, actual}]; expected/actual are
-///                  strings, or null when the object should not exist / is
-///                  absent. kind is one of missing_table, extra_table,
-///                  missing_column, extra_column, column_type,
-///                  column_nullability, column_default, missing_constraint,
-///                  extra_constraint, changed_constraint, missing_index,
-///                  extra_index, changed_index, missing_trigger,
-///                  extra_trigger, changed_trigger, invalid_index,
-///                  not_valid_constraint, duplicate_index, redundant_index
-///   schema         the live schema: {tables: {name: {name, columns: [{name,
-///                  type, nullable, default}], constraints: [{name, kind,
-///                  columns, references, on_delete, validated, definition}],
-///                  indexes: [{name, columns, unique, primary, valid,
-///                  partial, method, constraint, definition}], triggers:
-///                  [{name, definition}]}}}
+/// `verify --help`: what it compares and the JSON fields (a stable
+/// interface for deploy scripts and CI).
+pub(super) const LONG_ABOUT: &str = r#"Compares the live schema with the schema taskdb's migrations produce, built
+fresh for the comparison: on PostgreSQL in a scratch database
+`taskdb_verify_<random>` created and dropped on the same server (needs
+CREATEDB; without it, in a schema of a transaction that is rolled back), on
+SQLite in memory. Compares tables, columns (type, nullability, default),
+primary keys, unique rules, foreign keys (ON DELETE), indexes and the
+updated_at triggers, and always reports INVALID indexes, NOT VALID
+constraints and duplicate or redundant indexes. Tracking tables
+(__diesel_schema_migrations, __taskdb_ledger, the Python runner's
+schema_migrations) are ignored. Exits 1 when anything differs.
+
+JSON output (--format json), one object:
+  database       the URL, password removed
+  backend        "postgres" | "sqlite"
+  clean          true when nothing differs (exit 0)
+  expected_from  "scratch_database" | "scratch_schema" | "in_memory"
+  differences    [{kind, object, expected, actual}]; expected/actual are
+                 strings, or null when the object should not exist / is
+                 absent. kind is one of missing_table, extra_table,
+                 missing_column, extra_column, column_type,
+                 column_nullability, column_default, missing_constraint,
+                 extra_constraint, changed_constraint, missing_index,
+                 extra_index, changed_index, missing_trigger,
+                 extra_trigger, changed_trigger, invalid_index,
+                 not_valid_constraint, duplicate_index, redundant_index
+  schema         the live schema: {tables: {name: {name, columns: [{name,
+                 type, nullable, default}], constraints: [{name, kind,
+                 columns, references, on_delete, validated, definition}],
+                 indexes: [{name, columns, unique, primary, valid,
+                 partial, method, constraint, definition}], triggers:
+                 [{name, definition}]}}}"#;
+
 #[derive(Debug, Args)]
-#[command(verbatim_doc_comment)]
 pub struct Opts {
     /// Output format: `text` (a report for people) or `json` (one object
     /// with the fields listed above, for scripts and CI)
@@ -53,7 +55,8 @@ pub struct Opts {
     pub format: OutputFormat,
 }
 
-/// The JSON document `verify --format json` prints.
+/// The JSON document `verify --format json` prints; its fields are
+/// documented in [`LONG_ABOUT`] (the command's --help).
 #[derive(serde::Serialize)]
 struct JsonReport<'a> {
     database: &'a str,
