@@ -68,7 +68,12 @@ fn legacy_database_adopts_migrates_and_verifies_clean() {
     assert_eq!(all_rows(&db), rows_before);
     assert!(db.scalar("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'idx_users_email'") == 1);
 
-    let text = stdout(&db.taskdb().args(["migrate", "--dry-run"]).assert().success());
+    let text = stdout(
+        &db.taskdb()
+            .args(["migrate", "--dry-run"])
+            .assert()
+            .success(),
+    );
     assert!(text.contains("DROP INDEX CONCURRENTLY IF EXISTS ix_tasks_user_id"));
     assert!(!text.contains("2026-02-08-000002_create_users/up.sql"));
 
@@ -80,10 +85,7 @@ fn legacy_database_adopts_migrates_and_verifies_clean() {
         "{text}"
     );
     out.success();
-    db.taskdb()
-        .args(["status", "--check"])
-        .assert()
-        .success();
+    db.taskdb().args(["status", "--check"]).assert().success();
 
     // Every row kept, values unchanged.
     assert_eq!(all_rows(&db), rows_before);
@@ -203,7 +205,10 @@ fn warns_about_emails_that_differ_only_in_case() {
     );
     let text = stdout(&db.taskdb().arg("adopt").assert().success());
     assert!(text.contains("differ only in case"), "{text}");
-    assert!(text.contains("TEST@example.com, test@example.com"), "{text}");
+    assert!(
+        text.contains("TEST@example.com, test@example.com"),
+        "{text}"
+    );
     // migrate stops at the unique index, which names the duplicate.
     let out = db.taskdb().arg("migrate").assert().code(1);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();

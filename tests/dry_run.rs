@@ -92,7 +92,10 @@ both_backends!(migrate_dry_run_lists_only_what_is_pending, empty, |db| {
         );
     }
     // --to limits the plan the same way it limits migrate.
-    let text = stdout_of(db.taskdb().args(["migrate", "--dry-run", "--to", all[2].dir_name()]));
+    let text = stdout_of(
+        db.taskdb()
+            .args(["migrate", "--dry-run", "--to", all[2].dir_name()]),
+    );
     assert!(text.contains(&format!("{}/up.sql", all[2].dir_name())));
     if let Some(later) = all.get(3) {
         assert!(!text.contains(&format!("{}/up.sql", later.dir_name())));
@@ -125,7 +128,10 @@ both_backends!(rollback_dry_run_changes_nothing, migrated, |db| {
         assert!(text.contains(m.down_sql().unwrap().trim_end()));
     }
     assert!(text.contains("DROP TABLE users"));
-    assert!(text.contains("would drop table users holding 1 row(s)"), "{text}");
+    assert!(
+        text.contains("would drop table users holding 1 row(s)"),
+        "{text}"
+    );
     // The default is one step: only the newest migration.
     let one = stdout_of(db.taskdb().args(["rollback", "--dry-run"]));
     assert!(one.contains(&format!("{}/down.sql", names[0])));

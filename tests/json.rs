@@ -28,10 +28,13 @@ both_backends!(status_of_a_migrated_database, migrated, |db| {
     let (code, json) = json_of(&db, &["status", "--format", "json"]);
     assert_eq!(code, Some(0));
     assert_eq!(json["backend"], backend_name(&db));
-    assert!(json["database"].as_str().unwrap().contains(match db.backend {
-        taskdb::Backend::Postgres => "postgres://",
-        taskdb::Backend::Sqlite => "sqlite://",
-    }));
+    assert!(json["database"]
+        .as_str()
+        .unwrap()
+        .contains(match db.backend {
+            taskdb::Backend::Postgres => "postgres://",
+            taskdb::Backend::Sqlite => "sqlite://",
+        }));
     let migrations = json["migrations"].as_array().unwrap();
     let total = taskdb::migrate::migrations(db.backend).len();
     assert_eq!(json["total"], total);
@@ -77,28 +80,32 @@ both_backends!(status_of_an_empty_database, empty, |db| {
     assert_eq!(code, Some(1));
 });
 
-both_backends!(status_reports_modified_and_unrecorded_checksums, migrated, |db| {
-    let all = taskdb::migrate::migrations(db.backend);
-    let (first, last) = (all[0].version(), all[all.len() - 1].version());
-    db.execute(&format!(
-        "UPDATE __taskdb_ledger SET checksum = 'edited' WHERE version = '{first}';
+both_backends!(
+    status_reports_modified_and_unrecorded_checksums,
+    migrated,
+    |db| {
+        let all = taskdb::migrate::migrations(db.backend);
+        let (first, last) = (all[0].version(), all[all.len() - 1].version());
+        db.execute(&format!(
+            "UPDATE __taskdb_ledger SET checksum = 'edited' WHERE version = '{first}';
          DELETE FROM __taskdb_ledger WHERE version = '{last}';"
-    ));
-    let (_, json) = json_of(&db, &["status", "--format", "json"]);
-    let by_version = |v: &str| {
-        json["migrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["version"] == v)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(by_version(&first)["checksum"], "modified");
-    assert_eq!(by_version(&first)["state"], "modified");
-    assert_eq!(by_version(&last)["checksum"], "unrecorded");
-    assert!(by_version(&last)["execution_ms"].is_null());
-});
+        ));
+        let (_, json) = json_of(&db, &["status", "--format", "json"]);
+        let by_version = |v: &str| {
+            json["migrations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["version"] == v)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(by_version(&first)["checksum"], "modified");
+        assert_eq!(by_version(&first)["state"], "modified");
+        assert_eq!(by_version(&last)["checksum"], "unrecorded");
+        assert!(by_version(&last)["execution_ms"].is_null());
+    }
+);
 
 both_backends!(verify_document, migrated, |db| {
     let (code, json) = json_of(&db, &["verify", "--format", "json"]);
@@ -124,7 +131,9 @@ both_backends!(verify_document, migrated, |db| {
         .as_array()
         .unwrap()
         .iter()
-        .any(|i| i["name"] == "users_email_lower_key" && i["unique"] == true && i["valid"] == true));
+        .any(|i| i["name"] == "users_email_lower_key"
+            && i["unique"] == true
+            && i["valid"] == true));
 
     db.execute("CREATE INDEX tasks_title_idx ON tasks (title)");
     let (code, json) = json_of(&db, &["verify", "--format", "json"]);

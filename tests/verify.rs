@@ -84,7 +84,11 @@ both_backends!(names_an_extra_and_a_duplicate_index, migrated, |db| {
     let found = differences(&json);
     assert_has(&found, "extra_index", "index tasks_title_idx on tasks");
     assert_has(&found, "extra_index", "index idx_tasks_user_id on tasks");
-    assert_has(&found, "redundant_index", "index idx_tasks_user_id on tasks");
+    assert_has(
+        &found,
+        "redundant_index",
+        "index idx_tasks_user_id on tasks",
+    );
     assert_has(
         &found,
         "duplicate_index",
@@ -204,7 +208,10 @@ fn names_an_invalid_index_postgres() {
     assert_has(&found, "extra_index", "index users_name_key on users");
     let out = db.taskdb().arg("verify").assert().code(1);
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("users_name_key (UNIQUE on name) [INVALID]"), "{text}");
+    assert!(
+        text.contains("users_name_key (UNIQUE on name) [INVALID]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -244,7 +251,11 @@ fn names_a_changed_delete_action_and_missing_trigger_postgres() {
         "foreign key fk_tasks_user_id on tasks",
     );
     assert_has(&found, "missing_trigger", "trigger set_updated_at on users");
-    assert_has(&found, "missing_index", "index users_email_lower_key on users");
+    assert_has(
+        &found,
+        "missing_index",
+        "index users_email_lower_key on users",
+    );
 }
 
 /// A login role without CREATEDB, dropped when the guard drops (declare it

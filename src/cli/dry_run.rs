@@ -12,7 +12,12 @@ use super::output::Output;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
 
-fn header(out: &mut Output<'_>, step: usize, m: &LocalMigration, file: &str) -> std::io::Result<()> {
+fn header(
+    out: &mut Output<'_>,
+    step: usize,
+    m: &LocalMigration,
+    file: &str,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "-- [{step}] {}/{file}  ({})",
@@ -87,7 +92,10 @@ pub fn rollback(
         header(out, i + 1, m, "down.sql")?;
         match m.down_sql() {
             Some(sql) => writeln!(out, "{}", sql.trim_end())?,
-            None => writeln!(out, "-- no down.sql: rollback would stop here with an error")?,
+            None => writeln!(
+                out,
+                "-- no down.sql: rollback would stop here with an error"
+            )?,
         }
     }
     Ok(ExitCode::SUCCESS)

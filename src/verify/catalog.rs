@@ -502,15 +502,17 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
         cols.sort();
         let columns: Vec<String> = cols.into_iter().map(|(_, c)| c).collect();
         let definition = format!("PRIMARY KEY ({})", columns.join(", "));
-        table_entry(&mut schema, &table).constraints.push(Constraint {
-            name: format!("{table}_pkey"),
-            kind: ConstraintKind::PrimaryKey,
-            columns,
-            references: None,
-            on_delete: None,
-            validated: true,
-            definition,
-        });
+        table_entry(&mut schema, &table)
+            .constraints
+            .push(Constraint {
+                name: format!("{table}_pkey"),
+                kind: ConstraintKind::PrimaryKey,
+                columns,
+                references: None,
+                on_delete: None,
+                validated: true,
+                definition,
+            });
     }
     for row in diesel::sql_query(SQLITE_INDEXES).load::<SqliteIndex>(conn)? {
         let key_columns: Vec<SqliteIndexColumn> = diesel::sql_query(
@@ -574,18 +576,35 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
             definition,
         });
     }
-    let mut foreign_keys: BTreeMap<(String, i32), (String, Vec<String>, Vec<String>, String)> =
-        BTreeMap::new();
+    // SQLite foreign keys come one row per column, grouped by id.
+    struct PendingForeignKey {
+        ref_table: String,
+        from: Vec<String>,
+        to: Vec<String>,
+        on_delete: String,
+    }
+    let mut foreign_keys: BTreeMap<(String, i32), PendingForeignKey> = BTreeMap::new();
     for row in diesel::sql_query(SQLITE_FOREIGN_KEYS).load::<SqliteForeignKey>(conn)? {
         let entry = foreign_keys
             .entry((row.table_name, row.id))
-            .or_insert_with(|| (row.ref_table, Vec::new(), Vec::new(), row.on_delete));
-        entry.1.push(row.from_column);
+            .or_insert_with(|| PendingForeignKey {
+                ref_table: row.ref_table,
+                from: Vec::new(),
+                to: Vec::new(),
+                on_delete: row.on_delete,
+            });
+        entry.from.push(row.from_column);
         if let Some(to) = row.to_column {
-            entry.2.push(to);
+            entry.to.push(to);
         }
     }
-    for ((table, _), (ref_table, from, mut to, on_delete)) in foreign_keys {
+    for ((table, _), fk) in foreign_keys {
+        let PendingForeignKey {
+            ref_table,
+            from,
+            mut to,
+            on_delete,
+        } = fk;
         if to.is_empty() {
             // `REFERENCES users` without columns means its primary key.
             to = schema
@@ -605,15 +624,17 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
             to.join(", ")
         );
         let name = format!("{table}_{}_fkey", from.join("_"));
-        table_entry(&mut schema, &table).constraints.push(Constraint {
-            name,
-            kind: ConstraintKind::ForeignKey,
-            columns: from,
-            references: Some((ref_table, to)),
-            on_delete: Some(on_delete),
-            validated: true,
-            definition,
-        });
+        table_entry(&mut schema, &table)
+            .constraints
+            .push(Constraint {
+                name,
+                kind: ConstraintKind::ForeignKey,
+                columns: from,
+                references: Some((ref_table, to)),
+                on_delete: Some(on_delete),
+                validated: true,
+                definition,
+            });
     }
     for row in diesel::sql_query(SQLITE_TRIGGERS).load::<NamedDefinition>(conn)? {
         table_entry(&mut schema, &row.table_name)

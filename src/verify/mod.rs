@@ -230,7 +230,12 @@ fn compare_table(expected: &Table, actual: &Table, out: &mut Vec<Difference>) {
     for col in &expected.columns {
         let object = format!("column {t}.{}", col.name);
         let Some(live) = actual.columns.iter().find(|c| c.name == col.name) else {
-            out.push(diff(MissingColumn, object, Some(describe_column(col)), None));
+            out.push(diff(
+                MissingColumn,
+                object,
+                Some(describe_column(col)),
+                None,
+            ));
             continue;
         };
         if live.data_type != col.data_type {
@@ -452,7 +457,10 @@ fn redundant_indexes(table: &Table) -> Vec<Difference> {
         .iter()
         .find(|c| c.kind == ConstraintKind::PrimaryKey);
     if let Some(pk) = pk {
-        if !candidates.iter().any(|k| k.columns == pk.columns.as_slice()) {
+        if !candidates
+            .iter()
+            .any(|k| k.columns == pk.columns.as_slice())
+        {
             candidates.push(Keys {
                 name: &pk.name,
                 columns: &pk.columns,
@@ -544,7 +552,12 @@ mod tests {
             index("tasks_pkey", &["id"], true, true),
             index("ix_tasks_user_id", &["user_id"], false, false),
             index("idx_tasks_user_id", &["user_id"], false, false),
-            index("idx_tasks_user_completed", &["user_id", "completed"], false, false),
+            index(
+                "idx_tasks_user_completed",
+                &["user_id", "completed"],
+                false,
+                false,
+            ),
         ]);
         assert!(tasks.contains(&(
             "index ix_tasks_user_id on t".into(),
