@@ -69,6 +69,7 @@ both_backends!(migrate_dry_run_on_an_empty_database, empty, |db| {
     if db.backend == Backend::Postgres {
         assert!(text.contains("(no transaction)"));
     }
+    assert!(text.contains("would first create the tracking tables"));
     // Nothing changed: not even the tracking tables were created.
     assert_eq!(schema_dump(&db), before);
     assert_eq!(tracking(&db), vec!["none".to_string()]);

@@ -113,6 +113,7 @@ both_backends!(verify_document, migrated, |db| {
     assert_eq!(json["backend"], backend_name(&db));
     assert_eq!(json["clean"], true);
     assert!(json["differences"].as_array().unwrap().is_empty());
+    assert_eq!(json["pending_migrations"], 0);
     let from = json["expected_from"].as_str().unwrap();
     assert!(
         ["scratch_database", "scratch_schema", "in_memory"].contains(&from),

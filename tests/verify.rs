@@ -72,6 +72,22 @@ both_backends!(clean_right_after_migrate, migrated, |db| {
     assert_eq!(schema_dump(&db), before);
 });
 
+both_backends!(an_unmigrated_database_lacks_every_table, empty, |db| {
+    let (code, json) = verify_json(&db);
+    assert_eq!(code, 1);
+    let found = differences(&json);
+    assert_has(&found, "missing_table", "table users");
+    assert_has(&found, "missing_table", "table tasks");
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert_eq!(
+        json["pending_migrations"],
+        taskdb::migrate::migrations(db.backend).len()
+    );
+    let out = db.taskdb().arg("verify").assert().code(1);
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("migration(s) are pending"), "{text}");
+});
+
 both_backends!(names_an_extra_and_a_duplicate_index, migrated, |db| {
     db.execute(
         "CREATE INDEX tasks_title_idx ON tasks (title);

@@ -57,6 +57,19 @@ pub fn migrate(
         "-- Dry run: migrate would apply {} migration(s), in this order. Nothing was changed.",
         todo.len()
     )?;
+    if !todo.is_empty() && !plan.ledger_exists {
+        writeln!(
+            out,
+            "-- It would first create the tracking tables __diesel_schema_migrations and __taskdb_ledger."
+        )?;
+    }
+    let unrecorded = plan.entries.iter().filter(|e| e.needs_ledger_row()).count();
+    if unrecorded > 0 {
+        writeln!(
+            out,
+            "-- It would record {unrecorded} version(s) applied by another tool in taskdb's ledger."
+        )?;
+    }
     for (i, m) in todo.iter().enumerate() {
         writeln!(out)?;
         header(out, i + 1, m, "up.sql")?;

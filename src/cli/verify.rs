@@ -31,6 +31,10 @@ JSON output (--format json), one object:
   backend        "postgres" | "sqlite"
   clean          true when nothing differs (exit 0)
   expected_from  "scratch_database" | "scratch_schema" | "in_memory"
+  pending_migrations
+                 how many migrations are not applied yet (their changes
+                 show up as differences until `taskdb migrate`); null
+                 when the tracking tables cannot be read
   differences    [{kind, object, expected, actual}]; expected/actual are
                  strings, or null when the object should not exist / is
                  absent. kind is one of missing_table, extra_table,
@@ -63,6 +67,7 @@ struct JsonReport<'a> {
     backend: crate::Backend,
     clean: bool,
     expected_from: verify::ExpectedSource,
+    pending_migrations: Option<usize>,
     differences: &'a [verify::Difference],
     schema: &'a verify::catalog::Schema,
 }
@@ -74,6 +79,10 @@ pub fn run(
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
     let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+    // Best effort: a role may see the schema but not the tracking tables.
+    let pending = crate::migrate::MigrationPlan::load(&mut conn)
+        .ok()
+        .map(|plan| plan.pending().count());
     let report = verify::verify(&db.url, &mut conn)?;
     match opts.format {
         OutputFormat::Json => {
@@ -82,6 +91,7 @@ pub fn run(
                 backend: report.backend,
                 clean: report.is_clean(),
                 expected_from: report.expected_from,
+                pending_migrations: pending,
                 differences: &report.differences,
                 schema: &report.actual,
             };
@@ -89,7 +99,15 @@ pub fn run(
             let text = serde_json::to_string_pretty(&json)?;
             writeln!(out, "{text}")?;
         }
-        OutputFormat::Text => print_report(&report, out)?,
+        OutputFormat::Text => {
+            print_report(&report, out)?;
+            if let Some(pending) = pending.filter(|n| *n > 0) {
+                writeln!(
+                    out,
+                    "Note: {pending} migration(s) are pending; `taskdb migrate` applies them (`--dry-run` shows their SQL)."
+                )?;
+            }
+        }
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
