@@ -24,7 +24,8 @@ primary keys, unique rules, foreign keys (ON DELETE), indexes and the
 updated_at triggers, and always reports INVALID indexes, NOT VALID
 constraints and duplicate or redundant indexes. Tracking tables
 (__diesel_schema_migrations, __taskdb_ledger, the Python runner's
-schema_migrations) are ignored. Exits 1 when anything differs.
+schema_migrations) are ignored. Exits 1 when anything differs. Uses
+$DIRECT_DATABASE_URL when set, like the migration commands.
 
 JSON output (--format json), one object:
   database       the URL, password removed

@@ -14,6 +14,10 @@
 //!   resulting catalog of empty tables). Nothing of it is ever committed, and
 //!   no table of the app is locked.
 //! - SQLite: an in-memory database migrated with the SQLite migrations.
+//!
+//! A `verify` killed between creating and dropping its scratch database
+//! leaves a `taskdb_verify_*` database behind; nothing refers to it, so it
+//! is safe to drop.
 
 use diesel::connection::SimpleConnection;
 
