@@ -28,7 +28,7 @@
 //! - `DIRECT_DATABASE_URL`: preferred for migrations when set, because a
 //!   transaction pooler breaks the session state migrations rely on.
 //! - `TASKDB_LOCK_TIMEOUT`: how long one DDL statement may wait for a table
-//!   lock (default `2s`), same as `--lock-timeout`.
+//!   lock (default `50ms`; a timed-out step is retried), same as `--lock-timeout`.
 
 pub mod adopt;
 pub mod cli;

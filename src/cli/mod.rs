@@ -100,7 +100,7 @@ pub struct MigrationOpts {
     /// How long one DDL statement may wait for a table lock before it is
     /// rolled back and retried, so the app's queries never queue behind it
     /// for longer (PostgreSQL)
-    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
     pub lock_timeout: Duration,
 
     /// How many times a step that hit the lock timeout is retried

@@ -188,7 +188,8 @@ pub(crate) fn in_write_transaction<T>(
 }
 
 /// Retries `step` while it fails on the lock timeout, backing off from
-/// 200 ms to 5 s between attempts.
+/// 100 ms to 5 s between attempts (with jitter, so racing migrators and
+/// the app's own retries do not fall into step).
 fn with_lock_retries(
     m: &LocalMigration,
     settings: &StepSettings,
@@ -200,7 +201,7 @@ fn with_lock_retries(
         match step() {
             Err(e) if is_lock_timeout(&e) && attempt < settings.lock_retries => {
                 attempt += 1;
-                let delay = Duration::from_millis(200 * 2u64.pow(attempt.min(5))).min(Duration::from_secs(5));
+                let delay = retry_delay(attempt);
                 report(Event::LockTimeout {
                     migration: m,
                     attempt,
@@ -221,6 +222,15 @@ fn with_lock_retries(
             other => return other,
         }
     }
+}
+
+fn retry_delay(attempt: u32) -> Duration {
+    let base = (50 * 2u64.pow(attempt.min(7))).min(5_000);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let jitter = u64::from(clock.subsec_micros() % 50);
+    Duration::from_millis(base + jitter)
 }
 
 fn is_lock_timeout(e: &Error) -> bool {

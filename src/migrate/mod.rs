@@ -33,10 +33,14 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 /// The SQLite migrations for Diesel's own harness.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
-/// Default for how long one DDL statement may wait for a table lock.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default for how often a step that hit the lock timeout is retried.
-pub const DEFAULT_LOCK_RETRIES: u32 = 10;
+/// Default for how long one DDL statement may wait for a table lock. While
+/// it waits, every query of the app that touches the table queues behind
+/// it, so this is also the longest stall a migration causes: short, and
+/// made up for by retries.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default for how often a step that hit the lock timeout is retried
+/// (with backoff from 100 ms to 5 s: about two minutes in all).
+pub const DEFAULT_LOCK_RETRIES: u32 = 30;
 
 /// Progress of a run, for whoever shows it.
 #[derive(Debug)]
