@@ -36,6 +36,7 @@ pub mod db;
 pub mod error;
 pub mod migrate;
 pub mod models;
+pub mod orphans;
 pub mod schema;
 pub mod seed;
 pub mod verify;

@@ -155,6 +155,13 @@ pub(super) fn print_event(event: Event<'_>) {
             "  {}: index {index} is INVALID (an earlier build failed or was killed); dropping it to build it again",
             migration.dir_name()
         ),
+        Event::CheckingOrphans { .. } => Ok(()),
+        Event::OrphansChecked { migration, elapsed } => writeln!(
+            out,
+            "  no orphaned tasks (checked before {} in {})",
+            migration.name(),
+            human_duration(elapsed)
+        ),
         Event::WaitingForIndexBuild { index, pid } => writeln!(
             out,
             "  an earlier build of index {index} is still running on the server (pid {pid}); waiting for it"

@@ -81,6 +81,16 @@ pub enum Event<'a> {
         migration: &'a LocalMigration,
         index: &'a str,
     },
+    /// Looking for tasks that belong to no user before the step that checks
+    /// the tasks → users foreign key (it would fail on them).
+    CheckingOrphans {
+        migration: &'a LocalMigration,
+    },
+    /// None found.
+    OrphansChecked {
+        migration: &'a LocalMigration,
+        elapsed: Duration,
+    },
     /// An index build started by an earlier (killed) run is still running
     /// on the server.
     WaitingForIndexBuild {
@@ -262,12 +272,25 @@ impl<'r> Migrator<'r> {
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
         let settings = self.settings();
         let mut steps = Vec::new();
+        let backend = self.backend();
         for m in todo {
-            (self.report)(Event::Applying { migration: m });
             let conn = self
                 .conn
                 .as_mut()
                 .ok_or_else(|| Error::MigrationState("no connection".into()))?;
+            // Right before the step, not before the run: the step before it
+            // builds the index that makes the check cheap, and new orphans
+            // cannot appear meanwhile (the NOT VALID key checks new rows).
+            if crate::orphans::guards(backend, m) {
+                (self.report)(Event::CheckingOrphans { migration: m });
+                let started = std::time::Instant::now();
+                crate::orphans::ensure_none(conn)?;
+                (self.report)(Event::OrphansChecked {
+                    migration: m,
+                    elapsed: started.elapsed(),
+                });
+            }
+            (self.report)(Event::Applying { migration: m });
             match apply::apply(conn, m, &settings, &mut self.report)? {
                 StepOutcome::Done(elapsed) => {
                     (self.report)(Event::Applied {
