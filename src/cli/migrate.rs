@@ -110,9 +110,14 @@ pub(super) fn migrator<'a>(
         wait: global.wait,
         ..MigrateOptions::default()
     };
+    let mut progress = super::progress::MigrationProgress::new(db.url.clone());
     Migrator::new(db.url.clone())
         .with_options(options)
-        .on_event(print_event)
+        .on_event(move |event| {
+            progress.clear();
+            print_event(event);
+            progress.observe(&event);
+        })
 }
 
 /// Prints one progress event (progress is best effort: a closed stdout does

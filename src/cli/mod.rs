@@ -9,6 +9,7 @@ mod dry_run;
 mod migrate;
 mod orphans;
 mod output;
+mod progress;
 mod redo;
 mod repair;
 mod rollback;

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
+pub mod progress;
 pub mod rollback;
 pub mod source;
 
@@ -43,7 +44,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_LOCK_RETRIES: u32 = 30;
 
 /// Progress of a run, for whoever shows it.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// Another migrator holds the lock; this one waits.
     LockWaiting,
