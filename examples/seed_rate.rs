@@ -70,11 +70,12 @@ fn main() {
 
 fn fresh_pg(server: &str, name: &str) -> DatabaseUrl {
     let mut admin = PgConnection::establish(&format!("{server}/postgres")).expect("admin");
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-        ))
-        .expect("create");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&sql).expect("create");
+    }
     let url = DatabaseUrl::parse(&format!("{server}/{name}")).expect("url");
     taskdb::migrate::run_pending(&url).expect("migrate");
     url
