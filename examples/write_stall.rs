@@ -128,12 +128,19 @@ fn print_steps(rows: u64, steps: &[(String, Duration)]) {
 }
 
 fn run_taskdb(url: &str, rows: u64) -> (Duration, Latencies) {
+    let mut timeline: Vec<(Instant, String)> = Vec::new();
     let (time, lat, steps) = with_writer(url, rows, || {
         let mut steps = Vec::new();
         let mut orphan_check = Duration::ZERO;
         let started = Instant::now();
         let mut migrator =
             Migrator::new(DatabaseUrl::parse(url).expect("url")).on_event(|e| match e {
+                Event::Applying { migration } => {
+                    timeline.push((Instant::now(), migration.name().to_string()))
+                }
+                Event::CheckingOrphans { .. } => {
+                    timeline.push((Instant::now(), "(orphan check)".into()))
+                }
                 Event::Applied { migration, elapsed } => {
                     steps.push((migration.name().to_string(), elapsed))
                 }
@@ -159,6 +166,20 @@ fn run_taskdb(url: &str, rows: u64) -> (Duration, Latencies) {
         lat.describe()
     );
     print_steps(rows, &steps);
+    // Which step was running when the slowest writes started.
+    let mut slowest: Vec<usize> = (0..lat.samples.len()).collect();
+    slowest.sort_by_key(|&i| std::cmp::Reverse(lat.samples[i]));
+    for &i in slowest.iter().take(3) {
+        let during = timeline
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= lat.starts[i])
+            .map_or("(before the first step)", |(_, name)| name.as_str());
+        println!(
+            "[{rows}]   slow write: {:.1} ms during {during}",
+            lat.samples[i].as_secs_f64() * 1000.0
+        );
+    }
     (time, lat)
 }
 
@@ -247,6 +268,8 @@ fn build_base(server: &str, name: &str, rows: u64) {
 
 struct Latencies {
     samples: Vec<Duration>,
+    /// When each write started.
+    starts: Vec<Instant>,
 }
 
 impl Latencies {
@@ -295,6 +318,7 @@ fn with_writer<T>(
         std::thread::spawn(move || {
             let mut conn = PgConnection::establish(&url).expect("writer connect");
             let mut samples = Vec::new();
+            let mut starts = Vec::new();
             let mut n: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 let tick = Instant::now();
@@ -306,6 +330,7 @@ fn with_writer<T>(
                 ))
                 .expect("insert");
                 samples.push(t.elapsed());
+                starts.push(t);
                 let id = 1 + (n * 15_485_863) % rows;
                 let t = Instant::now();
                 conn.batch_execute(&format!(
@@ -313,11 +338,12 @@ fn with_writer<T>(
                 ))
                 .expect("update");
                 samples.push(t.elapsed());
+                starts.push(t);
                 if let Some(rest) = WRITER_PERIOD.checked_sub(tick.elapsed()) {
                     std::thread::sleep(rest);
                 }
             }
-            samples
+            (samples, starts)
         })
     };
     // Let the writer settle before the migration starts.
@@ -325,6 +351,6 @@ fn with_writer<T>(
     let (elapsed, value) = work();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
-    let samples = writer.join().expect("writer");
-    (elapsed, Latencies { samples }, value)
+    let (samples, starts) = writer.join().expect("writer");
+    (elapsed, Latencies { samples, starts }, value)
 }
