@@ -271,6 +271,12 @@ impl DatabaseUrl {
         }
     }
 
+    /// A SQLite file that does not exist yet: opening it would create it,
+    /// which a read-only command must not do.
+    pub fn is_missing_sqlite_file(&self) -> bool {
+        self.sqlite_path().is_some_and(|p| !p.exists())
+    }
+
     /// True when a transaction pooler is in front of the server.
     pub fn is_pooled(&self) -> bool {
         self.pooled
