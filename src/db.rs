@@ -271,6 +271,36 @@ impl DatabaseUrl {
         }
     }
 
+    /// A SQLite file that does not exist yet: opening it would create it,
+    /// which a read-only command must not do.
+    pub fn is_missing_sqlite_file(&self) -> bool {
+        self.sqlite_path().is_some_and(|p| !p.exists())
+    }
+
+    /// The same database, with connections that report `name` as their
+    /// `application_name` (PostgreSQL; so another connection can find and
+    /// cancel them). A startup parameter: no extra query, and PgBouncer
+    /// passes it on.
+    pub fn with_application_name(&self, name: &str) -> DatabaseUrl {
+        let mut tagged = self.clone();
+        if self.backend != Backend::Postgres {
+            return tagged;
+        }
+        if let Ok(mut url) = url::Url::parse(&self.driver_url) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| k != "application_name")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs)
+                .append_pair("application_name", name);
+            tagged.driver_url = url.to_string();
+        }
+        tagged
+    }
+
     /// True when a transaction pooler is in front of the server.
     pub fn is_pooled(&self) -> bool {
         self.pooled
@@ -303,6 +333,33 @@ pub fn redact_url(input: &str) -> String {
         }
     }
     input.to_string()
+}
+
+/// Masks the password of every `scheme://user:password@host` in free text
+/// (clap's usage errors echo arguments, a database URL among them).
+pub fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/'\"`?#".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@').map(|at| (at, &authority[..at])) {
+            Some((at, userinfo)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                out.push_str(user);
+                out.push_str(":********");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn percent_decode(s: &str) -> std::result::Result<String, std::string::FromUtf8Error> {
@@ -502,6 +559,15 @@ mod tests {
             "bad ******** and ********"
         );
         assert!(url.expose_secret().contains("connect_timeout=10"));
+    }
+
+    #[test]
+    fn passwords_in_free_text_are_masked() {
+        assert_eq!(
+            mask_url_passwords("unexpected 'postgres://app:p@ss@h:5432/db' and x://u@h/"),
+            "unexpected 'postgres://app:********@h:5432/db' and x://u@h/"
+        );
+        assert_eq!(mask_url_passwords("no url here"), "no url here");
     }
 
     #[test]

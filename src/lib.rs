@@ -34,6 +34,7 @@ pub mod adopt;
 pub mod cli;
 pub mod db;
 pub mod error;
+pub mod interrupt;
 pub mod migrate;
 pub mod models;
 pub mod orphans;

@@ -150,14 +150,26 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // clap echoes the offending argument, which may be a URL with
+            // a password in it.
+            let text = crate::db::mask_url_passwords(&e.render().to_string());
             return if e.use_stderr() {
+                // One line, like every other error.
+                let first = text
+                    .lines()
+                    .find(|l| l.starts_with("error:"))
+                    .unwrap_or("error: invalid arguments");
+                eprintln!("{first} (see --help)");
                 ExitCode::from(2)
             } else {
+                let _ = io::stdout().write_all(text.as_bytes());
                 ExitCode::SUCCESS
             };
         }
     };
+    // Ctrl-C / SIGTERM during a migration roll back the step in progress
+    // (see taskdb::interrupt); elsewhere they end the process as usual.
+    let _ = crate::interrupt::install();
     if let Some(message) = env_error {
         eprintln!("error: {message}");
         return ExitCode::from(1);
@@ -174,9 +186,20 @@ pub fn main() -> ExitCode {
     match run(&cli, &choice, &mut out) {
         Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(_) if crate::interrupt::received().is_some() => {
+            let _ = out.flush();
+            let signal = crate::interrupt::received().unwrap_or_default();
+            eprintln!(
+                "error: interrupted by {}: the migration in progress was rolled back; run the command again to finish",
+                crate::interrupt::signal_name(signal)
+            );
+            ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1))
+        }
         Err(e) => {
             let _ = out.flush();
-            eprintln!("error: {}", choice.url.scrub(&format!("{e:#}")));
+            let message = crate::db::mask_url_passwords(&choice.url.scrub(&format!("{e:#}")));
+            // Driver messages span lines; an error is one line.
+            eprintln!("error: {}", crate::db::one_line(&message));
             ExitCode::from(1)
         }
     }
@@ -194,6 +217,13 @@ impl Command {
                 | Command::Verify(_)
                 | Command::Adopt(_)
         )
+    }
+
+    /// Commands that make sense on a SQLite file that does not exist yet:
+    /// `migrate` creates it, `status` shows everything pending. The others
+    /// would create an empty file as a side effect, so they refuse.
+    fn reads_a_missing_database(&self) -> bool {
+        matches!(self, Command::Migrate(_) | Command::Status(_))
     }
 
     /// In JSON mode stdout carries the JSON document only.
@@ -214,6 +244,12 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
+    }
+    if db.url.is_missing_sqlite_file() && !cli.command.reads_a_missing_database() {
+        anyhow::bail!(
+            "the SQLite database {} does not exist yet: `taskdb migrate` creates it",
+            db.url.redacted()
+        );
     }
     match &cli.command {
         Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),

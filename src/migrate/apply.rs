@@ -96,6 +96,11 @@ fn apply_outside_transaction(
     ledger::write_ledger(conn, m, LedgerState::Running, None, 0, &settings.applied_by)?;
     let started = Instant::now();
     if let Err(e) = conn.batch_execute(m.up_sql()) {
+        if crate::interrupt::received().is_some() {
+            // Cancelled by a signal: keep the `running` mark, as after a
+            // crash, so the next run rebuilds instead of needing repair.
+            return Err(Error::Interrupted);
+        }
         let err = failed(m, &e);
         let reason = match &err {
             Error::MigrationFailed { reason, .. } => reason.clone(),
@@ -198,7 +203,9 @@ fn with_lock_retries(
 ) -> Result<StepOutcome> {
     let mut attempt = 0;
     loop {
+        crate::interrupt::check()?;
         match step() {
+            Err(_) if crate::interrupt::received().is_some() => return Err(Error::Interrupted),
             Err(e) if is_lock_timeout(&e) && attempt < settings.lock_retries => {
                 attempt += 1;
                 let delay = retry_delay(attempt);
@@ -327,6 +334,7 @@ fn wait_for_index_builds(
         let Some(first) = builders.first() else {
             return Ok(());
         };
+        crate::interrupt::check()?;
         if !told {
             report(Event::WaitingForIndexBuild {
                 index: name,

@@ -22,7 +22,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use crate::db::{self, AnyConnection, DatabaseUrl};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Advisory lock key: "taskdb" in ASCII.
 pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_6462;
@@ -44,7 +44,8 @@ impl MigrationLock {
         let mut told = false;
         let mut attempt: u32 = 0;
         loop {
-            conn.batch_execute("BEGIN")?;
+            conn.batch_execute("BEGIN")
+                .map_err(|e| refuse_statement_pooling(url, e))?;
             if try_lock(&mut conn)? {
                 // The extended-protocol query above leaves its portal, and
                 // with it a snapshot, open until the next query; a snapshot
@@ -54,6 +55,7 @@ impl MigrationLock {
                 return Ok(MigrationLock { holder: Some(conn) });
             }
             conn.batch_execute("ROLLBACK")?;
+            crate::interrupt::check()?;
             if !told {
                 on_wait();
                 told = true;
@@ -77,6 +79,23 @@ impl Drop for MigrationLock {
         if let Some(mut conn) = self.holder.take() {
             let _ = conn.batch_execute("ROLLBACK");
         }
+    }
+}
+
+/// A pooler in statement mode cannot keep a transaction open: neither the
+/// lock nor a transactional migration can be made safe through it.
+fn refuse_statement_pooling(url: &DatabaseUrl, e: diesel::result::Error) -> Error {
+    let text = e.to_string();
+    // PgBouncer answers BEGIN in statement mode with a FATAL and closes the
+    // connection; libpq often reports only the close. On a connection that
+    // just answered queries, a close at BEGIN means that pooler.
+    if text.contains("statement pooling mode") || text.contains("server closed the connection") {
+        Error::MigrationState(format!(
+            "refusing to migrate through {}: the connection was closed when a transaction began, as a pooler in statement mode does, and migrations need a transaction for their lock and each step; set DIRECT_DATABASE_URL to a direct connection to the server (migrations prefer it)",
+            url.redacted()
+        ))
+    } else {
+        Error::Query(e)
     }
 }
 

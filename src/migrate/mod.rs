@@ -25,6 +25,7 @@ pub use source::{migrations, resolve, LocalMigration};
 
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
 use crate::error::{Error, Result};
+use crate::interrupt::{self, CancelGuard};
 use apply::StepOutcome;
 use lock::MigrationLock;
 
@@ -161,17 +162,26 @@ pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
 /// Runs migrations against one database: plan, lock, apply, record.
 pub struct Migrator<'r> {
     url: DatabaseUrl,
+    /// `url` with this run's `application_name`, for the connections that
+    /// change the schema (so a signal handler can cancel them).
+    session_url: DatabaseUrl,
+    session_name: String,
     options: MigrateOptions,
     conn: Option<AnyConnection>,
+    cancel: Option<CancelGuard>,
     report: Box<dyn FnMut(Event<'_>) + 'r>,
 }
 
 impl<'r> Migrator<'r> {
     pub fn new(url: DatabaseUrl) -> Self {
+        let session_name = format!("taskdb-migrate-{}", std::process::id());
         Migrator {
+            session_url: url.with_application_name(&session_name),
+            session_name,
             url,
             options: MigrateOptions::default(),
             conn: None,
+            cancel: None,
             report: Box::new(|_| {}),
         }
     }
@@ -198,7 +208,7 @@ impl<'r> Migrator<'r> {
     /// The migration connection, opened on first use.
     pub fn connection(&mut self) -> Result<&mut AnyConnection> {
         if self.conn.is_none() {
-            self.conn = Some(db::connect_with_wait(&self.url, self.options.wait)?);
+            self.conn = Some(db::connect_with_wait(&self.session_url, self.options.wait)?);
         }
         self.conn
             .as_mut()
@@ -207,6 +217,9 @@ impl<'r> Migrator<'r> {
 
     /// The plan as the database stands. Changes nothing.
     pub fn plan(&mut self) -> Result<MigrationPlan> {
+        if self.conn.is_none() && self.url.is_missing_sqlite_file() {
+            return Ok(MigrationPlan::for_new_database(self.backend()));
+        }
         MigrationPlan::load(self.connection()?)
     }
 
@@ -220,8 +233,12 @@ impl<'r> Migrator<'r> {
 
     /// Takes the lock and makes sure the tracking tables exist.
     fn lock(&mut self) -> Result<MigrationLock> {
+        // From here on a signal rolls back instead of killing the process.
+        if self.cancel.is_none() {
+            self.cancel = Some(CancelGuard::register(&self.url, &self.session_name));
+        }
         let report = &mut self.report;
-        let lock = MigrationLock::acquire(&self.url, || report(Event::LockWaiting))?;
+        let lock = MigrationLock::acquire(&self.session_url, || report(Event::LockWaiting))?;
         let settings = self.settings();
         let conn = self.connection()?;
         apply::in_write_transaction(conn, &settings, ledger::create_tables)?;
@@ -275,6 +292,7 @@ impl<'r> Migrator<'r> {
         let mut steps = Vec::new();
         let backend = self.backend();
         for m in todo {
+            interrupt::check()?;
             let conn = self
                 .conn
                 .as_mut()
@@ -292,7 +310,7 @@ impl<'r> Migrator<'r> {
                 });
             }
             (self.report)(Event::Applying { migration: m });
-            match apply::apply(conn, m, &settings, &mut self.report)? {
+            match apply::apply(conn, m, &settings, &mut self.report).map_err(interrupted)? {
                 StepOutcome::Done(elapsed) => {
                     (self.report)(Event::Applied {
                         migration: m,
@@ -348,12 +366,14 @@ impl<'r> Migrator<'r> {
         let settings = self.settings();
         let mut steps = Vec::new();
         for m in reverting {
+            interrupt::check()?;
             (self.report)(Event::Reverting { migration: m });
             let conn = self
                 .conn
                 .as_mut()
                 .ok_or_else(|| Error::MigrationState("no connection".into()))?;
-            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, &settings, &mut self.report)?
+            if let StepOutcome::Done(elapsed) =
+                apply::revert(conn, m, &settings, &mut self.report).map_err(interrupted)?
             {
                 (self.report)(Event::Reverted {
                     migration: m,
@@ -417,6 +437,15 @@ impl<'r> Migrator<'r> {
         }
         lock.release()?;
         Ok(repairs)
+    }
+}
+
+/// A statement cancelled by the signal handler fails with the server's
+/// "canceling statement" message; report it as the interrupt it was.
+fn interrupted(e: Error) -> Error {
+    match interrupt::received() {
+        Some(_) => Error::Interrupted,
+        None => e,
     }
 }
 

@@ -11,6 +11,9 @@
 
 #![allow(dead_code)]
 
+pub mod pgbouncer;
+pub mod wire_proxy;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -1,0 +1,245 @@
+//! What a migrate costs when nothing is pending: statements sent (counted on
+//! the wire by a proxy that reads the PostgreSQL protocol), how many of them
+//! are DDL, and the median wall time of a whole run; for `taskdb migrate`,
+//! the embedded `migrate::run_pending`, and `diesel migration run`.
+//!
+//! ```text
+//! cargo run --release --example noop_migrate [-- RUNS]
+//! ```
+//!
+//! Needs the test server (`TASKDB_TEST_PG_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and the diesel CLI on
+//! PATH or in ~/.cargo/bin. Builds the release `taskdb` binary if missing.
+
+#[allow(dead_code)]
+#[path = "../tests/common/wire_proxy.rs"]
+mod wire_proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use taskdb::{migrate, DatabaseUrl};
+use wire_proxy::{Statement, WireProxy};
+
+const DB: &str = "taskdb_bench_noop";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(21);
+    let admin_url = std::env::var("TASKDB_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
+    let upstream = base
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or("127.0.0.1:5432")
+        .to_string();
+
+    let mut admin = PgConnection::establish(&admin_url)?;
+    admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB}"
+    ))?;
+    migrate::run_pending(&DatabaseUrl::parse(&format!("{base}/{DB}"))?)?;
+
+    let proxy = WireProxy::start(&upstream);
+    let url = proxy.url("postgres", DB);
+    let taskdb = taskdb_binary()?;
+    let diesel = diesel_binary();
+    let config = tempfile::tempdir()?;
+    // No [print_schema]: a no-op run must not regenerate schema.rs.
+    std::fs::write(config.path().join("diesel.toml"), "")?;
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+
+    let mut rows = Vec::new();
+    let taskdb_cli = measure(&proxy, runs, || {
+        run(Command::new(&taskdb).args(["--database-url", &url, "migrate"]))
+    })?;
+    rows.push(("taskdb migrate (CLI process)", taskdb_cli));
+    let parsed = DatabaseUrl::parse(&url)?;
+    let embedded = measure(&proxy, runs, || {
+        let applied = migrate::run_pending(&parsed).map_err(|e| e.to_string())?;
+        if applied.is_empty() {
+            Ok(())
+        } else {
+            Err("the database was not up to date".into())
+        }
+    })?;
+    rows.push(("migrate::run_pending (embedded)", embedded));
+    match &diesel {
+        Some(diesel) => {
+            let cli = measure(&proxy, runs, || {
+                run(Command::new(diesel)
+                    .current_dir(config.path())
+                    .args(["migration", "run", "--database-url", &url, "--config-file"])
+                    .arg(config.path().join("diesel.toml"))
+                    .arg("--migration-dir")
+                    .arg(&migrations))
+            })?;
+            rows.push(("diesel migration run (CLI process)", cli));
+        }
+        None => eprintln!("diesel CLI not found: only taskdb measured"),
+    }
+
+    println!(
+        "No-op migrate on an up-to-date PostgreSQL database, {runs} runs each (median wall time)"
+    );
+    println!();
+    println!("| runner | statements | of which connection set-up | after set-up | DDL | writes | median ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (name, m) in &rows {
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {:.1} |",
+            m.statements,
+            m.setup,
+            m.statements - m.setup,
+            m.ddl,
+            m.writes,
+            m.median.as_secs_f64() * 1000.0
+        );
+    }
+    if let (Some((_, t)), Some((_, d))) = (rows.first(), rows.get(2)) {
+        println!();
+        println!(
+            "diesel CLI / taskdb CLI: {:.1}x the statements ({:.1}x after set-up), {} vs {} DDL, {:.2}x the wall time",
+            d.statements as f64 / t.statements as f64,
+            (d.statements - d.setup) as f64 / (t.statements - t.setup).max(1) as f64,
+            d.ddl,
+            t.ddl,
+            d.median.as_secs_f64() / t.median.as_secs_f64()
+        );
+        println!("statements seen from diesel, one run:");
+        for s in &d.sample {
+            println!("  {}", one_line(&s.sql));
+        }
+        println!("statements seen from taskdb, one run:");
+        for s in &t.sample {
+            println!("  {}", one_line(&s.sql));
+        }
+    }
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))?;
+    Ok(())
+}
+
+struct Measured {
+    statements: usize,
+    setup: usize,
+    ddl: usize,
+    writes: usize,
+    median: Duration,
+    sample: Vec<Statement>,
+}
+
+/// Runs `once` `runs` times; statement counts must be the same every run.
+fn measure(
+    proxy: &WireProxy,
+    runs: usize,
+    mut once: impl FnMut() -> Result<(), String>,
+) -> Result<Measured, Box<dyn std::error::Error>> {
+    let mut times = Vec::new();
+    let mut counted: Option<Measured> = None;
+    // One warm-up run (page cache, catalog cache), not counted.
+    once()?;
+    std::thread::sleep(Duration::from_millis(50));
+    proxy.take();
+    for _ in 0..runs {
+        let started = Instant::now();
+        once()?;
+        times.push(started.elapsed());
+        // Let the proxy read the last messages of an exited client.
+        std::thread::sleep(Duration::from_millis(30));
+        let log = proxy.take();
+        let m = Measured {
+            statements: log.len(),
+            setup: log.iter().filter(|s| s.is_connection_setup()).count(),
+            ddl: log.iter().filter(|s| s.is_ddl()).count(),
+            writes: log
+                .iter()
+                .filter(|s| s.is_write() && !s.is_connection_setup())
+                .count(),
+            median: Duration::ZERO,
+            sample: log,
+        };
+        if let Some(prev) = &counted {
+            if prev.statements != m.statements {
+                return Err(format!(
+                    "statement count changed between runs: {} then {}",
+                    prev.statements, m.statements
+                )
+                .into());
+            }
+        }
+        counted = Some(m);
+    }
+    times.sort();
+    let mut m = counted.ok_or("no runs")?;
+    m.median = times[times.len() / 2];
+    Ok(m)
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 100 {
+        format!("{}…", line.chars().take(100).collect::<String>())
+    } else {
+        line
+    }
+}
+
+/// The release `taskdb` next to this example's binary, built if missing.
+fn taskdb_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot find the target directory")?;
+    let bin = dir.join("taskdb");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--bin", "taskdb"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()?;
+    if !status.success() || !bin.exists() {
+        return Err(format!("cannot build {}", bin.display()).into());
+    }
+    Ok(bin)
+}
+
+fn diesel_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = [
+        home.map(|h| h.join(".cargo/bin/diesel")),
+        Some(PathBuf::from("/usr/local/bin/diesel")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .or_else(|| {
+            Command::new("diesel")
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| PathBuf::from("diesel"))
+        })
+}

@@ -1,0 +1,231 @@
+//! Ctrl-C, SIGTERM and `kill -9` during `taskdb migrate`, and an index
+//! build that failed part-way: the next run always finishes the job.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{schema_dump, TestDb};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use taskdb::Backend;
+
+/// The last migration before the one that ALTERs `tasks` (needs an ACCESS
+/// EXCLUSIVE lock, so a reader's open transaction blocks it).
+const BEFORE_ALTER: &str = "2026-02-08-000010";
+const ALTER_VERSION: &str = "20260208000011";
+
+fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
+        .current_dir(std::env::temp_dir())
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .env_remove("TASKDB_LOCK_TIMEOUT")
+        .args(["--database-url", db.url()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit, failing the test after `limit`.
+fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("taskdb did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Backends of the taskdb process `pid` waiting on a lock.
+fn blocked_backends(db: &TestDb, pid: u32) -> i64 {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'taskdb-migrate-{pid}' \
+          AND wait_event_type = 'Lock'"
+    ))
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", BEFORE_ALTER])
+        .assert()
+        .success();
+    let before = schema_dump(&db);
+    // A reader's long transaction: the ALTER TABLE has to wait for it.
+    let mut reader = PgConnection::establish(db.url()).unwrap();
+    reader
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
+        .unwrap();
+    let child = spawn_taskdb(&db, &["migrate", "--lock-timeout", "60s"]);
+    let pid = child.id();
+    wait_until(
+        "the migration waits on the lock",
+        Duration::from_secs(20),
+        || blocked_backends(&db, pid) > 0,
+    );
+    signal(&child, signal_name);
+    let out = wait_with_limit(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(expected_code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: interrupted"), "{stderr}");
+    // The blocked statement was cancelled on the server, not left queued
+    // while the reader still holds its lock.
+    assert_eq!(blocked_backends(&db, pid), 0);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM __diesel_schema_migrations WHERE version >= '{ALTER_VERSION}'"
+        )),
+        0,
+        "the interrupted migration was rolled back"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM __taskdb_ledger WHERE version >= '{ALTER_VERSION}'"
+        )),
+        0
+    );
+    assert_eq!(schema_dump(&db), before);
+    reader.batch_execute("ROLLBACK").unwrap();
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
+}
+
+#[test]
+fn sigint_while_blocked_on_a_lock_rolls_back_and_exits_130() {
+    interrupted_while_blocked("INT", 130);
+}
+
+#[test]
+fn sigterm_while_blocked_on_a_lock_rolls_back_and_exits_143() {
+    interrupted_while_blocked("TERM", 143);
+}
+
+#[test]
+fn sigint_outside_a_migration_stops_at_once() {
+    // Waiting for an unreachable server (--wait): nothing to roll back.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .args([
+            "--database-url",
+            &format!("postgres://u@127.0.0.1:{port}/db"),
+            "--wait",
+            "60s",
+            "status",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130));
+}
+
+/// A pseudo-random number below `bound` (no rand dependency needed).
+fn random_below(bound: u64) -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().unwrap()) % bound.max(1)
+}
+
+#[test]
+fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
+    // How long a whole run takes here, to spread the kills across it.
+    let timing = TestDb::empty(Backend::Postgres);
+    let started = Instant::now();
+    timing.taskdb().arg("migrate").assert().success();
+    let full = started.elapsed().as_millis() as u64;
+    drop(timing);
+    for iteration in 0..6u64 {
+        let db = TestDb::empty(Backend::Postgres);
+        let child = spawn_taskdb(&db, &["migrate"]);
+        // Early, middle and late in the run, each with some jitter.
+        let at = full * iteration / 6 + random_below(full / 6 + 1);
+        std::thread::sleep(Duration::from_millis(at));
+        signal(&child, "KILL");
+        let _ = wait_with_limit(child, Duration::from_secs(10));
+        let rerun = db.taskdb().arg("migrate").assert().success();
+        let stdout = String::from_utf8_lossy(&rerun.get_output().stdout).into_owned();
+        db.taskdb().arg("verify").assert().success();
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations"),
+            taskdb::migrate::migrations(Backend::Postgres).len() as i64,
+            "killed after {at} ms; rerun said: {stdout}"
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
+            0,
+            "no INVALID index after killing at {at} ms"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    // Duplicate rows make a UNIQUE concurrent build under the migration's
+    // index name fail, leaving an INVALID index with that name behind.
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title) VALUES ('u1', 'one'), ('u1', 'two');",
+    );
+    let failed = db.conn().batch_execute(
+        "CREATE UNIQUE INDEX CONCURRENTLY idx_tasks_user_completed ON tasks (user_id, completed)",
+    );
+    assert!(failed.is_err());
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND NOT i.indisvalid"
+        ),
+        1
+    );
+    db.taskdb()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("INVALID"));
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid AND NOT i.indisunique"
+        ),
+        1,
+        "rebuilt as the migration defines it"
+    );
+    db.taskdb().arg("verify").assert().success();
+}

@@ -1,0 +1,117 @@
+//! A migration that needs an ACCESS EXCLUSIVE lock while a long transaction
+//! reads `tasks`: the app's queries on `tasks` never wait much longer than
+//! the lock timeout, and the migration succeeds once the transaction ends.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use taskdb::Backend;
+
+/// The last migration before one that ALTERs `tasks`.
+const BEFORE_ALTER: &str = "2026-02-08-000010";
+
+/// How long the long transaction holds its lock.
+const HELD: Duration = Duration::from_millis(1500);
+
+struct Run {
+    /// The longest a query on `tasks` took while the migration ran.
+    slowest_query: Duration,
+    succeeded: bool,
+    stdout: String,
+}
+
+fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", BEFORE_ALTER])
+        .assert()
+        .success();
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title) SELECT 'u1', 'task ' || n FROM generate_series(1, 100) n;",
+    );
+    let mut long = PgConnection::establish(db.url()).unwrap();
+    long.batch_execute("BEGIN; SELECT COUNT(*) FROM tasks")
+        .unwrap();
+
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let app = s.spawn(|| {
+            // The app: short queries on tasks, one after another.
+            let mut conn = PgConnection::establish(db.url()).unwrap();
+            let mut slowest = Duration::ZERO;
+            while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                conn.batch_execute("SELECT COUNT(*) FROM tasks WHERE user_id = 'u1'")
+                    .unwrap();
+                slowest = slowest.max(started.elapsed());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            slowest
+        });
+        let child = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
+            .env_remove("DATABASE_URL")
+            .env_remove("DIRECT_DATABASE_URL")
+            .env_remove("TASKDB_LOCK_TIMEOUT")
+            .args([
+                "--database-url",
+                db.url(),
+                "migrate",
+                "--lock-timeout",
+                lock_timeout,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(HELD);
+        long.batch_execute("ROLLBACK").unwrap();
+        let out = child.wait_with_output().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        Run {
+            slowest_query: app.join().unwrap(),
+            succeeded: out.status.success(),
+            stdout: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    })
+}
+
+#[test]
+fn queries_wait_at_most_about_the_lock_timeout_and_the_migration_retries() {
+    let run = migrate_beside_a_long_transaction("50ms");
+    assert!(run.succeeded, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("retrying"),
+        "it hit the lock timeout and retried: {}",
+        run.stdout
+    );
+    // 50 ms timeout plus scheduling slack on a small, busy machine.
+    assert!(
+        run.slowest_query < Duration::from_millis(400),
+        "a query waited {:?}",
+        run.slowest_query
+    );
+}
+
+#[test]
+fn control_a_long_lock_timeout_makes_queries_queue() {
+    // The same measurement must see the stall when the timeout is long:
+    // otherwise the test above could not fail.
+    let run = migrate_beside_a_long_transaction("10s");
+    assert!(run.succeeded, "{}", run.stdout);
+    assert!(
+        run.slowest_query > Duration::from_millis(700),
+        "a query waited only {:?}",
+        run.slowest_query
+    );
+}
