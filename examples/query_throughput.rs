@@ -92,10 +92,31 @@ fn main() {
         // Short turns, alternating, so a burst of other work on the
         // machine hits both sides alike.
         let turns = (seconds / 2).max(1);
-        let (mut ours, mut theirs) = (0.0, 0.0);
+        let (mut ours, mut theirs, mut plain, mut any, mut held) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for _ in 0..turns {
-            ours += run_pool(&pool, users, Duration::from_secs(2), i) / turns as f64;
+            ours += run_pool(&pool, users, Duration::from_secs(2), i, false) / turns as f64;
             theirs += run_pgbench(&host, &db, users, 2, sql) / turns as f64;
+            if i == 0 {
+                plain += run_plain_login(&url_text, users, Duration::from_secs(2)) / turns as f64;
+                any += run_any_login(&url, users, Duration::from_secs(2)) / turns as f64;
+                held += run_pool(&pool, users, Duration::from_secs(2), i, true) / turns as f64;
+            }
+        }
+        if i == 0 {
+            // Where the client's time goes: the same Diesel query on a bare
+            // PgConnection per thread (no pool, no MultiConnection).
+            println!(
+                "{name}, bare diesel::PgConnection (diagnostic): {plain:.0}/s, ratio to pgbench {:.2}",
+                plain / theirs
+            );
+            println!(
+                "{name}, user::find_by_email on a bare taskdb AnyConnection, no pool (diagnostic): {any:.0}/s, ratio to pgbench {:.2}",
+                any / theirs
+            );
+            println!(
+                "{name}, pool with one checkout per thread for the whole run (diagnostic): {held:.0}/s, ratio to pgbench {:.2}",
+                held / theirs
+            );
         }
         println!(
             "{name}: taskdb {ours:.0}/s, pgbench {theirs:.0}/s, ratio {:.2}",
@@ -114,7 +135,9 @@ fn main() {
 }
 
 /// Queries per second of the typed query `which` from two threads.
-fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize) -> f64 {
+/// With `hold`, each thread checks out one connection for the whole run
+/// instead of one per query (a diagnostic: what the checkout costs).
+fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hold: bool) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -125,25 +148,30 @@ fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize) -> 
             let count = count.clone();
             std::thread::spawn(move || {
                 let mut x: u64 = 0x9E37_79B9 ^ (t as u64 + 1);
+                let mut held = hold.then(|| pool.get().expect("checkout"));
                 while !stop.load(Ordering::Relaxed) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     let k = 1 + (x % users as u64);
-                    let mut conn = pool.get().expect("checkout");
+                    let mut per_query = None;
+                    let conn: &mut taskdb::AnyConnection = match held.as_mut() {
+                        Some(c) => c,
+                        None => &mut *per_query.insert(pool.get().expect("checkout")),
+                    };
                     match which {
                         0 => {
-                            let u = user::find_by_email(&mut conn, &format!("user{k}@example.com"))
+                            let u = user::find_by_email(conn, &format!("user{k}@example.com"))
                                 .expect("find_by_email");
                             assert!(u.is_some());
                         }
                         1 => {
-                            task::list(&mut conn, &format!("user{k}"), TaskFilter::default())
+                            task::list(conn, &format!("user{k}"), TaskFilter::default())
                                 .expect("list");
                         }
                         _ => {
                             task::list(
-                                &mut conn,
+                                conn,
                                 &format!("user{k}"),
                                 TaskFilter {
                                     completed: Some(false),
@@ -196,4 +224,81 @@ fn run_pgbench(host: &str, db: &str, users: i64, seconds: u64, sql: &str) -> f64
                 String::from_utf8_lossy(&out.stderr)
             )
         })
+}
+
+diesel::define_sql_function! {
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// The login lookup on a bare `PgConnection` per thread.
+fn run_plain_login(url: &str, users: i64, length: Duration) -> f64 {
+    use taskdb::schema::users::dsl as u;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let stop = stop.clone();
+            let count = count.clone();
+            let url = url.to_string();
+            std::thread::spawn(move || {
+                let mut conn = diesel::PgConnection::establish(&url).expect("connect");
+                let mut x: u64 = 0x85EB_CA6B ^ (t as u64 + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let email = format!("user{}@example.com", 1 + (x % users as u64));
+                    let found: Option<taskdb::models::User> = u::users
+                        .filter(lower(u::email).eq(lower(&email)))
+                        .select(taskdb::models::User::as_select())
+                        .first(&mut conn)
+                        .optional()
+                        .expect("login lookup");
+                    assert!(found.is_some());
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(length);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The library's login lookup on one `AnyConnection` per thread, no pool.
+fn run_any_login(url: &DatabaseUrl, users: i64, length: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let stop = stop.clone();
+            let count = count.clone();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut conn = taskdb::db::connect(&url).expect("connect");
+                let mut x: u64 = 0xC2B2_AE35 ^ (t as u64 + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let email = format!("user{}@example.com", 1 + (x % users as u64));
+                    assert!(user::find_by_email(&mut conn, &email)
+                        .expect("login lookup")
+                        .is_some());
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(length);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("thread");
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
