@@ -74,8 +74,10 @@ fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
         long.batch_execute("ROLLBACK").unwrap();
         let out = child.wait_with_output().unwrap();
         stop.store(true, Ordering::SeqCst);
+        let slowest_query = app.join().unwrap();
+        eprintln!("--lock-timeout {lock_timeout}: slowest query on tasks took {slowest_query:?}");
         Run {
-            slowest_query: app.join().unwrap(),
+            slowest_query,
             succeeded: out.status.success(),
             stdout: format!(
                 "{}{}",

@@ -77,6 +77,9 @@ impl WireProxy {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
+                // Forward each message at once (Nagle would add delays).
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
                 let log = Arc::clone(&shared);
                 let (c2, s2) = match (client.try_clone(), server.try_clone()) {
                     (Ok(c), Ok(s)) => (c, s),
