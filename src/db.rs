@@ -271,6 +271,12 @@ impl DatabaseUrl {
         }
     }
 
+    /// A SQLite file that does not exist yet: opening it would create it,
+    /// which a read-only command must not do.
+    pub fn is_missing_sqlite_file(&self) -> bool {
+        self.sqlite_path().is_some_and(|p| !p.exists())
+    }
+
     /// The same database, with connections that report `name` as their
     /// `application_name` (PostgreSQL; so another connection can find and
     /// cancel them). A startup parameter: no extra query, and PgBouncer

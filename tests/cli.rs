@@ -48,6 +48,44 @@ fn with_no_url_anywhere_it_uses_taskdb_db_and_says_so() {
 }
 
 #[test]
+fn read_only_commands_do_not_create_a_missing_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not_yet.db");
+    let url = format!("sqlite://{}", file.display());
+    let run = |args: &[&str]| {
+        let mut cmd = taskdb_cmd();
+        cmd.args(["--database-url", &url]).args(args);
+        cmd
+    };
+    let status = stdout_of(run(&["status"]).assert().success());
+    assert!(status.contains("Applied: 0"), "{status}");
+    assert!(!status.contains("Pending: 0"), "{status}");
+    run(&["status", "--check"]).assert().code(1);
+    run(&["migrate", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("CREATE TABLE"));
+    for args in [
+        &["verify"][..],
+        &["seed"],
+        &["rollback", "--yes"],
+        &["repair"],
+    ] {
+        run(args)
+            .assert()
+            .code(1)
+            .stderr(contains("does not exist yet: `taskdb migrate` creates it"));
+    }
+    assert!(
+        !file.exists(),
+        "a read-only command created {}",
+        file.display()
+    );
+    run(&["migrate"]).assert().success();
+    assert!(file.is_file());
+}
+
+#[test]
 fn url_precedence_flag_then_env_then_dotenv() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -181,7 +219,7 @@ both_backends!(
             .arg("seed")
             .assert()
             .code(1)
-            .stderr(contains("run `taskdb migrate` first"));
+            .stderr(contains("`taskdb migrate`"));
         db.taskdb().arg("migrate").assert().success();
         db.taskdb()
             .args(["seed", "--email", "nope"])

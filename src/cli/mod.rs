@@ -215,6 +215,13 @@ impl Command {
         )
     }
 
+    /// Commands that make sense on a SQLite file that does not exist yet:
+    /// `migrate` creates it, `status` shows everything pending. The others
+    /// would create an empty file as a side effect, so they refuse.
+    fn reads_a_missing_database(&self) -> bool {
+        matches!(self, Command::Migrate(_) | Command::Status(_))
+    }
+
     /// In JSON mode stdout carries the JSON document only.
     fn prints_json(&self) -> bool {
         match self {
@@ -233,6 +240,12 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
+    }
+    if db.url.is_missing_sqlite_file() && !cli.command.reads_a_missing_database() {
+        anyhow::bail!(
+            "the SQLite database {} does not exist yet: `taskdb migrate` creates it",
+            db.url.redacted()
+        );
     }
     match &cli.command {
         Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),

@@ -35,8 +35,11 @@ pub fn run(
     global: &GlobalOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
-    let plan = MigrationPlan::load(&mut conn)?;
+    let plan = if db.url.is_missing_sqlite_file() {
+        MigrationPlan::for_new_database(db.url.backend())
+    } else {
+        MigrationPlan::load(&mut db::connect_with_wait(&db.url, global.wait)?)?
+    };
     if opts.format == super::OutputFormat::Json {
         json::print(&plan, db, out)?;
     } else {

@@ -115,6 +115,12 @@ impl MigrationPlan {
         ))
     }
 
+    /// The plan of a database that does not exist yet: every migration
+    /// pending.
+    pub fn for_new_database(backend: Backend) -> Self {
+        Self::build(backend, source::migrations(backend), Vec::new(), false)
+    }
+
     fn build(
         backend: Backend,
         local: Vec<LocalMigration>,
