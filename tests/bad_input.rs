@@ -378,6 +378,49 @@ fn bad_files() {
 }
 
 #[test]
+fn more_found_along_the_way() {
+    let db = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    // 31. a bad DIRECT_DATABASE_URL names the variable it came from
+    let mut cmd = taskdb_cmd();
+    cmd.env("DATABASE_URL", db.url())
+        .env("DIRECT_DATABASE_URL", "mysql://app@db/tasks")
+        .arg("migrate");
+    refused(&db, cmd, 1, "from DIRECT_DATABASE_URL");
+    // 32. a SQLite "file" that is a directory
+    let as_dir = dir.path().join("dir.db");
+    std::fs::create_dir(&as_dir).unwrap();
+    refused(
+        &db,
+        with_url(&format!("sqlite://{}", as_dir.display()), &["migrate"]),
+        1,
+        "unable to open",
+    );
+    // 33. a .env that is not UTF-8
+    let env_dir = tempfile::tempdir().unwrap();
+    std::fs::write(env_dir.path().join(".env"), b"DATABASE_URL=\xff\xfe\n").unwrap();
+    let mut cmd = db.taskdb();
+    cmd.current_dir(env_dir.path()).arg("status");
+    refused(&db, cmd, 1, ".env");
+    // 34. a connection option the driver rejects
+    refused(
+        &db,
+        with_url(&format!("{}?sslmode=bogus", db.url()), &["migrate"]),
+        1,
+        "sslmode",
+    );
+    // 35. an unknown --format
+    refused(&db, db_cmd(&db, &["status", "--format", "yaml"]), 2, "yaml");
+    // 36. a negative --lock-retries
+    refused(
+        &db,
+        db_cmd(&db, &["migrate", "--lock-retries", "-1"]),
+        2,
+        "-1",
+    );
+}
+
+#[test]
 fn stdout_closed_early_is_not_an_error() {
     // `taskdb status | head -0`: the reader goes away before taskdb writes.
     let db = seeded();

@@ -125,6 +125,38 @@ fn sigterm_while_blocked_on_a_lock_rolls_back_and_exits_143() {
 }
 
 #[test]
+fn sigint_while_waiting_for_another_migrator_changes_nothing() {
+    let db = TestDb::empty(Backend::Postgres);
+    // Another migrator holds the migration lock.
+    let mut other = PgConnection::establish(db.url()).unwrap();
+    other
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            taskdb::migrate::lock::ADVISORY_LOCK_KEY
+        ))
+        .unwrap();
+    let mut child = spawn_taskdb(&db, &["migrate"]);
+    // Wait for its "waiting" line before interrupting.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("Waiting for another migrator") {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "taskdb exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
 fn sigint_outside_a_migration_stops_at_once() {
     // Waiting for an unreachable server (--wait): nothing to roll back.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
