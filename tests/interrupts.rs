@@ -157,6 +157,35 @@ fn sigint_while_waiting_for_another_migrator_changes_nothing() {
 }
 
 #[test]
+fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
+    let db = TestDb::empty(Backend::Sqlite);
+    // Another writer holds the file's write lock, so the first migration
+    // waits in SQLite's busy handler.
+    let mut writer = db.conn();
+    writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let mut child = spawn_taskdb(&db, &["migrate"]);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("pending migration") {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "taskdb exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "INT");
+    // Far sooner than the 30 s busy timeout.
+    let out = wait_with_limit(child, Duration::from_secs(3));
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: interrupted"));
+    writer.batch_execute("ROLLBACK").unwrap();
+    assert!(!schema_dump(&db).iter().any(|l| l.contains("table tasks")));
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
+}
+
+#[test]
 fn sigint_outside_a_migration_stops_at_once() {
     // Waiting for an unreachable server (--wait): nothing to roll back.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
