@@ -221,18 +221,25 @@ fn random_below(bound: u64) -> u64 {
 
 #[test]
 fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
-    // How long a whole run takes here, to spread the kills across it.
-    let timing = TestDb::empty(Backend::Postgres);
-    let started = Instant::now();
-    timing.taskdb().arg("migrate").assert().success();
-    let full = started.elapsed().as_millis() as u64;
-    drop(timing);
-    for iteration in 0..6u64 {
+    // Kill while migration k runs: k spread over the run, including the
+    // concurrent index builds (no transaction) and the FK steps, each
+    // after a random 0-4 ms into the step.
+    let total = taskdb::migrate::migrations(Backend::Postgres).len();
+    for k in [1, 3, 4, 5, 8, 9, 11, total] {
         let db = TestDb::empty(Backend::Postgres);
-        let child = spawn_taskdb(&db, &["migrate"]);
-        // Early, middle and late in the run, each with some jitter.
-        let at = full * iteration / 6 + random_below(full / 6 + 1);
-        std::thread::sleep(Duration::from_millis(at));
+        let mut child = spawn_taskdb(&db, &["migrate"]);
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut started = 0;
+        for line in std::io::BufRead::lines(stdout) {
+            if line.unwrap().starts_with('→') {
+                started += 1;
+                if started == k {
+                    break;
+                }
+            }
+        }
+        let after = random_below(5);
+        std::thread::sleep(Duration::from_millis(after));
         signal(&child, "KILL");
         let _ = wait_with_limit(child, Duration::from_secs(10));
         let rerun = db.taskdb().arg("migrate").assert().success();
@@ -240,13 +247,21 @@ fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
         db.taskdb().arg("verify").assert().success();
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations"),
-            taskdb::migrate::migrations(Backend::Postgres).len() as i64,
-            "killed after {at} ms; rerun said: {stdout}"
+            total as i64,
+            "killed {after} ms into migration {k}; rerun said: {stdout}"
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM __taskdb_ledger WHERE state = 'applied'"),
+            total as i64
         );
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
             0,
-            "no INVALID index after killing at {at} ms"
+            "no INVALID index after killing in migration {k}"
+        );
+        eprintln!(
+            "killed {after} ms into migration {k}; the rerun applied: {}",
+            stdout.lines().filter(|l| l.starts_with('✓')).count()
         );
     }
 }
