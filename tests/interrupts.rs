@@ -267,6 +267,68 @@ fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
 }
 
 #[test]
+fn kill_9_during_a_concurrent_index_build_then_rerun_waits_or_rebuilds() {
+    signal_during_index_build("KILL", None);
+}
+
+#[test]
+fn sigint_during_a_concurrent_index_build_needs_no_repair() {
+    // The build is cancelled on the server (leaving an INVALID index); the
+    // step stays marked running, not dirty, so a plain rerun rebuilds it.
+    signal_during_index_build("INT", Some(130));
+}
+
+fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    // Enough rows that the build is still running when the client dies.
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title, completed)
+           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
+    );
+    let child = spawn_taskdb(&db, &["migrate"]);
+    let pid = child.id();
+    wait_until("the index build runs", Duration::from_secs(20), || {
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'taskdb-migrate-{pid}' \
+              AND query ILIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
+        )) > 0
+    });
+    signal(&child, signal_name);
+    let out = wait_with_limit(child, Duration::from_secs(10));
+    if let Some(code) = expected_code {
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The server may still be building: the rerun must wait for that build
+    // or rebuild what it left INVALID, never take it as done.
+    let rerun = db.taskdb().arg("migrate").assert().success();
+    let stdout = String::from_utf8_lossy(&rerun.get_output().stdout).into_owned();
+    eprintln!("{stdout}");
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid"
+        ),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
+        0
+    );
+    db.taskdb().arg("verify").assert().success();
+}
+
+#[test]
 fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
     let db = TestDb::empty(Backend::Postgres);
     db.taskdb()
