@@ -6,6 +6,7 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pgbouncer::PgBouncer;
 use common::{schema_dump, TestDb};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -17,12 +18,16 @@ const BEFORE_ALTER: &str = "2026-02-08-000010";
 const ALTER_VERSION: &str = "20260208000011";
 
 fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
+    spawn_taskdb_at(db.url(), args)
+}
+
+fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
         .current_dir(std::env::temp_dir())
         .env_remove("DATABASE_URL")
         .env_remove("DIRECT_DATABASE_URL")
         .env_remove("TASKDB_LOCK_TIMEOUT")
-        .args(["--database-url", db.url()])
+        .args(["--database-url", url])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -67,8 +72,12 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
+fn interrupted_while_blocked(signal_name: &str, expected_code: i32, bouncer: Option<&PgBouncer>) {
     let db = TestDb::empty(Backend::Postgres);
+    let url = match bouncer {
+        Some(b) => b.url(db.pg_name().unwrap()),
+        None => db.url().to_string(),
+    };
     db.taskdb()
         .args(["migrate", "--to", BEFORE_ALTER])
         .assert()
@@ -79,7 +88,7 @@ fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
     reader
         .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
         .unwrap();
-    let child = spawn_taskdb(&db, &["migrate", "--lock-timeout", "60s"]);
+    let child = spawn_taskdb_at(&url, &["migrate", "--lock-timeout", "60s"]);
     let pid = child.id();
     wait_until(
         "the migration waits on the lock",
@@ -116,12 +125,20 @@ fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
 
 #[test]
 fn sigint_while_blocked_on_a_lock_rolls_back_and_exits_130() {
-    interrupted_while_blocked("INT", 130);
+    interrupted_while_blocked("INT", 130, None);
 }
 
 #[test]
 fn sigterm_while_blocked_on_a_lock_rolls_back_and_exits_143() {
-    interrupted_while_blocked("TERM", 143);
+    interrupted_while_blocked("TERM", 143, None);
+}
+
+#[test]
+fn sigint_through_pgbouncer_cancels_the_blocked_statement_too() {
+    // The cancelling connection finds the blocked one by application_name,
+    // which PgBouncer passes on to the server connection it assigns.
+    let bouncer = PgBouncer::start("transaction");
+    interrupted_while_blocked("INT", 130, Some(&bouncer));
 }
 
 #[test]
