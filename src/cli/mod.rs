@@ -1,7 +1,7 @@
 //! The `taskdb` command line: one module per subcommand, each with its own
 //! `Opts` and `run`. This module parses, picks the database, runs the
 //! command and turns errors into one `error: …` line and an exit code
-//! (0 ok, 1 failure, 2 usage).
+//! (0 ok, 1 failure, 2 usage, 130 SIGINT, 143 SIGTERM).
 
 mod adopt;
 mod config;
