@@ -133,7 +133,7 @@ fn wrong_password() {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_pw_test LOGIN PASSWORD 'right-password'; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     let bouncer = PgBouncer::start_with(
@@ -170,7 +170,7 @@ fn a_role_without_ddl_rights() {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_noddl LOGIN; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     // PostgreSQL 15: only the owner may CREATE in schema public.

@@ -224,10 +224,16 @@ fn sigint_outside_a_migration_stops_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The first line comes after the handler is installed.
+    let mut child = child;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 9];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"database:");
     signal(&child, "INT");
     let out = wait_with_limit(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: interrupted"));
 }
 
 /// A pseudo-random number below `bound` (no rand dependency needed).

@@ -58,7 +58,7 @@ fn password_bouncer() -> PgBouncer {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_pw_test LOGIN PASSWORD 'right-password'; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     PgBouncer::start_with(
