@@ -128,7 +128,9 @@ pub fn signal_name(signal: i32) -> String {
 }
 
 /// While alive, a signal cancels the statements of connections opened with
-/// `application_name = app` instead of ending the process.
+/// `application_name = app` instead of ending the process. One target per
+/// process: the CLI runs one migrator (embedded callers install no handler,
+/// so for them this is inert).
 pub struct CancelGuard {
     _private: (),
 }
