@@ -57,6 +57,15 @@ pub enum Error {
     #[error("password hashing failed: {0}")]
     Hash(#[from] bcrypt::BcryptError),
 
+    /// Tasks whose user_id matches no user: the foreign key cannot be
+    /// validated until they are given an owner or deleted.
+    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. List them with `taskdb orphans`, then give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`, and run `taskdb migrate` again")]
+    OrphanedTasks {
+        tasks: i64,
+        owners: usize,
+        sample: String,
+    },
+
     /// The operation needs confirmation it did not get.
     #[error("{0}")]
     NotConfirmed(String),

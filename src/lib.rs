@@ -37,6 +37,7 @@ pub mod error;
 pub mod interrupt;
 pub mod migrate;
 pub mod models;
+pub mod orphans;
 pub mod schema;
 pub mod seed;
 pub mod verify;

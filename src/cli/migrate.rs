@@ -110,9 +110,14 @@ pub(super) fn migrator<'a>(
         wait: global.wait,
         ..MigrateOptions::default()
     };
+    let mut progress = super::progress::MigrationProgress::new(db.url.clone());
     Migrator::new(db.url.clone())
         .with_options(options)
-        .on_event(print_event)
+        .on_event(move |event| {
+            progress.clear();
+            print_event(event);
+            progress.observe(&event);
+        })
 }
 
 /// Prints one progress event (progress is best effort: a closed stdout does
@@ -154,6 +159,13 @@ pub(super) fn print_event(event: Event<'_>) {
             out,
             "  {}: index {index} is INVALID (an earlier build failed or was killed); dropping it to build it again",
             migration.dir_name()
+        ),
+        Event::CheckingOrphans { .. } => Ok(()),
+        Event::OrphansChecked { migration, elapsed } => writeln!(
+            out,
+            "  no orphaned tasks (checked before {} in {})",
+            migration.name(),
+            human_duration(elapsed)
         ),
         Event::WaitingForIndexBuild { index, pid } => writeln!(
             out,

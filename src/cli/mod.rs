@@ -7,7 +7,9 @@ mod adopt;
 mod config;
 mod dry_run;
 mod migrate;
+mod orphans;
 mod output;
+mod progress;
 mod redo;
 mod repair;
 mod rollback;
@@ -71,8 +73,10 @@ pub enum Command {
     Rollback(rollback::Opts),
     /// Revert the newest migrations and apply them again
     Redo(redo::Opts),
-    /// Create the development user (idempotent)
+    /// Create the development user (idempotent), or demo data (`seed demo`)
     Seed(seed::Opts),
+    /// List tasks whose user_id matches no user; give them to a user or delete them
+    Orphans(orphans::Opts),
     /// Accept an edited migration, forget a removed one, or clear a dirty mark
     Repair(repair::Opts),
     /// Compare the live schema with taskdb's migrations; report drift,
@@ -253,6 +257,7 @@ pub fn run(
         Command::Rollback(opts) => rollback::run(opts, db, &cli.global, out),
         Command::Redo(opts) => redo::run(opts, db, &cli.global, out),
         Command::Seed(opts) => seed::run(opts, db, &cli.global, out),
+        Command::Orphans(opts) => orphans::run(opts, db, &cli.global, out),
         Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
         Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
         Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),

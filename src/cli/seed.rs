@@ -1,11 +1,13 @@
-//! `taskdb seed`: the development user.
+//! `taskdb seed`: the development user; `taskdb seed demo`: demo data.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
+use super::migrate::human_duration;
 use super::output::Output;
+use super::progress::{format_rows, Ticker};
 use super::{DatabaseChoice, GlobalOpts};
 use crate::db;
 use crate::migrate::MigrationPlan;
@@ -15,7 +17,11 @@ use crate::seed::{self, Seeded};
 /// Creates the development user unless it exists. A second run changes
 /// nothing. The default password is a development credential.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Opts {
+    #[command(subcommand)]
+    pub demo: Option<SeedCommand>,
+
     /// User id
     #[arg(long, default_value = seed::DEV_USER_ID)]
     pub id: String,
@@ -33,22 +39,43 @@ pub struct Opts {
     pub name: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// Fill the database with realistic demo users and tasks, fast (COPY on
+    /// PostgreSQL, batched inserts on SQLite, one transaction). Every demo
+    /// user gets the same development password.
+    Demo(DemoOpts),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoOpts {
+    /// How many demo users to create
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(seed::MAX_DEMO_USERS)))]
+    pub users: u32,
+
+    /// How many tasks each demo user gets (about 30% completed)
+    #[arg(long, value_name = "M", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(seed::MAX_DEMO_TASKS_PER_USER)))]
+    pub tasks_per_user: u32,
+
+    /// Password of every demo user (a development credential)
+    #[arg(long, default_value = seed::DEMO_PASSWORD)]
+    pub password: String,
+}
+
 pub fn run(
     opts: &Opts,
     db: &DatabaseChoice,
     global: &GlobalOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(SeedCommand::Demo(demo)) = &opts.demo {
+        return run_demo(demo, db, global, out);
+    }
     crate::models::user::validate_email(&opts.email)?;
     crate::models::user::validate_password(&opts.password)?;
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
-    let plan = MigrationPlan::load(&mut conn)?;
-    let pending = plan.pending().count();
-    if pending > 0 {
-        anyhow::bail!(
-            "the database is not fully migrated ({pending} pending): run `taskdb migrate` first"
-        );
-    }
+    let mut conn = connect_migrated(db, global)?;
     let seeded = seed::seed_user(
         &mut conn,
         NewUser {
@@ -69,5 +96,59 @@ pub fn run(
     if opts.password == seed::DEV_USER_PASSWORD {
         eprintln!("warning: this user has the well-known development password; never seed it into a database reachable from the internet");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn connect_migrated(db: &DatabaseChoice, global: &GlobalOpts) -> anyhow::Result<db::AnyConnection> {
+    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+    let plan = MigrationPlan::load(&mut conn)?;
+    let pending = plan.pending().count();
+    if pending > 0 {
+        anyhow::bail!(
+            "the database is not fully migrated ({pending} pending): run `taskdb migrate` first"
+        );
+    }
+    Ok(conn)
+}
+
+fn run_demo(
+    opts: &DemoOpts,
+    db: &DatabaseChoice,
+    global: &GlobalOpts,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
+    crate::models::user::validate_password(&opts.password)?;
+    let mut conn = connect_migrated(db, global)?;
+    let ticker = Ticker::start("seeding demo data".into(), None);
+    let seeded = seed::seed_demo(
+        &mut conn,
+        &seed::DemoOptions {
+            users: opts.users,
+            tasks_per_user: opts.tasks_per_user,
+            password: opts.password.clone(),
+        },
+        &mut |done, total| {
+            if let Some(t) = &ticker {
+                t.set_detail(format_rows(done, total));
+            }
+        },
+    )?;
+    drop(ticker);
+    writeln!(
+        out,
+        "Created {} demo user(s) and {} task(s) (run {}) in {}: {} rows, {:.0} rows/s.",
+        seeded.users,
+        seeded.tasks,
+        seeded.run_id,
+        human_duration(seeded.elapsed),
+        seeded.rows(),
+        seeded.rows_per_second()
+    )?;
+    writeln!(
+        out,
+        "Every demo user's password is `{}`; log in as e.g. {}.",
+        opts.password, seeded.first_email
+    )?;
+    eprintln!("warning: the demo password is a development credential; never seed demo users into a database reachable from the internet");
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
+pub mod progress;
 pub mod rollback;
 pub mod source;
 
@@ -44,7 +45,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_LOCK_RETRIES: u32 = 30;
 
 /// Progress of a run, for whoever shows it.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// Another migrator holds the lock; this one waits.
     LockWaiting,
@@ -81,6 +82,16 @@ pub enum Event<'a> {
     RebuildingInvalidIndex {
         migration: &'a LocalMigration,
         index: &'a str,
+    },
+    /// Looking for tasks that belong to no user before the step that checks
+    /// the tasks → users foreign key (it would fail on them).
+    CheckingOrphans {
+        migration: &'a LocalMigration,
+    },
+    /// None found.
+    OrphansChecked {
+        migration: &'a LocalMigration,
+        elapsed: Duration,
     },
     /// An index build started by an earlier (killed) run is still running
     /// on the server.
@@ -279,13 +290,26 @@ impl<'r> Migrator<'r> {
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
         let settings = self.settings();
         let mut steps = Vec::new();
+        let backend = self.backend();
         for m in todo {
             interrupt::check()?;
-            (self.report)(Event::Applying { migration: m });
             let conn = self
                 .conn
                 .as_mut()
                 .ok_or_else(|| Error::MigrationState("no connection".into()))?;
+            // Right before the step, not before the run: the step before it
+            // builds the index that makes the check cheap, and new orphans
+            // cannot appear meanwhile (the NOT VALID key checks new rows).
+            if crate::orphans::guards(backend, m) {
+                (self.report)(Event::CheckingOrphans { migration: m });
+                let started = std::time::Instant::now();
+                crate::orphans::ensure_none(conn)?;
+                (self.report)(Event::OrphansChecked {
+                    migration: m,
+                    elapsed: started.elapsed(),
+                });
+            }
+            (self.report)(Event::Applying { migration: m });
             match apply::apply(conn, m, &settings, &mut self.report).map_err(interrupted)? {
                 StepOutcome::Done(elapsed) => {
                     (self.report)(Event::Applied {

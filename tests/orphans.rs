@@ -1,0 +1,204 @@
+//! Orphaned tasks: `taskdb migrate` stops before the foreign key check,
+//! `taskdb orphans` lists and fixes them, then the migration completes.
+
+mod common;
+
+use common::TestDb;
+use predicates::prelude::*;
+use predicates::str::contains;
+use taskdb::Backend;
+
+fn stdout_of(assert: assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stdout).into_owned()
+}
+
+/// A database migrated up to users, with alice (2 tasks) and tasks of two
+/// user ids that have no user: ghost-a (3) and ghost-b (1).
+fn with_orphans(backend: Backend) -> TestDb {
+    let db = TestDb::empty(backend);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000002"])
+        .assert()
+        .success();
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('alice', 'alice@example.com', 'x');
+         INSERT INTO tasks (user_id, title) VALUES
+           ('alice', 'a1'), ('alice', 'a2'),
+           ('ghost-a', 'g1'), ('ghost-a', 'g2'), ('ghost-a', 'g3'),
+           ('ghost-b', 'g4');",
+    );
+    db
+}
+
+fn applied(db: &TestDb) -> i64 {
+    db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations")
+}
+
+/// The last migration before the foreign key is checked.
+fn safe_steps(backend: Backend) -> i64 {
+    match backend {
+        // initial setup, tasks, users, FK NOT VALID, index
+        Backend::Postgres => 5,
+        // tasks, users
+        Backend::Sqlite => 2,
+    }
+}
+
+fn migrate_stops_then_fix(db: &TestDb, fix: &[&str]) {
+    let out = db.taskdb().arg("migrate").assert().failure().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("4 task(s) belong to no user"), "{stderr}");
+    assert!(stderr.contains("2 unknown user_id(s)"), "{stderr}");
+    assert!(
+        stderr.contains("ghost-a") && stderr.contains("ghost-b"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("taskdb orphans")
+            && stderr.contains("--assign-to")
+            && stderr.contains("--delete"),
+        "{stderr}"
+    );
+    // Only the steps that are safe with orphans present were applied, and
+    // no task changed.
+    assert_eq!(applied(db), safe_steps(db.backend));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM tasks"), 6);
+
+    let listing = stdout_of(db.taskdb().arg("orphans").assert().success());
+    let rows: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["ghost-a", "3"]), "{listing}");
+    assert!(rows.contains(&vec!["ghost-b", "1"]), "{listing}");
+    assert!(!listing.contains("alice"), "{listing}");
+    assert!(
+        listing.contains("Total: 4 orphaned task(s) of 2 unknown user_id(s)"),
+        "{listing}"
+    );
+
+    // Without --yes and without a terminal: refused, nothing changed.
+    let mut no_yes: Vec<&str> = vec!["orphans"];
+    no_yes.extend(fix.iter().filter(|a| **a != "--yes"));
+    db.taskdb()
+        .args(&no_yes)
+        .write_stdin("")
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(contains("--yes"));
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM tasks"), 6);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id LIKE 'ghost-%'"),
+        4
+    );
+
+    let mut args = vec!["orphans"];
+    args.extend(fix);
+    let fixed = stdout_of(db.taskdb().args(&args).assert().success());
+    assert!(
+        fixed.contains("4 orphaned task(s) of 2 unknown user_id(s)"),
+        "{fixed}"
+    );
+
+    db.taskdb()
+        .arg("orphans")
+        .assert()
+        .success()
+        .stdout(contains("No orphaned tasks"));
+    db.taskdb()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(contains("no orphaned tasks"));
+    db.taskdb()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(contains("Pending: 0"));
+}
+
+both_backends!(assign_to_fixes_and_migrate_completes, empty, |_db| {
+    let db = with_orphans(_db.backend);
+    migrate_stops_then_fix(&db, &["--assign-to", "alice", "--yes"]);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id = 'alice'"),
+        6
+    );
+    // The reassigned tasks kept their titles.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id = 'alice' AND title LIKE 'g%'"),
+        4
+    );
+});
+
+both_backends!(delete_fixes_and_migrate_completes, empty, |_db| {
+    let db = with_orphans(_db.backend);
+    migrate_stops_then_fix(&db, &["--delete", "--yes"]);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM tasks"), 2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id = 'alice'"),
+        2
+    );
+});
+
+both_backends!(assign_to_an_unknown_user_is_refused, empty, |_db| {
+    let db = with_orphans(_db.backend);
+    db.taskdb()
+        .args(["orphans", "--assign-to", "nobody", "--yes"])
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(contains("no user with id `nobody`"));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tasks WHERE user_id LIKE 'ghost-%'"),
+        4
+    );
+    // --assign-to and --delete together is a usage error.
+    db.taskdb()
+        .args(["orphans", "--assign-to", "alice", "--delete", "--yes"])
+        .assert()
+        .failure()
+        .code(2);
+});
+
+both_backends!(no_orphans_on_a_migrated_database, migrated, |db| {
+    db.taskdb()
+        .arg("orphans")
+        .assert()
+        .success()
+        .stdout(contains("No orphaned tasks"));
+});
+
+#[test]
+fn the_index_walk_and_the_anti_join_agree() {
+    let db = with_orphans(Backend::Postgres);
+    let plain = taskdb::orphans::find(&mut db.conn()).unwrap();
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000004"])
+        .assert()
+        .success();
+    let walked = taskdb::orphans::find(&mut db.conn()).unwrap();
+    assert_eq!(plain, walked);
+    assert_eq!(walked.total(), 4);
+    assert_eq!(walked.owners[0].user_id, "ghost-a");
+    assert_eq!(walked.owners[0].tasks, 3);
+}
+
+#[test]
+fn the_library_runner_stops_too() {
+    let db = with_orphans(Backend::Sqlite);
+    let err = taskdb::migrate::run_pending(&db.database_url()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            taskdb::Error::OrphanedTasks {
+                tasks: 4,
+                owners: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(predicate::str::contains("ghost-a").eval(&err.to_string()));
+}
