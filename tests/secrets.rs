@@ -28,6 +28,9 @@ const COMMANDS: &[&[&str]] = &[
     &["verify"],
     &["verify", "--format", "json"],
     &["adopt"],
+    &["orphans"],
+    &["orphans", "--delete", "--yes"],
+    &["seed", "demo", "--users", "2", "--tasks-per-user", "2"],
 ];
 
 fn closed_port() -> u16 {
