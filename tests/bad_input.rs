@@ -418,6 +418,27 @@ fn more_found_along_the_way() {
         2,
         "-1",
     );
+    // 37. orphans: reassign and delete at once
+    refused(
+        &db,
+        db_cmd(&db, &["orphans", "--assign-to", "user123", "--delete"]),
+        2,
+        "cannot be used with",
+    );
+    // 38. seed demo with no users
+    refused(
+        &db,
+        db_cmd(&db, &["seed", "demo", "--users", "0"]),
+        2,
+        "--users",
+    );
+    // 39. seed demo with an empty password
+    refused(
+        &db,
+        db_cmd(&db, &["seed", "demo", "--password", ""]),
+        1,
+        "must not be empty",
+    );
 }
 
 #[test]
