@@ -11,7 +11,8 @@
 //! Options: `--rows N[,N…]` (default 2000000), `--server URL` (default
 //! postgres://postgres@127.0.0.1:5432/postgres), `--keep` (keep the
 //! databases, e.g. for the query benchmark: `stall_taskdb_<rows>` is fully
-//! migrated). Prints one results table at the end.
+//! migrated), `--repeat K` (K rounds per size on fresh copies, the order
+//! of the two approaches alternating). Prints one results table at the end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ fn main() {
         arg("--server").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let keep = args.iter().any(|a| a == "--keep");
 
+    let repeat: usize = arg("--repeat").map_or(1, |r| r.parse().expect("--repeat N"));
+
     let mut results = Vec::new();
     for &rows in &sizes {
         let base = format!("stall_base_{rows}");
@@ -56,91 +59,30 @@ fn main() {
             "[{rows}] built {base} in {:.1} s",
             t.elapsed().as_secs_f64()
         );
-        for copy in [&ours, &naive] {
-            admin(
-                &server,
-                &format!("DROP DATABASE IF EXISTS {copy} WITH (FORCE)"),
-            );
-            admin(&server, &format!("CREATE DATABASE {copy} TEMPLATE {base}"));
+        for round in 0..repeat {
+            for copy in [&ours, &naive] {
+                admin(
+                    &server,
+                    &format!("DROP DATABASE IF EXISTS {copy} WITH (FORCE)"),
+                );
+                admin(&server, &format!("CREATE DATABASE {copy} TEMPLATE {base}"));
+                // Warm both copies the same way (a template copy is cold).
+                exec(
+                    &db_url(&server, copy),
+                    "SELECT COUNT(*) FROM tasks; SELECT COUNT(*) FROM users",
+                );
+            }
+            // Alternate which goes first, so neither always gets the
+            // quieter half of a busy machine.
+            let (ours_run, naive_run) = if round % 2 == 0 {
+                let o = run_taskdb(&db_url(&server, &ours), rows);
+                (o, run_naive(&db_url(&server, &naive), rows))
+            } else {
+                let n = run_naive(&db_url(&server, &naive), rows);
+                (run_taskdb(&db_url(&server, &ours), rows), n)
+            };
+            results.push((rows, ours_run.0, ours_run.1, naive_run.0, naive_run.1));
         }
-        // Warm both copies the same way (the template copy is cold).
-        for copy in [&ours, &naive] {
-            exec(
-                &db_url(&server, copy),
-                "SELECT COUNT(*) FROM tasks; SELECT COUNT(*) FROM users",
-            );
-        }
-
-        let ours_url = db_url(&server, &ours);
-        let (ours_time, ours_lat, steps) = with_writer(&ours_url, rows, || {
-            let mut steps = Vec::new();
-            let url = DatabaseUrl::parse(&ours_url).expect("url");
-            let mut orphan_check = Duration::ZERO;
-            let started = Instant::now();
-            let mut migrator = Migrator::new(url).on_event(|e| match e {
-                Event::Applied { migration, elapsed } => {
-                    steps.push((migration.name().to_string(), elapsed))
-                }
-                Event::OrphansChecked { elapsed, .. } => orphan_check = elapsed,
-                Event::LockTimeout {
-                    migration, attempt, ..
-                } => {
-                    println!(
-                        "[{rows}]   lock timeout in {} (attempt {attempt})",
-                        migration.name()
-                    )
-                }
-                _ => {}
-            });
-            migrator.migrate(None).expect("taskdb migrate");
-            drop(migrator);
-            steps.push(("(orphan check)".into(), orphan_check));
-            (started.elapsed(), steps)
-        });
-        println!(
-            "[{rows}] taskdb migrate: {:.2} s, writer {}",
-            ours_time.as_secs_f64(),
-            ours_lat.describe()
-        );
-        for (name, d) in &steps {
-            println!("[{rows}]   {name:<32} {:>8.0} ms", d.as_secs_f64() * 1000.0);
-        }
-
-        let naive_url = db_url(&server, &naive);
-        let (naive_time, naive_lat, naive_steps) = with_writer(&naive_url, rows, || {
-            let mut conn = PgConnection::establish(&naive_url).expect("connect");
-            let started = Instant::now();
-            conn.batch_execute("BEGIN").expect("begin");
-            let t = Instant::now();
-            conn.batch_execute(
-                "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_user_id FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE",
-            )
-            .expect("add fk");
-            let fk = t.elapsed();
-            let t = Instant::now();
-            conn.batch_execute(
-                "CREATE INDEX idx_tasks_user_completed ON tasks (user_id, completed)",
-            )
-            .expect("create index");
-            let ix = t.elapsed();
-            conn.batch_execute("COMMIT").expect("commit");
-            (
-                started.elapsed(),
-                vec![
-                    ("ADD FOREIGN KEY".to_string(), fk),
-                    ("CREATE INDEX".to_string(), ix),
-                ],
-            )
-        });
-        println!(
-            "[{rows}] naive: {:.2} s, writer {}",
-            naive_time.as_secs_f64(),
-            naive_lat.describe()
-        );
-        for (name, d) in &naive_steps {
-            println!("[{rows}]   {name:<32} {:>8.0} ms", d.as_secs_f64() * 1000.0);
-        }
-        results.push((rows, ours_time, ours_lat, naive_time, naive_lat));
         admin(
             &server,
             &format!("DROP DATABASE IF EXISTS {base} WITH (FORCE)"),
@@ -177,6 +119,101 @@ fn main() {
             nl.samples.len()
         );
     }
+}
+
+fn print_steps(rows: u64, steps: &[(String, Duration)]) {
+    for (name, d) in steps {
+        println!("[{rows}]   {name:<32} {:>8.0} ms", d.as_secs_f64() * 1000.0);
+    }
+}
+
+fn run_taskdb(url: &str, rows: u64) -> (Duration, Latencies) {
+    let mut timeline: Vec<(Instant, String)> = Vec::new();
+    let (time, lat, steps) = with_writer(url, rows, || {
+        let mut steps = Vec::new();
+        let mut orphan_check = Duration::ZERO;
+        let started = Instant::now();
+        let mut migrator =
+            Migrator::new(DatabaseUrl::parse(url).expect("url")).on_event(|e| match e {
+                Event::Applying { migration } => {
+                    timeline.push((Instant::now(), migration.name().to_string()))
+                }
+                Event::CheckingOrphans { .. } => {
+                    timeline.push((Instant::now(), "(orphan check)".into()))
+                }
+                Event::Applied { migration, elapsed } => {
+                    steps.push((migration.name().to_string(), elapsed))
+                }
+                Event::OrphansChecked { elapsed, .. } => orphan_check = elapsed,
+                Event::LockTimeout {
+                    migration, attempt, ..
+                } => {
+                    println!(
+                        "[{rows}]   lock timeout in {} (attempt {attempt})",
+                        migration.name()
+                    )
+                }
+                _ => {}
+            });
+        migrator.migrate(None).expect("taskdb migrate");
+        drop(migrator);
+        steps.push(("(orphan check)".into(), orphan_check));
+        (started.elapsed(), steps)
+    });
+    println!(
+        "[{rows}] taskdb migrate: {:.2} s, writer {}",
+        time.as_secs_f64(),
+        lat.describe()
+    );
+    print_steps(rows, &steps);
+    // Which step was running when the slowest writes started.
+    let mut slowest: Vec<usize> = (0..lat.samples.len()).collect();
+    slowest.sort_by_key(|&i| std::cmp::Reverse(lat.samples[i]));
+    for &i in slowest.iter().take(3) {
+        let during = timeline
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= lat.starts[i])
+            .map_or("(before the first step)", |(_, name)| name.as_str());
+        println!(
+            "[{rows}]   slow write: {:.1} ms during {during}",
+            lat.samples[i].as_secs_f64() * 1000.0
+        );
+    }
+    (time, lat)
+}
+
+fn run_naive(url: &str, rows: u64) -> (Duration, Latencies) {
+    let (time, lat, steps) = with_writer(url, rows, || {
+        let mut conn = PgConnection::establish(url).expect("connect");
+        let started = Instant::now();
+        conn.batch_execute("BEGIN").expect("begin");
+        let t = Instant::now();
+        conn.batch_execute(
+            "ALTER TABLE tasks ADD CONSTRAINT fk_tasks_user_id FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE",
+        )
+        .expect("add fk");
+        let fk = t.elapsed();
+        let t = Instant::now();
+        conn.batch_execute("CREATE INDEX idx_tasks_user_completed ON tasks (user_id, completed)")
+            .expect("create index");
+        let ix = t.elapsed();
+        conn.batch_execute("COMMIT").expect("commit");
+        (
+            started.elapsed(),
+            vec![
+                ("ADD FOREIGN KEY".to_string(), fk),
+                ("CREATE INDEX".to_string(), ix),
+            ],
+        )
+    });
+    println!(
+        "[{rows}] naive: {:.2} s, writer {}",
+        time.as_secs_f64(),
+        lat.describe()
+    );
+    print_steps(rows, &steps);
+    (time, lat)
 }
 
 fn db_url(server: &str, name: &str) -> String {
@@ -216,7 +253,7 @@ fn build_base(server: &str, name: &str, rows: u64) {
                SELECT 'user' || g, 'user' || g || '@example.com', 'x', 'User ' || g
                  FROM generate_series(1, {users}) g;
              INSERT INTO tasks (user_id, title, description, completed, created_at, updated_at)
-               SELECT 'user' || (1 + (g * 7919) % {users}), 'task ' || g,
+               SELECT 'user' || (1 + (g::bigint * 7919) % {users}), 'task ' || g,
                       CASE WHEN g % 3 = 0 THEN 'details of task ' || g END,
                       g % 10 < 3,
                       now() - (g % 15552000) * interval '1 second', now()
@@ -231,6 +268,8 @@ fn build_base(server: &str, name: &str, rows: u64) {
 
 struct Latencies {
     samples: Vec<Duration>,
+    /// When each write started.
+    starts: Vec<Instant>,
 }
 
 impl Latencies {
@@ -279,6 +318,7 @@ fn with_writer<T>(
         std::thread::spawn(move || {
             let mut conn = PgConnection::establish(&url).expect("writer connect");
             let mut samples = Vec::new();
+            let mut starts = Vec::new();
             let mut n: u64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 let tick = Instant::now();
@@ -290,6 +330,7 @@ fn with_writer<T>(
                 ))
                 .expect("insert");
                 samples.push(t.elapsed());
+                starts.push(t);
                 let id = 1 + (n * 15_485_863) % rows;
                 let t = Instant::now();
                 conn.batch_execute(&format!(
@@ -297,11 +338,12 @@ fn with_writer<T>(
                 ))
                 .expect("update");
                 samples.push(t.elapsed());
+                starts.push(t);
                 if let Some(rest) = WRITER_PERIOD.checked_sub(tick.elapsed()) {
                     std::thread::sleep(rest);
                 }
             }
-            samples
+            (samples, starts)
         })
     };
     // Let the writer settle before the migration starts.
@@ -309,6 +351,6 @@ fn with_writer<T>(
     let (elapsed, value) = work();
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
-    let samples = writer.join().expect("writer");
-    (elapsed, Latencies { samples }, value)
+    let (samples, starts) = writer.join().expect("writer");
+    (elapsed, Latencies { samples, starts }, value)
 }

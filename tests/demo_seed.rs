@@ -154,3 +154,32 @@ fn migrate_prints_no_progress_line_when_not_a_terminal() {
         "{stdout:?}"
     );
 }
+
+/// Runs the binary on a pseudo-terminal (`script` from util-linux), so
+/// stderr is a terminal; returns everything the terminal showed.
+fn on_a_terminal(db: &TestDb, args: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("taskdb");
+    let command = format!("{} --database-url '{}' {args}", bin.display(), db.url());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .output()
+        .expect("script (util-linux) runs the binary on a pseudo-terminal");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_terminal_gets_a_progress_line_that_is_cleared_afterwards() {
+    let db = TestDb::empty(taskdb::Backend::Postgres);
+    let shown = on_a_terminal(&db, "migrate");
+    assert!(
+        shown.contains("⋯ 2026-02-08-000004_index_tasks_user_completed"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\r\x1b[2K"), "{shown:?}");
+    let shown = on_a_terminal(&db, "seed demo --users 50 --tasks-per-user 10");
+    assert!(shown.contains("⋯ seeding demo data"), "{shown:?}");
+    assert!(shown.contains("Created 50 demo user(s)"), "{shown:?}");
+}

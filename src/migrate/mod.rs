@@ -303,7 +303,7 @@ impl<'r> Migrator<'r> {
             if crate::orphans::guards(backend, m) {
                 (self.report)(Event::CheckingOrphans { migration: m });
                 let started = std::time::Instant::now();
-                crate::orphans::ensure_none(conn)?;
+                crate::orphans::ensure_none(conn).map_err(interrupted)?;
                 (self.report)(Event::OrphansChecked {
                     migration: m,
                     elapsed: started.elapsed(),
