@@ -4,6 +4,7 @@
 //! the embedded `migrate::run_pending`, and `diesel migration run`.
 //!
 //! ```text
+//! cargo build --release --bins --examples
 //! cargo run --release --example noop_migrate [-- RUNS]
 //! ```
 //!
@@ -31,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .map(|a| a.parse())
         .transpose()?
-        .unwrap_or(21);
+        .unwrap_or(51);
     let admin_url = std::env::var("TASKDB_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let base = admin_url
@@ -45,48 +46,77 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .to_string();
 
     let mut admin = PgConnection::establish(&admin_url)?;
-    admin.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {DB} WITH (FORCE); CREATE DATABASE {DB}"
-    ))?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))?;
+    admin.batch_execute(&format!("CREATE DATABASE {DB}"))?;
     migrate::run_pending(&DatabaseUrl::parse(&format!("{base}/{DB}"))?)?;
 
     let proxy = WireProxy::start(&upstream);
-    let url = proxy.url("postgres", DB);
+    // Statements are counted through the proxy; time is measured without
+    // it, straight to the server.
+    let counted_url = proxy.url("postgres", DB);
+    let direct_url = format!("{base}/{DB}?sslmode=disable");
     let taskdb = taskdb_binary()?;
     let diesel = diesel_binary();
     let config = tempfile::tempdir()?;
     // No [print_schema]: a no-op run must not regenerate schema.rs.
     std::fs::write(config.path().join("diesel.toml"), "")?;
-    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let migrations = &Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let config_dir = config.path();
 
-    let mut rows = Vec::new();
-    let taskdb_cli = measure(&proxy, runs, || {
-        run(Command::new(&taskdb).args(["--database-url", &url, "migrate"]))
-    })?;
-    rows.push(("taskdb migrate (CLI process)", taskdb_cli));
-    let parsed = DatabaseUrl::parse(&url)?;
-    let embedded = measure(&proxy, runs, || {
-        let applied = migrate::run_pending(&parsed).map_err(|e| e.to_string())?;
-        if applied.is_empty() {
-            Ok(())
-        } else {
-            Err("the database was not up to date".into())
-        }
-    })?;
-    rows.push(("migrate::run_pending (embedded)", embedded));
-    match &diesel {
-        Some(diesel) => {
-            let cli = measure(&proxy, runs, || {
-                run(Command::new(diesel)
-                    .current_dir(config.path())
-                    .args(["migration", "run", "--database-url", &url, "--config-file"])
-                    .arg(config.path().join("diesel.toml"))
+    type Runner<'a> = Box<dyn FnMut(&str) -> Result<(), String> + 'a>;
+    let mut runners: Vec<(&str, Runner)> = vec![
+        (
+            "taskdb migrate (CLI process)",
+            Box::new(|url: &str| {
+                run(Command::new(&taskdb).args(["--database-url", url, "migrate"]))
+            }),
+        ),
+        (
+            "migrate::run_pending (embedded, in-process)",
+            Box::new(|url: &str| {
+                let parsed = DatabaseUrl::parse(url).map_err(|e| e.to_string())?;
+                let applied = migrate::run_pending(&parsed).map_err(|e| e.to_string())?;
+                if applied.is_empty() {
+                    Ok(())
+                } else {
+                    Err("the database was not up to date".into())
+                }
+            }),
+        ),
+    ];
+    match diesel {
+        Some(diesel) => runners.push((
+            "diesel migration run (CLI process)",
+            Box::new(move |url: &str| {
+                run(Command::new(&diesel)
+                    .current_dir(config_dir)
+                    .args(["migration", "run", "--database-url", url, "--config-file"])
+                    .arg(config_dir.join("diesel.toml"))
                     .arg("--migration-dir")
-                    .arg(&migrations))
-            })?;
-            rows.push(("diesel migration run (CLI process)", cli));
-        }
+                    .arg(migrations))
+            }),
+        )),
         None => eprintln!("diesel CLI not found: only taskdb measured"),
+    }
+    let mut rows = Vec::new();
+    for (name, once) in runners.iter_mut() {
+        rows.push((*name, count(&proxy, &counted_url, once)?));
+    }
+    // Timed runs interleave the runners, so a busy neighbour on the machine
+    // slows them all alike; one warm-up round first.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); runners.len()];
+    for round in 0..=runs {
+        for (k, (_, once)) in runners.iter_mut().enumerate() {
+            let started = Instant::now();
+            once(&direct_url)?;
+            if round > 0 {
+                times[k].push(started.elapsed());
+            }
+        }
+    }
+    for ((_, m), mut t) in rows.iter_mut().zip(times) {
+        t.sort();
+        m.median = t[t.len() / 2];
     }
 
     println!(
@@ -138,24 +168,17 @@ struct Measured {
     sample: Vec<Statement>,
 }
 
-/// Runs `once` `runs` times; statement counts must be the same every run.
-fn measure(
+/// Runs `once` three times through the proxy; the statement counts must
+/// agree.
+fn count(
     proxy: &WireProxy,
-    runs: usize,
-    mut once: impl FnMut() -> Result<(), String>,
+    counted_url: &str,
+    once: &mut dyn FnMut(&str) -> Result<(), String>,
 ) -> Result<Measured, Box<dyn std::error::Error>> {
-    let mut times = Vec::new();
     let mut counted: Option<Measured> = None;
-    // One warm-up run (page cache, catalog cache), not counted.
-    once()?;
-    std::thread::sleep(Duration::from_millis(50));
     proxy.take();
-    for _ in 0..runs {
-        let started = Instant::now();
-        once()?;
-        times.push(started.elapsed());
-        // Let the proxy read the last messages of an exited client.
-        std::thread::sleep(Duration::from_millis(30));
+    for _ in 0..3 {
+        once(counted_url)?;
         let log = proxy.take();
         let m = Measured {
             statements: log.len(),
@@ -179,10 +202,7 @@ fn measure(
         }
         counted = Some(m);
     }
-    times.sort();
-    let mut m = counted.ok_or("no runs")?;
-    m.median = times[times.len() / 2];
-    Ok(m)
+    Ok(counted.ok_or("no runs")?)
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -214,10 +234,19 @@ fn taskdb_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
         .and_then(Path::parent)
         .ok_or("cannot find the target directory")?;
     let bin = dir.join("taskdb");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--bin", "taskdb"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()?;
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // Built with this example (`cargo build --release --bins --examples`):
+    // use it; otherwise build it (a separate build of the bin alone would
+    // rebuild clap with other features each time).
+    if bin.exists() && modified(&bin) >= modified(&exe) {
+        return Ok(bin);
+    }
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--bin", "taskdb"]);
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.current_dir(env!("CARGO_MANIFEST_DIR")).status()?;
     if !status.success() || !bin.exists() {
         return Err(format!("cannot build {}", bin.display()).into());
     }

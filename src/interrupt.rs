@@ -1,7 +1,9 @@
 //! Ctrl-C and SIGTERM while the schema changes.
 //!
-//! The `taskdb` binary calls [`install`]. A signal outside a migration ends
-//! the process at once (exit 128 + signal). During one, a [`Migrator`]
+//! The `taskdb` binary calls [`install`]. A signal outside a migration, or
+//! during one on SQLite (an uncommitted SQLite transaction never survives
+//! its process), ends the process at once (exit 128 + signal). During a
+//! PostgreSQL migration, a [`Migrator`]
 //! has registered its connection's `application_name` with
 //! [`CancelGuard`]: the signal is recorded, the statement that connection
 //! is running is cancelled server-side (a client that merely stops reading
@@ -47,7 +49,7 @@ fn on_signal(signal: i32) {
         .is_ok();
     let target = TARGET.lock().map(|t| t.clone()).unwrap_or(None);
     match target {
-        Some((url, app)) if first => {
+        Some((url, app)) if first && url.backend() == Backend::Postgres => {
             // A statement sent just after one cancel would still block: keep
             // cancelling until the run has rolled back and the process exits
             // (on a thread of its own, so a second signal is still heard).
@@ -60,8 +62,16 @@ fn on_signal(signal: i32) {
                     }
                 });
         }
-        // Nothing to roll back, or asked twice: stop now.
-        _ => std::process::exit(exit_code(signal)),
+        // Nothing to roll back, asked twice, or SQLite (whose unfinished
+        // transaction is discarded when the process ends, while its thread
+        // may sit in a busy wait no other thread can cut short): stop now.
+        _ => {
+            eprintln!(
+                "error: interrupted by {}; nothing unfinished was kept",
+                signal_name(signal)
+            );
+            std::process::exit(exit_code(signal))
+        }
     }
 }
 
@@ -118,7 +128,9 @@ pub fn signal_name(signal: i32) -> String {
 }
 
 /// While alive, a signal cancels the statements of connections opened with
-/// `application_name = app` instead of ending the process.
+/// `application_name = app` instead of ending the process. One target per
+/// process: the CLI runs one migrator (embedded callers install no handler,
+/// so for them this is inert).
 pub struct CancelGuard {
     _private: (),
 }

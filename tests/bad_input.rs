@@ -133,7 +133,7 @@ fn wrong_password() {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_pw_test LOGIN PASSWORD 'right-password'; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     let bouncer = PgBouncer::start_with(
@@ -170,7 +170,7 @@ fn a_role_without_ddl_rights() {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_noddl LOGIN; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     // PostgreSQL 15: only the owner may CREATE in schema public.
@@ -374,6 +374,70 @@ fn bad_files() {
         std::fs::read(&junk).unwrap(),
         vec![b'x'; 4096],
         "the file is untouched"
+    );
+}
+
+#[test]
+fn more_found_along_the_way() {
+    let db = seeded();
+    let dir = tempfile::tempdir().unwrap();
+    // 31. a bad DIRECT_DATABASE_URL names the variable it came from
+    let mut cmd = taskdb_cmd();
+    cmd.env("DATABASE_URL", db.url())
+        .env("DIRECT_DATABASE_URL", "mysql://app@db/tasks")
+        .arg("migrate");
+    refused(&db, cmd, 1, "from DIRECT_DATABASE_URL");
+    // 32. a SQLite "file" that is a directory
+    let as_dir = dir.path().join("dir.db");
+    std::fs::create_dir(&as_dir).unwrap();
+    refused(
+        &db,
+        with_url(&format!("sqlite://{}", as_dir.display()), &["migrate"]),
+        1,
+        "unable to open",
+    );
+    // 33. a .env that is not UTF-8
+    let env_dir = tempfile::tempdir().unwrap();
+    std::fs::write(env_dir.path().join(".env"), b"DATABASE_URL=\xff\xfe\n").unwrap();
+    let mut cmd = db.taskdb();
+    cmd.current_dir(env_dir.path()).arg("status");
+    refused(&db, cmd, 1, ".env");
+    // 34. a connection option the driver rejects
+    refused(
+        &db,
+        with_url(&format!("{}?sslmode=bogus", db.url()), &["migrate"]),
+        1,
+        "sslmode",
+    );
+    // 35. an unknown --format
+    refused(&db, db_cmd(&db, &["status", "--format", "yaml"]), 2, "yaml");
+    // 36. a negative --lock-retries
+    refused(
+        &db,
+        db_cmd(&db, &["migrate", "--lock-retries", "-1"]),
+        2,
+        "-1",
+    );
+    // 37. orphans: reassign and delete at once
+    refused(
+        &db,
+        db_cmd(&db, &["orphans", "--assign-to", "user123", "--delete"]),
+        2,
+        "cannot be used with",
+    );
+    // 38. seed demo with no users
+    refused(
+        &db,
+        db_cmd(&db, &["seed", "demo", "--users", "0"]),
+        2,
+        "--users",
+    );
+    // 39. seed demo with an empty password
+    refused(
+        &db,
+        db_cmd(&db, &["seed", "demo", "--password", ""]),
+        1,
+        "must not be empty",
     );
 }
 

@@ -39,13 +39,10 @@ fn up_to_date_migrate_sends_one_query_and_no_ddl() {
         .assert()
         .success()
         .stdout(predicates::str::contains("Nothing to do"));
-    // The process has exited, so its messages have all been read.
-    std::thread::sleep(std::time::Duration::from_millis(100));
     assert_one_read(&proxy.take(), "taskdb migrate");
 
     let applied = migrate::run_pending(&DatabaseUrl::parse(&url).unwrap()).unwrap();
     assert!(applied.is_empty());
-    std::thread::sleep(std::time::Duration::from_millis(100));
     assert_one_read(&proxy.take(), "run_pending");
 }
 
@@ -63,7 +60,6 @@ fn control_a_pending_migration_is_counted_as_ddl() {
         .args(["--database-url", &url, "migrate"])
         .assert()
         .success();
-    std::thread::sleep(std::time::Duration::from_millis(100));
     let log = proxy.take();
     let work = after_setup(&log);
     assert!(work.len() > 1, "{work:#?}");

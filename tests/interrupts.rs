@@ -6,6 +6,7 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pgbouncer::PgBouncer;
 use common::{schema_dump, TestDb};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -17,12 +18,16 @@ const BEFORE_ALTER: &str = "2026-02-08-000010";
 const ALTER_VERSION: &str = "20260208000011";
 
 fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
+    spawn_taskdb_at(db.url(), args)
+}
+
+fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
         .current_dir(std::env::temp_dir())
         .env_remove("DATABASE_URL")
         .env_remove("DIRECT_DATABASE_URL")
         .env_remove("TASKDB_LOCK_TIMEOUT")
-        .args(["--database-url", db.url()])
+        .args(["--database-url", url])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -67,8 +72,12 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
+fn interrupted_while_blocked(signal_name: &str, expected_code: i32, bouncer: Option<&PgBouncer>) {
     let db = TestDb::empty(Backend::Postgres);
+    let url = match bouncer {
+        Some(b) => b.url(db.pg_name().unwrap()),
+        None => db.url().to_string(),
+    };
     db.taskdb()
         .args(["migrate", "--to", BEFORE_ALTER])
         .assert()
@@ -79,7 +88,7 @@ fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
     reader
         .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
         .unwrap();
-    let child = spawn_taskdb(&db, &["migrate", "--lock-timeout", "60s"]);
+    let child = spawn_taskdb_at(&url, &["migrate", "--lock-timeout", "60s"]);
     let pid = child.id();
     wait_until(
         "the migration waits on the lock",
@@ -116,12 +125,81 @@ fn interrupted_while_blocked(signal_name: &str, expected_code: i32) {
 
 #[test]
 fn sigint_while_blocked_on_a_lock_rolls_back_and_exits_130() {
-    interrupted_while_blocked("INT", 130);
+    interrupted_while_blocked("INT", 130, None);
 }
 
 #[test]
 fn sigterm_while_blocked_on_a_lock_rolls_back_and_exits_143() {
-    interrupted_while_blocked("TERM", 143);
+    interrupted_while_blocked("TERM", 143, None);
+}
+
+#[test]
+fn sigint_through_pgbouncer_cancels_the_blocked_statement_too() {
+    // The cancelling connection finds the blocked one by application_name,
+    // which PgBouncer passes on to the server connection it assigns.
+    let bouncer = PgBouncer::start("transaction");
+    interrupted_while_blocked("INT", 130, Some(&bouncer));
+}
+
+#[test]
+fn sigint_while_waiting_for_another_migrator_changes_nothing() {
+    let db = TestDb::empty(Backend::Postgres);
+    // Another migrator holds the migration lock.
+    let mut other = PgConnection::establish(db.url()).unwrap();
+    other
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            taskdb::migrate::lock::ADVISORY_LOCK_KEY
+        ))
+        .unwrap();
+    let mut child = spawn_taskdb(&db, &["migrate"]);
+    // Wait for its "waiting" line before interrupting.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("Waiting for another migrator") {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "taskdb exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
+    let db = TestDb::empty(Backend::Sqlite);
+    // Another writer holds the file's write lock, so the first migration
+    // waits in SQLite's busy handler.
+    let mut writer = db.conn();
+    writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let mut child = spawn_taskdb(&db, &["migrate"]);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("pending migration") {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "taskdb exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "INT");
+    // Far sooner than the 30 s busy timeout.
+    let out = wait_with_limit(child, Duration::from_secs(3));
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: interrupted"));
+    writer.batch_execute("ROLLBACK").unwrap();
+    assert!(!schema_dump(&db).iter().any(|l| l.contains("table tasks")));
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
 }
 
 #[test]
@@ -146,10 +224,16 @@ fn sigint_outside_a_migration_stops_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The first line comes after the handler is installed.
+    let mut child = child;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 9];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"database:");
     signal(&child, "INT");
     let out = wait_with_limit(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: interrupted"));
 }
 
 /// A pseudo-random number below `bound` (no rand dependency needed).
@@ -160,18 +244,25 @@ fn random_below(bound: u64) -> u64 {
 
 #[test]
 fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
-    // How long a whole run takes here, to spread the kills across it.
-    let timing = TestDb::empty(Backend::Postgres);
-    let started = Instant::now();
-    timing.taskdb().arg("migrate").assert().success();
-    let full = started.elapsed().as_millis() as u64;
-    drop(timing);
-    for iteration in 0..6u64 {
+    // Kill while migration k runs: k spread over the run, including the
+    // concurrent index builds (no transaction) and the FK steps, each
+    // after a random 0-4 ms into the step.
+    let total = taskdb::migrate::migrations(Backend::Postgres).len();
+    for k in [1, 3, 4, 5, 8, 9, 11, total] {
         let db = TestDb::empty(Backend::Postgres);
-        let child = spawn_taskdb(&db, &["migrate"]);
-        // Early, middle and late in the run, each with some jitter.
-        let at = full * iteration / 6 + random_below(full / 6 + 1);
-        std::thread::sleep(Duration::from_millis(at));
+        let mut child = spawn_taskdb(&db, &["migrate"]);
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut started = 0;
+        for line in std::io::BufRead::lines(stdout) {
+            if line.unwrap().starts_with('→') {
+                started += 1;
+                if started == k {
+                    break;
+                }
+            }
+        }
+        let after = random_below(5);
+        std::thread::sleep(Duration::from_millis(after));
         signal(&child, "KILL");
         let _ = wait_with_limit(child, Duration::from_secs(10));
         let rerun = db.taskdb().arg("migrate").assert().success();
@@ -179,15 +270,85 @@ fn kill_9_at_any_moment_then_a_rerun_completes_and_verifies() {
         db.taskdb().arg("verify").assert().success();
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations"),
-            taskdb::migrate::migrations(Backend::Postgres).len() as i64,
-            "killed after {at} ms; rerun said: {stdout}"
+            total as i64,
+            "killed {after} ms into migration {k}; rerun said: {stdout}"
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM __taskdb_ledger WHERE state = 'applied'"),
+            total as i64
         );
         assert_eq!(
             db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
             0,
-            "no INVALID index after killing at {at} ms"
+            "no INVALID index after killing in migration {k}"
+        );
+        eprintln!(
+            "killed {after} ms into migration {k}; the rerun applied: {}",
+            stdout.lines().filter(|l| l.starts_with('✓')).count()
         );
     }
+}
+
+#[test]
+fn kill_9_during_a_concurrent_index_build_then_rerun_waits_or_rebuilds() {
+    signal_during_index_build("KILL", None);
+}
+
+#[test]
+fn sigint_during_a_concurrent_index_build_needs_no_repair() {
+    // The build is cancelled on the server (leaving an INVALID index); the
+    // step stays marked running, not dirty, so a plain rerun rebuilds it.
+    signal_during_index_build("INT", Some(130));
+}
+
+fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    // Enough rows that the build is still running when the client dies.
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title, completed)
+           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
+    );
+    let child = spawn_taskdb(&db, &["migrate"]);
+    let pid = child.id();
+    wait_until("the index build runs", Duration::from_secs(20), || {
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'taskdb-migrate-{pid}' \
+              AND query ILIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
+        )) > 0
+    });
+    signal(&child, signal_name);
+    let out = wait_with_limit(child, Duration::from_secs(10));
+    if let Some(code) = expected_code {
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The server may still be building: the rerun must wait for that build
+    // or rebuild what it left INVALID, never take it as done.
+    let rerun = db.taskdb().arg("migrate").assert().success();
+    let stdout = String::from_utf8_lossy(&rerun.get_output().stdout).into_owned();
+    eprintln!("{stdout}");
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid"
+        ),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
+        0
+    );
+    db.taskdb().arg("verify").assert().success();
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::pgbouncer::PgBouncer;
 use common::TestDb;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -26,8 +27,12 @@ struct Run {
     stdout: String,
 }
 
-fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
+fn migrate_beside_a_long_transaction(lock_timeout: &str, bouncer: Option<&PgBouncer>) -> Run {
     let db = TestDb::empty(Backend::Postgres);
+    let migrate_url = match bouncer {
+        Some(b) => b.url(db.pg_name().unwrap()),
+        None => db.url().to_string(),
+    };
     db.taskdb()
         .args(["migrate", "--to", BEFORE_ALTER])
         .assert()
@@ -61,7 +66,7 @@ fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
             .env_remove("TASKDB_LOCK_TIMEOUT")
             .args([
                 "--database-url",
-                db.url(),
+                &migrate_url,
                 "migrate",
                 "--lock-timeout",
                 lock_timeout,
@@ -74,8 +79,10 @@ fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
         long.batch_execute("ROLLBACK").unwrap();
         let out = child.wait_with_output().unwrap();
         stop.store(true, Ordering::SeqCst);
+        let slowest_query = app.join().unwrap();
+        eprintln!("--lock-timeout {lock_timeout}: slowest query on tasks took {slowest_query:?}");
         Run {
-            slowest_query: app.join().unwrap(),
+            slowest_query,
             succeeded: out.status.success(),
             stdout: format!(
                 "{}{}",
@@ -88,7 +95,18 @@ fn migrate_beside_a_long_transaction(lock_timeout: &str) -> Run {
 
 #[test]
 fn queries_wait_at_most_about_the_lock_timeout_and_the_migration_retries() {
-    let run = migrate_beside_a_long_transaction("50ms");
+    check_short_waits(migrate_beside_a_long_transaction("50ms", None));
+}
+
+#[test]
+fn the_same_through_pgbouncer_in_transaction_mode() {
+    // SET LOCAL lives in the step's transaction, which the pooler keeps on
+    // one server connection.
+    let bouncer = PgBouncer::start("transaction");
+    check_short_waits(migrate_beside_a_long_transaction("50ms", Some(&bouncer)));
+}
+
+fn check_short_waits(run: Run) {
     assert!(run.succeeded, "{}", run.stdout);
     assert!(
         run.stdout.contains("retrying"),
@@ -107,7 +125,7 @@ fn queries_wait_at_most_about_the_lock_timeout_and_the_migration_retries() {
 fn control_a_long_lock_timeout_makes_queries_queue() {
     // The same measurement must see the stall when the timeout is long:
     // otherwise the test above could not fail.
-    let run = migrate_beside_a_long_transaction("10s");
+    let run = migrate_beside_a_long_transaction("10s", None);
     assert!(run.succeeded, "{}", run.stdout);
     assert!(
         run.slowest_query > Duration::from_millis(700),

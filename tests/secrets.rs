@@ -28,6 +28,9 @@ const COMMANDS: &[&[&str]] = &[
     &["verify"],
     &["verify", "--format", "json"],
     &["adopt"],
+    &["orphans"],
+    &["orphans", "--delete", "--yes"],
+    &["seed", "demo", "--users", "2", "--tasks-per-user", "2"],
 ];
 
 fn closed_port() -> u16 {
@@ -58,7 +61,7 @@ fn password_bouncer() -> PgBouncer {
     common::admin()
         .batch_execute(
             "DO $$ BEGIN CREATE ROLE taskdb_pw_test LOGIN PASSWORD 'right-password'; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
         )
         .unwrap();
     PgBouncer::start_with(

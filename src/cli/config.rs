@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::GlobalOpts;
 use crate::db::DatabaseUrl;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where the URL came from, shown on the first output line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,23 +73,26 @@ impl DatabaseChoice {
             if let Ok(direct) = std::env::var("DIRECT_DATABASE_URL") {
                 if !direct.trim().is_empty() {
                     return Ok(DatabaseChoice {
-                        url: DatabaseUrl::parse(&direct)?,
+                        url: parse_from(&direct, UrlSource::DirectUrl)?,
                         source: UrlSource::DirectUrl,
                     });
                 }
             }
         }
         match &global.database_url {
-            Some(url) => Ok(DatabaseChoice {
-                url: DatabaseUrl::parse(url)?,
-                source: if flag_given {
+            Some(url) => {
+                let source = if flag_given {
                     UrlSource::Flag
                 } else if from_env {
                     UrlSource::Environment
                 } else {
                     UrlSource::DotEnv
-                },
-            }),
+                };
+                Ok(DatabaseChoice {
+                    url: parse_from(url, source)?,
+                    source,
+                })
+            }
             None => Ok(DatabaseChoice {
                 url: DatabaseUrl::default_sqlite(),
                 source: UrlSource::Default,
@@ -101,4 +104,16 @@ impl DatabaseChoice {
     pub fn describe(&self) -> String {
         format!("{} ({})", self.url.redacted(), self.source)
     }
+}
+
+/// Parses a URL; a bad one says where it came from (a stale variable or
+/// `.env` line is easy to overlook).
+fn parse_from(url: &str, source: UrlSource) -> Result<DatabaseUrl> {
+    DatabaseUrl::parse(url).map_err(|e| match e {
+        Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+            url,
+            reason: format!("{reason} ({source})"),
+        },
+        other => other,
+    })
 }

@@ -1,7 +1,7 @@
 //! The `taskdb` command line: one module per subcommand, each with its own
 //! `Opts` and `run`. This module parses, picks the database, runs the
 //! command and turns errors into one `error: …` line and an exit code
-//! (0 ok, 1 failure, 2 usage).
+//! (0 ok, 1 failure, 2 usage, 130 SIGINT, 143 SIGTERM).
 
 mod adopt;
 mod config;
@@ -150,21 +150,20 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if !e.use_stderr() {
+                // --help, --version
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
             // clap echoes the offending argument, which may be a URL with
-            // a password in it.
+            // a password in it; and an error is one line, like every other.
             let text = crate::db::mask_url_passwords(&e.render().to_string());
-            return if e.use_stderr() {
-                // One line, like every other error.
-                let first = text
-                    .lines()
-                    .find(|l| l.starts_with("error:"))
-                    .unwrap_or("error: invalid arguments");
-                eprintln!("{first} (see --help)");
-                ExitCode::from(2)
-            } else {
-                let _ = io::stdout().write_all(text.as_bytes());
-                ExitCode::SUCCESS
-            };
+            let first = text
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     // Ctrl-C / SIGTERM during a migration roll back the step in progress

@@ -59,6 +59,9 @@ pub fn apply(
                     return Ok(StepOutcome::AlreadyDone);
                 }
                 conn.batch_execute(m.up_sql()).map_err(|e| failed(m, &e))?;
+                // A signal during a step that did not block (SQLite, or
+                // fast DDL) still rolls the step back.
+                crate::interrupt::check()?;
                 let elapsed = started.elapsed();
                 ledger::record_applied(conn, m, millis(elapsed), &settings.applied_by)?;
                 Ok(StepOutcome::Done(elapsed))

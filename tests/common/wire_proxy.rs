@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One statement a client sent.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ fn first_word(sql: &str) -> String {
 pub struct WireProxy {
     pub port: u16,
     log: Arc<Mutex<Vec<Statement>>>,
+    /// Client connections not yet closed.
+    open: Arc<AtomicUsize>,
 }
 
 impl WireProxy {
@@ -69,24 +73,35 @@ impl WireProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let log = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(AtomicUsize::new(0));
         let upstream = upstream.to_string();
         let shared = Arc::clone(&log);
+        let counter = Arc::clone(&open);
         std::thread::spawn(move || {
             for (n, client) in listener.incoming().enumerate() {
                 let Ok(client) = client else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let done = Arc::clone(&counter);
                 let Ok(server) = TcpStream::connect(&upstream) else {
+                    counter.fetch_sub(1, Ordering::SeqCst);
                     continue;
                 };
+                // Forward each message at once (Nagle would add delays).
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
                 let log = Arc::clone(&shared);
                 let (c2, s2) = match (client.try_clone(), server.try_clone()) {
                     (Ok(c), Ok(s)) => (c, s),
                     _ => continue,
                 };
                 std::thread::spawn(move || copy(s2, c2));
-                std::thread::spawn(move || record(client, server, n, log));
+                std::thread::spawn(move || {
+                    record(client, server, n, log);
+                    done.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
-        WireProxy { port, log }
+        WireProxy { port, log, open }
     }
 
     /// `postgres://user@127.0.0.1:<port>/<db>?sslmode=disable`.
@@ -97,8 +112,13 @@ impl WireProxy {
         )
     }
 
-    /// Everything recorded so far; clears the log.
+    /// Everything recorded once every client has closed its connection
+    /// (so all it sent has been read); clears the log.
     pub fn take(&self) -> Vec<Statement> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         std::mem::take(&mut *self.log.lock().expect("proxy log"))
     }
 }
