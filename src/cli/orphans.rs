@@ -2,7 +2,7 @@
 //! them to an existing user or delete them (the two ways to let the
 //! foreign key be validated).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -74,7 +74,7 @@ pub fn run(
         )?;
         return Ok(ExitCode::SUCCESS);
     };
-    confirm(&change, opts.yes, out)?;
+    super::output::confirm(&change, opts.yes, out)?;
     match &opts.assign_to {
         Some(target) => {
             let fixed = orphans::assign_to(&mut conn, target)?;
@@ -95,23 +95,4 @@ pub fn run(
     }
     writeln!(out, "No other row was changed.")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Needs `--yes`, or "yes" typed at a terminal; without a terminal and
-/// without `--yes` it refuses rather than asks (as `rollback` does).
-fn confirm(change: &str, yes: bool, out: &mut Output<'_>) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !io::stdin().is_terminal() {
-        anyhow::bail!("refusing to {change} without confirmation: rerun with --yes");
-    }
-    write!(out, "Type `yes` to {change}: ")?;
-    out.flush()?;
-    let mut answer = String::new();
-    io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        anyhow::bail!("not confirmed; nothing was changed");
-    }
-    Ok(())
 }

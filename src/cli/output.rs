@@ -1,7 +1,7 @@
 //! Where command output goes: stdout, with a closed pipe (`taskdb status |
 //! head -1`) treated as the reader being done, not as a failure.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 
 /// Command output; lines go to stdout.
 pub struct Output<'a> {
@@ -33,4 +33,24 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<io::Error>()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Asks before a change that loses or moves data: needs `--yes`, or `yes`
+/// typed at a terminal; without a terminal and without `--yes` it refuses
+/// rather than asks (a script never hangs on a prompt).
+pub fn confirm(change: &str, yes: bool, out: &mut Output<'_>) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !io::stdin().is_terminal() {
+        anyhow::bail!("refusing to {change} without confirmation: rerun with --yes");
+    }
+    write!(out, "Type `yes` to {change}: ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("not confirmed; nothing was changed");
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `taskdb rollback`: revert applied migrations, newest first, after showing
 //! what would be reverted and what data that would destroy.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -109,23 +109,10 @@ pub(super) fn confirm_data_loss(
             loss.table, loss.rows, loss.migration
         )?;
     }
-    if yes {
-        return Ok(());
-    }
     let summary = losses
         .iter()
         .map(|l| format!("{} ({} rows)", l.table, l.rows))
         .collect::<Vec<_>>()
         .join(", ");
-    if !io::stdin().is_terminal() {
-        anyhow::bail!("refusing to drop {summary} without confirmation: rerun with --yes");
-    }
-    write!(out, "Type `yes` to delete this data: ")?;
-    out.flush()?;
-    let mut answer = String::new();
-    io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        anyhow::bail!("not confirmed; nothing was reverted");
-    }
-    Ok(())
+    super::output::confirm(&format!("drop {summary}"), yes, out)
 }
