@@ -9,6 +9,25 @@ use super::output::Output;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 use crate::migrate::{describe_blockers, Event, MigrateOptions, MigrationPlan, Migrator};
 
+pub const LONG_ABOUT: &str = "\
+Apply pending migrations, in order, safely when other processes migrate at once.
+
+Shows the plan first, then each migration with its time. With nothing
+pending it costs one query: no lock, no DDL. Several migrators at once (app
+replicas starting together) take turns; each migration is applied once.
+
+It refuses to start while a migration is modified (its up.sql changed since
+it was applied), missing from this build, or dirty (failed part-way without
+a transaction); `taskdb repair` is the way out. It stops before the foreign
+key check when tasks belong to no user; `taskdb orphans` fixes them.
+
+Every DDL statement waits at most --lock-timeout for its table lock and is
+retried, so the app's queries never queue behind it for longer. Ctrl-C or
+SIGTERM rolls back the migration in progress (exit 130/143); the next run
+finishes the job, also after kill -9.
+
+Exit codes: 0 done (or nothing to do), 1 failed or refused, 2 usage.";
+
 #[derive(Debug, Args)]
 pub struct Opts {
     /// Stop after this migration: its version (20260208000003), directory

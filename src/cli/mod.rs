@@ -66,6 +66,7 @@ pub struct GlobalOpts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations, in order, safely when other processes migrate at once
+    #[command(long_about = migrate::LONG_ABOUT)]
     Migrate(migrate::Opts),
     /// List every migration with its state and when it was applied
     Status(status::Opts),
