@@ -182,3 +182,58 @@ fn statement_pooling_is_refused_naming_direct_database_url() {
         migrate::migrations(Backend::Postgres).len() as i64
     );
 }
+
+/// A server that comes up while `taskdb migrate --wait` is retrying: a
+/// plain TCP relay to PostgreSQL starts listening on the port 1.5 s after
+/// the migrator started, and the migrator then connects and migrates.
+#[test]
+fn wait_connects_once_the_server_is_up() {
+    use std::io;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    let db = TestDb::empty(Backend::Postgres);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable",
+        db.pg_name().unwrap()
+    );
+    let started = Instant::now();
+    let migrator = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .args(["--database-url", &url, "--wait", "30s", "migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
+                continue;
+            };
+            let (mut up_from, mut up_to) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || io::copy(&mut up_from, &mut up_to));
+            let (mut down_from, mut down_to) = (server, client);
+            std::thread::spawn(move || io::copy(&mut down_from, &mut down_to));
+        }
+    });
+    let out = migrator.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "connected before the server was up"
+    );
+    assert_eq!(
+        applied_by(&out),
+        migrate::migrations(Backend::Postgres).len()
+    );
+}
