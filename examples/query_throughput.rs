@@ -14,7 +14,6 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -134,64 +133,78 @@ fn main() {
     }
 }
 
-/// Queries per second of the typed query `which` from two threads.
-/// With `hold`, each thread checks out one connection for the whole run
-/// instead of one per query (a diagnostic: what the checkout costs).
-fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hold: bool) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
+/// Runs `query` in a loop on `THREADS` threads for `length`, each thread
+/// with its own `connect()`ed state and random user numbers 1..=`users`;
+/// returns queries per second.
+fn queries_per_second<C>(
+    users: i64,
+    length: Duration,
+    connect: impl Fn() -> C + Sync,
+    query: impl Fn(&mut C, u64) + Sync,
+) -> f64 {
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
     let started = Instant::now();
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let pool = pool.clone();
-            let stop = stop.clone();
-            let count = count.clone();
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (stop, count, connect, query) = (&stop, &count, &connect, &query);
+            scope.spawn(move || {
+                let mut state = connect();
                 let mut x: u64 = 0x9E37_79B9 ^ (t as u64 + 1);
-                let mut held = hold.then(|| pool.get().expect("checkout"));
                 while !stop.load(Ordering::Relaxed) {
+                    // xorshift: cheap, and no rand dependency
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let k = 1 + (x % users as u64);
-                    let mut per_query = None;
-                    let conn: &mut taskdb::AnyConnection = match held.as_mut() {
-                        Some(c) => c,
-                        None => &mut *per_query.insert(pool.get().expect("checkout")),
-                    };
-                    match which {
-                        0 => {
-                            let u = user::find_by_email(conn, &format!("user{k}@example.com"))
-                                .expect("find_by_email");
-                            assert!(u.is_some());
-                        }
-                        1 => {
-                            task::list(conn, &format!("user{k}"), TaskFilter::default())
-                                .expect("list");
-                        }
-                        _ => {
-                            task::list(
-                                conn,
-                                &format!("user{k}"),
-                                TaskFilter {
-                                    completed: Some(false),
-                                    ..Default::default()
-                                },
-                            )
-                            .expect("list open");
-                        }
-                    }
+                    query(&mut state, 1 + (x % users as u64));
                     count.fetch_add(1, Ordering::Relaxed);
                 }
-            })
-        })
-        .collect();
-    std::thread::sleep(length);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("thread");
-    }
+            });
+        }
+        std::thread::sleep(length);
+        stop.store(true, Ordering::Relaxed);
+    });
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One of the three typed queries, for user number `k`.
+fn typed_query(conn: &mut taskdb::AnyConnection, which: usize, k: u64) {
+    match which {
+        0 => {
+            let u =
+                user::find_by_email(conn, &format!("user{k}@example.com")).expect("find_by_email");
+            assert!(u.is_some());
+        }
+        1 => {
+            task::list(conn, &format!("user{k}"), TaskFilter::default()).expect("list");
+        }
+        _ => {
+            let open = TaskFilter {
+                completed: Some(false),
+                ..Default::default()
+            };
+            task::list(conn, &format!("user{k}"), open).expect("list open");
+        }
+    }
+}
+
+/// Queries per second of the typed query `which` through the pool. With
+/// `hold`, each thread checks out one connection for the whole run instead
+/// of one per query (a diagnostic: what the checkout costs).
+fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hold: bool) -> f64 {
+    let checkout = || pool.get().expect("checkout");
+    if hold {
+        queries_per_second(users, length, checkout, |conn, k| {
+            typed_query(conn, which, k)
+        })
+    } else {
+        queries_per_second(
+            users,
+            length,
+            || (),
+            |_, k| typed_query(&mut checkout(), which, k),
+        )
+    }
 }
 
 /// Transactions per second of pgbench running `sql` with a random user.
@@ -233,72 +246,21 @@ diesel::define_sql_function! {
 /// The login lookup on a bare `PgConnection` per thread.
 fn run_plain_login(url: &str, users: i64, length: Duration) -> f64 {
     use taskdb::schema::users::dsl as u;
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let stop = stop.clone();
-            let count = count.clone();
-            let url = url.to_string();
-            std::thread::spawn(move || {
-                let mut conn = diesel::PgConnection::establish(&url).expect("connect");
-                let mut x: u64 = 0x85EB_CA6B ^ (t as u64 + 1);
-                while !stop.load(Ordering::Relaxed) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let email = format!("user{}@example.com", 1 + (x % users as u64));
-                    let found: Option<taskdb::models::User> = u::users
-                        .filter(lower(u::email).eq(lower(&email)))
-                        .select(taskdb::models::User::as_select())
-                        .first(&mut conn)
-                        .optional()
-                        .expect("login lookup");
-                    assert!(found.is_some());
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(length);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("thread");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let connect = || diesel::PgConnection::establish(url).expect("connect");
+    queries_per_second(users, length, connect, |conn, k| {
+        let email = format!("user{k}@example.com");
+        let found: Option<taskdb::models::User> = u::users
+            .filter(lower(u::email).eq(lower(&email)))
+            .select(taskdb::models::User::as_select())
+            .first(conn)
+            .optional()
+            .expect("login lookup");
+        assert!(found.is_some());
+    })
 }
 
 /// The library's login lookup on one `AnyConnection` per thread, no pool.
 fn run_any_login(url: &DatabaseUrl, users: i64, length: Duration) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let stop = stop.clone();
-            let count = count.clone();
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let mut conn = taskdb::db::connect(&url).expect("connect");
-                let mut x: u64 = 0xC2B2_AE35 ^ (t as u64 + 1);
-                while !stop.load(Ordering::Relaxed) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let email = format!("user{}@example.com", 1 + (x % users as u64));
-                    assert!(user::find_by_email(&mut conn, &email)
-                        .expect("login lookup")
-                        .is_some());
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(length);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("thread");
-    }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    let connect = || taskdb::db::connect(url).expect("connect");
+    queries_per_second(users, length, connect, |conn, k| typed_query(conn, 0, k))
 }
