@@ -12,9 +12,6 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use taskdb::Backend;
 
-/// The last migration before the one that ALTERs `tasks` (needs an ACCESS
-/// EXCLUSIVE lock, so a reader's open transaction blocks it).
-const BEFORE_ALTER: &str = "2026-02-08-000010";
 const ALTER_VERSION: &str = "20260208000011";
 
 fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
@@ -64,6 +61,21 @@ fn blocked_backends(db: &TestDb, pid: u32) -> i64 {
     ))
 }
 
+/// Reads the child's stdout until `needle` appears; returns the reader,
+/// which must stay open (a closed pipe would end the child).
+fn read_until(child: &mut Child, needle: &str) -> std::process::ChildStdout {
+    use std::io::Read;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains(needle) {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "taskdb exited early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    stdout
+}
+
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -73,15 +85,8 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn interrupted_while_blocked(signal_name: &str, expected_code: i32, bouncer: Option<&PgBouncer>) {
-    let db = TestDb::empty(Backend::Postgres);
-    let url = match bouncer {
-        Some(b) => b.url(db.pg_name().unwrap()),
-        None => db.url().to_string(),
-    };
-    db.taskdb()
-        .args(["migrate", "--to", BEFORE_ALTER])
-        .assert()
-        .success();
+    let db = TestDb::before_alter();
+    let url = db.url_via(bouncer);
     let before = schema_dump(&db);
     // A reader's long transaction: the ALTER TABLE has to wait for it.
     let mut reader = PgConnection::establish(db.url()).unwrap();
@@ -154,15 +159,7 @@ fn sigint_while_waiting_for_another_migrator_changes_nothing() {
         .unwrap();
     let mut child = spawn_taskdb(&db, &["migrate"]);
     // Wait for its "waiting" line before interrupting.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains("Waiting for another migrator") {
-        use std::io::Read;
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "taskdb exited early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let _stdout = read_until(&mut child, "Waiting for another migrator");
     signal(&child, "INT");
     let out = wait_with_limit(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(130));
@@ -181,15 +178,7 @@ fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
     let mut writer = db.conn();
     writer.batch_execute("BEGIN IMMEDIATE").unwrap();
     let mut child = spawn_taskdb(&db, &["migrate"]);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains("pending migration") {
-        use std::io::Read;
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "taskdb exited early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let _stdout = read_until(&mut child, "pending migration");
     std::thread::sleep(Duration::from_millis(200));
     signal(&child, "INT");
     // Far sooner than the 30 s busy timeout.

@@ -12,10 +12,6 @@ use common::pgbouncer::PgBouncer;
 use common::TestDb;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
-use taskdb::Backend;
-
-/// The last migration before one that ALTERs `tasks`.
-const BEFORE_ALTER: &str = "2026-02-08-000010";
 
 /// How long the long transaction holds its lock.
 const HELD: Duration = Duration::from_millis(1500);
@@ -28,15 +24,8 @@ struct Run {
 }
 
 fn migrate_beside_a_long_transaction(lock_timeout: &str, bouncer: Option<&PgBouncer>) -> Run {
-    let db = TestDb::empty(Backend::Postgres);
-    let migrate_url = match bouncer {
-        Some(b) => b.url(db.pg_name().unwrap()),
-        None => db.url().to_string(),
-    };
-    db.taskdb()
-        .args(["migrate", "--to", BEFORE_ALTER])
-        .assert()
-        .success();
+    let db = TestDb::before_alter();
+    let migrate_url = db.url_via(bouncer);
     db.execute(
         "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
          INSERT INTO tasks (user_id, title) SELECT 'u1', 'task ' || n FROM generate_series(1, 100) n;",

@@ -11,6 +11,9 @@
 
 #![allow(dead_code)]
 
+/// See [`TestDb::before_alter`].
+pub const BEFORE_ALTER: &str = "2026-02-08-000010";
+
 pub mod pgbouncer;
 pub mod wire_proxy;
 
@@ -153,6 +156,26 @@ impl TestDb {
     /// The URL as a string (for the CLI).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A PostgreSQL database migrated up to the last migration before the
+    /// first one that ALTERs `tasks` (it needs an ACCESS EXCLUSIVE lock, so
+    /// a reader's open transaction blocks it): for lock-wait tests.
+    pub fn before_alter() -> Self {
+        let db = Self::empty(Backend::Postgres);
+        db.taskdb()
+            .args(["migrate", "--to", BEFORE_ALTER])
+            .assert()
+            .success();
+        db
+    }
+
+    /// The URL through `bouncer` when given, else straight to the server.
+    pub fn url_via(&self, bouncer: Option<&pgbouncer::PgBouncer>) -> String {
+        match bouncer {
+            Some(b) => b.url(self.pg_name().unwrap()),
+            None => self.url.clone(),
+        }
     }
 
     pub fn database_url(&self) -> DatabaseUrl {
