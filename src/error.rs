@@ -29,7 +29,15 @@ pub enum Error {
     #[error("migration {migration} failed: {reason}")]
     MigrationFailed { migration: String, reason: String },
 
-    /// The applied migrations disagree with the ones compiled into taskdb.
+    /// `migrate` cannot run past these migrations' states (modified,
+    /// missing from this build while older than its newest, or dirty); each
+    /// names its way out. A database merely *ahead* of this build (a later
+    /// release applied newer migrations) is not refused.
+    #[error("refusing to migrate: {}", crate::migrate::plan::describe_blockers(.0))]
+    MigrationsBlocked(Vec<crate::migrate::plan::Blocker>),
+
+    /// The migration run cannot go on in the state it found (no connection,
+    /// a migration without down.sql, a pooler that cannot hold a lock, …).
     #[error("{0}")]
     MigrationState(String),
 

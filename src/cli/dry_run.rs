@@ -43,9 +43,8 @@ pub fn migrate(
         .transpose()?;
     let mut migrator = migrator(db, global, opts);
     let plan = migrator.plan()?;
-    let blockers = plan.blockers();
-    if !blockers.is_empty() {
-        anyhow::bail!("migrate would refuse: {}", describe_blockers(&blockers));
+    if let Err(crate::Error::MigrationsBlocked(blocked)) = plan.ensure_runnable() {
+        anyhow::bail!("migrate would refuse: {}", describe_blockers(&blocked));
     }
     let todo: Vec<LocalMigration> = plan
         .pending()

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::output::Output;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{describe_blockers, Event, MigrateOptions, MigrationPlan, Migrator};
+use crate::migrate::{Event, MigrateOptions, MigrationPlan, Migrator};
 
 pub const LONG_ABOUT: &str = "\
 Apply pending migrations, in order, safely when other processes migrate at once.
@@ -59,9 +59,9 @@ pub fn run(
         crate::migrate::resolve(db.url.backend(), to)?;
     }
     let plan = migrator.plan()?;
-    let blockers = plan.blockers();
-    if !blockers.is_empty() {
-        anyhow::bail!("refusing to migrate: {}", describe_blockers(&blockers));
+    plan.ensure_runnable()?;
+    if let Some(warning) = plan.ahead_warning() {
+        eprintln!("warning: {warning}");
     }
     let pending = pending_up_to(&plan, opts.to.as_deref())?;
     if pending.is_empty() {

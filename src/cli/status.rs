@@ -45,10 +45,12 @@ pub fn run(
     } else {
         print_plan(&plan, out)?;
     }
+    // A database ahead of this build (a later release's migrations) is
+    // what a rolled-back app sees: not a reason to fail the gate.
     let clean = plan
         .entries
         .iter()
-        .all(|e| e.state == MigrationState::Applied);
+        .all(|e| matches!(e.state, MigrationState::Applied | MigrationState::Ahead));
     Ok(if opts.check && !clean {
         ExitCode::from(1)
     } else {
@@ -65,6 +67,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
         MigrationState::Modified,
         MigrationState::Missing,
         MigrationState::Dirty,
+        MigrationState::Ahead,
     ] {
         let n = plan.count(state);
         if n > 0 {
@@ -78,6 +81,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
             MigrationState::Applied => "✓",
             MigrationState::Pending => "·",
             MigrationState::Interrupted => "…",
+            MigrationState::Ahead => "↑",
             _ => "✗",
         };
         let when = entry
@@ -90,6 +94,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
                 .map(|e| format!("  ({e})"))
                 .unwrap_or_default(),
             MigrationState::Interrupted => "  (cut off; the next migrate finishes it)".into(),
+            MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
             _ => String::new(),
         };
         writeln!(

@@ -19,7 +19,7 @@ use std::time::Duration;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 pub use apply::StepSettings;
-pub use plan::{describe_blockers, MigrationPlan, MigrationState, PlanEntry};
+pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
 pub use rollback::TableLoss;
 pub use source::{migrations, resolve, LocalMigration};
 
@@ -155,8 +155,17 @@ pub struct Repair {
 
 /// Applies every pending migration to the database at `url`, safely when
 /// other processes do the same at once. Returns what this call applied.
+///
+/// A database *ahead* of this build (a later release applied newer
+/// migrations, then the app was rolled back) starts normally: a warning
+/// goes to stderr and nothing is applied past the gap-free part.
 pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
-    Migrator::new(url.clone()).migrate(None)
+    let mut migrator = Migrator::new(url.clone());
+    let plan = migrator.plan()?;
+    if let Some(warning) = plan.ahead_warning() {
+        eprintln!("taskdb: warning: {warning}");
+    }
+    migrator.migrate_planned(&plan, None)
 }
 
 /// Runs migrations against one database: plan, lock, apply, record.
@@ -264,13 +273,7 @@ impl<'r> Migrator<'r> {
         }
         let lock = self.lock()?;
         let plan = self.plan()?;
-        let blockers = plan.blockers();
-        if !blockers.is_empty() {
-            return Err(Error::MigrationState(format!(
-                "refusing to migrate: {}",
-                describe_blockers(&blockers)
-            )));
-        }
+        plan.ensure_runnable()?;
         for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
             if let Some(m) = &entry.local {
                 ledger::backfill(self.connection()?, m)?;

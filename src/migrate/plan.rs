@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use super::ledger::{self, LedgerState, TrackedVersion};
 use super::source::{self, LocalMigration};
 use crate::db::{AnyConnection, Backend};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,8 +21,13 @@ pub enum MigrationState {
     Interrupted,
     /// Applied, but its `up.sql` has changed since.
     Modified,
-    /// Applied, but no longer among the migrations taskdb knows.
+    /// Applied, but no longer among the migrations taskdb knows, and older
+    /// than this build's newest: a gap in the middle.
     Missing,
+    /// Applied, unknown to this build, and newer than everything it knows:
+    /// a later release applied it and the app was rolled back to this one.
+    /// Normal during a rollback of the app; start-up goes on with a warning.
+    Ahead,
     /// A run without a transaction failed part-way: the database may hold
     /// some of its changes.
     Dirty,
@@ -36,6 +41,7 @@ impl MigrationState {
             MigrationState::Interrupted => "interrupted",
             MigrationState::Modified => "modified",
             MigrationState::Missing => "missing",
+            MigrationState::Ahead => "ahead",
             MigrationState::Dirty => "dirty",
         }
     }
@@ -76,9 +82,10 @@ impl PlanEntry {
             .or(tracked.run_on)
     }
 
-    /// Applied (by anyone) without a taskdb ledger row yet.
+    /// Applied (by anyone) without a taskdb ledger row yet, and known to
+    /// this build (only then is its checksum known).
     pub fn needs_ledger_row(&self) -> bool {
-        matches!(&self.tracked, Some(t) if t.recorded && t.ledger.is_none())
+        self.local.is_some() && matches!(&self.tracked, Some(t) if t.recorded && t.ledger.is_none())
     }
 
     /// The ledger's error for a dirty migration.
@@ -127,6 +134,7 @@ impl MigrationPlan {
         tracked: Vec<TrackedVersion>,
         ledger_exists: bool,
     ) -> Self {
+        let newest_local = local.iter().map(|m| m.version()).max();
         let mut entries: Vec<PlanEntry> = local
             .into_iter()
             .map(|m| {
@@ -152,10 +160,16 @@ impl MigrationPlan {
                 .map(|l| l.name.clone())
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| t.version.clone());
+            let mut state = state_of(None, Some(&t));
+            if state == MigrationState::Missing
+                && newest_local.as_ref().is_none_or(|newest| &t.version > newest)
+            {
+                state = MigrationState::Ahead;
+            }
             entries.push(PlanEntry {
                 version: t.version.clone(),
                 name,
-                state: state_of(None, Some(&t)),
+                state,
                 local: None,
                 tracked: Some(t),
             });
@@ -191,13 +205,45 @@ impl MigrationPlan {
             .collect()
     }
 
+    /// Refuses (with every blocker) when `migrate` cannot run past a
+    /// migration's state.
+    pub fn ensure_runnable(&self) -> Result<()> {
+        let blocked: Vec<Blocker> = self.blockers().into_iter().map(Blocker::of).collect();
+        if blocked.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MigrationsBlocked(blocked))
+        }
+    }
+
+    /// Migrations a later release applied (see [`MigrationState::Ahead`]).
+    pub fn ahead(&self) -> impl Iterator<Item = &PlanEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == MigrationState::Ahead)
+    }
+
+    /// The warning for a database ahead of this build, if it is.
+    pub fn ahead_warning(&self) -> Option<String> {
+        let names: Vec<&str> = self.ahead().map(|e| e.name.as_str()).collect();
+        if names.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the database is ahead of this build: {} migration(s) newer than any it knows were applied by a later release ({}); starting without them (deploy that release again to go forward, or revert them with it)",
+            names.len(),
+            names.join(", ")
+        ))
+    }
+
     /// Nothing to apply, nothing wrong, nothing to record: the fast path.
+    /// Migrations ahead of this build do not count against it.
     pub fn is_up_to_date(&self) -> bool {
         self.ledger_exists
-            && self
-                .entries
-                .iter()
-                .all(|e| e.state == MigrationState::Applied && !e.needs_ledger_row())
+            && self.entries.iter().all(|e| {
+                matches!(e.state, MigrationState::Applied | MigrationState::Ahead)
+                    && !e.needs_ledger_row()
+            })
     }
 
     /// Number of entries in `state`.
@@ -227,8 +273,33 @@ fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) ->
     }
 }
 
+/// A migration whose state `migrate` cannot run past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub version: String,
+    /// Directory name (from the code, or as the ledger remembers it).
+    pub name: String,
+    /// [`Modified`](MigrationState::Modified),
+    /// [`Missing`](MigrationState::Missing) or
+    /// [`Dirty`](MigrationState::Dirty).
+    pub state: MigrationState,
+    /// The recorded error of a dirty migration.
+    pub error: Option<String>,
+}
+
+impl Blocker {
+    fn of(entry: &PlanEntry) -> Self {
+        Blocker {
+            version: entry.version.clone(),
+            name: entry.name.clone(),
+            state: entry.state,
+            error: entry.error().map(str::to_string),
+        }
+    }
+}
+
 /// One line per blocker, each naming the way out.
-pub fn describe_blockers(blockers: &[&PlanEntry]) -> String {
+pub fn describe_blockers(blockers: &[Blocker]) -> String {
     let lines: Vec<String> = blockers
         .iter()
         .map(|e| match e.state {
@@ -243,7 +314,7 @@ pub fn describe_blockers(blockers: &[&PlanEntry]) -> String {
             MigrationState::Dirty => format!(
                 "{} failed part-way{}: fix the cause, then run `taskdb repair` to clear the mark and `taskdb migrate` to run it again",
                 e.name,
-                e.error().map(|m| format!(" ({m})")).unwrap_or_default()
+                e.error.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
             ),
             _ => e.name.clone(),
         })
