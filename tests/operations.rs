@@ -4,10 +4,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
+use common::process::{finish, read_until, spawn_taskdb_at, wait_until, wait_with_limit};
 use common::{schema_dump, TestDb};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
 use predicates::str::contains;
 use taskdb::migrate::{self, MigrationState};
 use taskdb::Backend;
@@ -89,3 +92,58 @@ both_backends!(a_gap_in_the_middle_still_refuses, migrated, |db| {
     db.taskdb().args(["status", "--check"]).assert().code(1);
     assert_eq!(schema_dump(&db), before);
 });
+
+/// A writer's open transaction: `CREATE INDEX CONCURRENTLY` on `tasks`
+/// waits for it to end.
+fn hold_a_write_lock_on_tasks(db: &TestDb) -> PgConnection {
+    let mut writer = PgConnection::establish(db.url()).unwrap();
+    writer
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ROW EXCLUSIVE MODE")
+        .unwrap();
+    writer
+}
+
+/// Backends running a concurrent index build or drop that waits on a lock.
+fn concurrent_index_statements_waiting(db: &TestDb) -> i64 {
+    db.scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+          AND query ILIKE '%INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
+    )
+}
+
+#[test]
+fn rollback_chooses_what_to_revert_under_the_migration_lock() {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    // `migrate` takes the lock and waits in its index build …
+    let mut writer = hold_a_write_lock_on_tasks(&db);
+    let migrate = spawn_taskdb_at(db.url(), &["migrate"]);
+    wait_until("migrate waits in its index build", Duration::from_secs(30), || {
+        concurrent_index_statements_waiting(&db) > 0
+    });
+    // … while a rollback planned against the state before it (the foreign
+    // key is the newest migration) waits for the lock.
+    let mut rollback = spawn_taskdb_at(db.url(), &["rollback", "--steps", "1", "--yes"]);
+    let reader = read_until(&mut rollback, "Waiting for another migrator");
+    assert!(reader.1.contains("2026-02-08-000003_add_tasks_user_fk"), "{}", reader.1);
+    writer.batch_execute("COMMIT").unwrap();
+
+    let migrated = wait_with_limit(migrate, Duration::from_secs(60));
+    assert!(migrated.status.success(), "{}", stdout_and_stderr(&migrated));
+    let (rolled_back, stdout) = finish(rollback, reader, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&rolled_back.stderr);
+    // The plan it showed is no longer the newest migration: it reverts
+    // nothing and says why, instead of removing the foreign key from under
+    // migrations applied meanwhile.
+    assert_eq!(rolled_back.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("changed while"), "{stderr}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_constraint WHERE conname = 'fk_tasks_user_id'"),
+        1
+    );
+    db.taskdb().args(["status", "--check"]).assert().success();
+    db.taskdb().arg("verify").assert().success();
+}

@@ -364,8 +364,14 @@ impl<'r> Migrator<'r> {
     }
 
     /// Reverts the given migrations, in the order given (newest first).
+    ///
+    /// They were chosen (and shown, and confirmed) before the lock was
+    /// taken; another migrator may have applied newer ones meanwhile. So,
+    /// under the lock, they must still be exactly the newest applied
+    /// migrations, or nothing is reverted.
     pub fn rollback(&mut self, reverting: &[LocalMigration]) -> Result<Vec<Step>> {
         let lock = self.lock()?;
+        self.ensure_still_newest(reverting)?;
         let settings = self.settings();
         let mut steps = Vec::new();
         for m in reverting {
@@ -387,6 +393,27 @@ impl<'r> Migrator<'r> {
         }
         lock.release()?;
         Ok(steps)
+    }
+
+    /// Refuses when `reverting` is no longer the newest applied migrations,
+    /// newest first.
+    fn ensure_still_newest(&mut self, reverting: &[LocalMigration]) -> Result<()> {
+        let plan = self.plan()?;
+        let newest: Vec<&str> = plan
+            .applied()
+            .rev()
+            .take(reverting.len())
+            .map(|e| e.name.as_str())
+            .collect();
+        let chosen: Vec<&str> = reverting.iter().map(|m| m.dir_name()).collect();
+        if newest == chosen {
+            return Ok(());
+        }
+        Err(Error::MigrationState(format!(
+            "the database changed while this rollback waited for the migration lock: the newest applied migration(s) are now {}, not {} as planned; nothing was reverted. Run the command again to see the new plan",
+            if newest.is_empty() { "none".to_string() } else { newest.join(", ") },
+            chosen.join(", ")
+        )))
     }
 
     /// Reverts the newest `n` migrations and applies them again.

@@ -193,7 +193,7 @@ impl MigrationPlan {
     }
 
     /// Migrations recorded as applied, oldest first.
-    pub fn applied(&self) -> impl Iterator<Item = &PlanEntry> {
+    pub fn applied(&self) -> impl DoubleEndedIterator<Item = &PlanEntry> {
         self.entries.iter().filter(|e| e.is_recorded())
     }
 
