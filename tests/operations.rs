@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::process::{finish, read_until, spawn_taskdb_at, wait_until, wait_with_limit};
+use common::process::{finish, read_until, signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use common::{schema_dump, TestDb};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -144,6 +144,74 @@ fn rollback_chooses_what_to_revert_under_the_migration_lock() {
         db.scalar("SELECT COUNT(*) FROM pg_constraint WHERE conname = 'fk_tasks_user_id'"),
         1
     );
+    db.taskdb().args(["status", "--check"]).assert().success();
+    db.taskdb().arg("verify").assert().success();
+}
+
+/// Interrupts `rollback --steps 1` of the concurrent index migration while
+/// its `DROP INDEX CONCURRENTLY` waits for a writer: the index is left
+/// INVALID on the server.
+fn interrupt_a_concurrent_revert(db: &TestDb) {
+    db.taskdb()
+        .args(["migrate", "--to", INDEX_MIGRATION])
+        .assert()
+        .success();
+    let mut writer = hold_a_write_lock_on_tasks(db);
+    let rollback = spawn_taskdb_at(db.url(), &["rollback", "--steps", "1", "--yes"]);
+    wait_until("the revert waits in DROP INDEX CONCURRENTLY", Duration::from_secs(30), || {
+        concurrent_index_statements_waiting(db) > 0
+    });
+    signal(&rollback, "INT");
+    let out = wait_with_limit(rollback, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "{}", stdout_and_stderr(&out));
+    writer.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND NOT i.indisvalid"
+        ),
+        1,
+        "the cancelled DROP INDEX CONCURRENTLY left the index INVALID"
+    );
+    // Visible: not `applied`, and the deploy gate fails.
+    let status = db.taskdb().args(["status", "--check"]).output().unwrap();
+    let text = stdout_and_stderr(&status);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("interrupted") && l.contains(INDEX_MIGRATION)),
+        "{text}"
+    );
+}
+
+const INDEX_MIGRATION: &str = "2026-02-08-000004_index_tasks_user_completed";
+
+#[test]
+fn an_interrupted_concurrent_revert_is_finished_by_rollback() {
+    let db = TestDb::empty(Backend::Postgres);
+    interrupt_a_concurrent_revert(&db);
+    db.taskdb()
+        .args(["rollback", "--steps", "1", "--yes"])
+        .assert()
+        .success()
+        .stdout(contains(INDEX_MIGRATION));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_class WHERE relname = 'idx_tasks_user_completed'"),
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations WHERE version = '20260208000004'"),
+        0
+    );
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
+}
+
+#[test]
+fn an_interrupted_concurrent_revert_is_restored_by_migrate() {
+    let db = TestDb::empty(Backend::Postgres);
+    interrupt_a_concurrent_revert(&db);
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().args(["status", "--check"]).assert().success();
     db.taskdb().arg("verify").assert().success();
 }

@@ -93,6 +93,9 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
                 .error()
                 .map(|e| format!("  ({e})"))
                 .unwrap_or_default(),
+            MigrationState::Interrupted if entry.is_interrupted_revert() => {
+                "  (its revert was cut off: `taskdb rollback` finishes the revert, `taskdb migrate` re-applies it)".into()
+            }
             MigrationState::Interrupted => "  (cut off; the next migrate finishes it)".into(),
             MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
             _ => String::new(),

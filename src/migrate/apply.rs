@@ -78,7 +78,10 @@ fn apply_outside_transaction(
     settings: &StepSettings,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
-    if ledger::is_recorded(conn, &m.version())? {
+    // Recorded, yet marked `reverting`: a revert was cut off half-way and
+    // applying it again is how `migrate` restores it.
+    let recorded = ledger::is_recorded(conn, &m.version())?;
+    if recorded && ledger::state(conn, &m.version())? != Some(LedgerState::Reverting) {
         return Ok(StepOutcome::AlreadyDone);
     }
     if conn.backend() == Backend::Postgres {
@@ -126,7 +129,18 @@ fn apply_outside_transaction(
     }
     let elapsed = started.elapsed();
     in_write_transaction(conn, settings, |conn| {
-        ledger::record_applied(conn, m, millis(elapsed), &settings.applied_by)
+        if recorded {
+            ledger::write_ledger(
+                conn,
+                m,
+                LedgerState::Applied,
+                None,
+                millis(elapsed),
+                &settings.applied_by,
+            )
+        } else {
+            ledger::record_applied(conn, m, millis(elapsed), &settings.applied_by)
+        }
     })?;
     Ok(StepOutcome::Done(elapsed))
 }
@@ -161,8 +175,31 @@ pub fn revert(
         if !ledger::is_recorded(conn, &version)? {
             return Ok(StepOutcome::AlreadyDone);
         }
+        // Marked first, as applies are: a revert cut off half-way (an
+        // INVALID index left by a cancelled DROP INDEX CONCURRENTLY) must
+        // not pass for applied.
+        ledger::write_ledger(conn, m, LedgerState::Reverting, None, 0, &settings.applied_by)?;
         let started = Instant::now();
-        conn.batch_execute(down).map_err(|e| failed(m, &e))?;
+        if let Err(e) = conn.batch_execute(down) {
+            if crate::interrupt::received().is_some() {
+                return Err(Error::Interrupted);
+            }
+            let reason = one_line(&e.to_string());
+            ledger::write_ledger(
+                conn,
+                m,
+                LedgerState::Failed,
+                Some(&format!("revert failed: {reason}")),
+                0,
+                &settings.applied_by,
+            )?;
+            return Err(Error::MigrationFailed {
+                migration: m.dir_name().to_string(),
+                reason: format!(
+                    "its revert failed: {reason}; it ran without a transaction, so it is marked dirty: fix the cause, run `taskdb repair`, then `taskdb rollback` again"
+                ),
+            });
+        }
         in_write_transaction(conn, settings, |conn| ledger::forget(conn, &version))?;
         Ok(StepOutcome::Done(started.elapsed()))
     }

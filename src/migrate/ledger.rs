@@ -43,6 +43,9 @@ pub enum LedgerState {
     Running,
     /// A run without a transaction failed part-way ("dirty").
     Failed,
+    /// A revert without a transaction started and has not finished; the
+    /// version is still recorded as applied until it does.
+    Reverting,
 }
 
 impl LedgerState {
@@ -51,6 +54,7 @@ impl LedgerState {
             LedgerState::Applied => "applied",
             LedgerState::Running => "running",
             LedgerState::Failed => "failed",
+            LedgerState::Reverting => "reverting",
         }
     }
 
@@ -58,6 +62,7 @@ impl LedgerState {
         match s {
             "running" => LedgerState::Running,
             "failed" => LedgerState::Failed,
+            "reverting" => LedgerState::Reverting,
             _ => LedgerState::Applied,
         }
     }
@@ -268,6 +273,21 @@ pub fn forget(conn: &mut AnyConnection, version: &str) -> Result<()> {
         .bind::<Text, _>(version)
         .execute(conn)?;
     forget_ledger(conn, version)
+}
+
+/// The ledger state of `version`, if it has a row.
+pub fn state(conn: &mut AnyConnection, version: &str) -> Result<Option<LedgerState>> {
+    #[derive(QueryableByName)]
+    struct State {
+        #[diesel(sql_type = Text)]
+        state: String,
+    }
+    let row: Option<State> =
+        diesel::sql_query("SELECT state FROM __taskdb_ledger WHERE version = $1")
+            .bind::<Text, _>(version)
+            .get_result(conn)
+            .optional()?;
+    Ok(row.map(|r| LedgerState::parse(&r.state)))
 }
 
 /// Removes only the ledger row of `version`.

@@ -16,8 +16,9 @@ pub enum MigrationState {
     Applied,
     /// Not applied yet.
     Pending,
-    /// A run without a transaction was cut off (process killed); the next
-    /// `migrate` finishes or redoes it.
+    /// A run without a transaction was cut off (process killed or
+    /// interrupted); the next `migrate` finishes or redoes it. When its
+    /// revert was cut off, `rollback` can also finish the revert.
     Interrupted,
     /// Applied, but its `up.sql` has changed since.
     Modified,
@@ -91,6 +92,11 @@ impl PlanEntry {
     /// The ledger's error for a dirty migration.
     pub fn error(&self) -> Option<&str> {
         self.tracked.as_ref()?.ledger.as_ref()?.error.as_deref()
+    }
+
+    /// Cut off while its `down.sql` ran (without a transaction).
+    pub fn is_interrupted_revert(&self) -> bool {
+        matches!(&self.tracked, Some(t) if t.ledger.as_ref().is_some_and(|l| l.state == LedgerState::Reverting))
     }
 
     /// True when the database has it recorded as applied.
@@ -259,6 +265,10 @@ fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) ->
     match tracked.ledger.as_ref().map(|l| l.state) {
         Some(LedgerState::Failed) => return MigrationState::Dirty,
         Some(LedgerState::Running) if !tracked.recorded => return MigrationState::Interrupted,
+        // Still recorded as applied, but its down.sql was cut off: neither
+        // applied nor reverted until `rollback` finishes or `migrate`
+        // re-applies it.
+        Some(LedgerState::Reverting) => return MigrationState::Interrupted,
         _ => {}
     }
     if !tracked.recorded {
