@@ -36,6 +36,14 @@ pub enum Error {
     #[error("refusing to migrate: {}", crate::migrate::plan::describe_blockers(.0))]
     MigrationsBlocked(Vec<crate::migrate::plan::Blocker>),
 
+    /// An existing table that a migration would adopt is not the app's
+    /// (another application owns a table of that name); nothing was changed.
+    #[error("refusing to migrate: the existing table `{table}` is not the app's ({}); nothing was changed. Point taskdb at the app's own database, or move that table out of the way", .differences.join("; "))]
+    IncompatibleTable {
+        table: String,
+        differences: Vec<String>,
+    },
+
     /// The migration run cannot go on in the state it found (no connection,
     /// a migration without down.sql, a pooler that cannot hold a lock, …).
     #[error("{0}")]

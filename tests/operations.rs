@@ -36,33 +36,41 @@ fn stdout_and_stderr(output: &Output) -> String {
     )
 }
 
-both_backends!(a_database_ahead_of_the_build_starts_with_a_warning, migrated, |db| {
-    record_future_migration(&db, FUTURE_VERSION, FUTURE_NAME);
+both_backends!(
+    a_database_ahead_of_the_build_starts_with_a_warning,
+    migrated,
+    |db| {
+        record_future_migration(&db, FUTURE_VERSION, FUTURE_NAME);
 
-    // The previous build starts: the embedded runner and the CLI both go on.
-    let applied = migrate::run_pending(&db.database_url()).expect("run_pending refused");
-    assert!(applied.is_empty());
-    let out = db.taskdb().arg("migrate").output().unwrap();
-    let text = stdout_and_stderr(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("warning"), "{text}");
-    assert!(text.contains(FUTURE_NAME), "{text}");
-    assert!(text.contains("ahead"), "{text}");
+        // The previous build starts: the embedded runner and the CLI both go on.
+        let applied = migrate::run_pending(&db.database_url()).expect("run_pending refused");
+        assert!(applied.is_empty());
+        let out = db.taskdb().arg("migrate").output().unwrap();
+        let text = stdout_and_stderr(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("warning"), "{text}");
+        assert!(text.contains(FUTURE_NAME), "{text}");
+        assert!(text.contains("ahead"), "{text}");
 
-    // status shows it as `ahead`, and the deploy gate still passes.
-    let out = db.taskdb().args(["status", "--check"]).output().unwrap();
-    let text = stdout_and_stderr(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        text.lines()
-            .any(|l| l.contains("ahead") && l.contains(FUTURE_NAME)),
-        "{text}"
-    );
-    let plan = migrate::MigrationPlan::load(&mut db.conn()).unwrap();
-    let future = plan.entries.iter().find(|e| e.version == FUTURE_VERSION).unwrap();
-    assert_eq!(future.state, MigrationState::Ahead);
-    assert!(plan.blockers().is_empty());
-});
+        // status shows it as `ahead`, and the deploy gate still passes.
+        let out = db.taskdb().args(["status", "--check"]).output().unwrap();
+        let text = stdout_and_stderr(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("ahead") && l.contains(FUTURE_NAME)),
+            "{text}"
+        );
+        let plan = migrate::MigrationPlan::load(&mut db.conn()).unwrap();
+        let future = plan
+            .entries
+            .iter()
+            .find(|e| e.version == FUTURE_VERSION)
+            .unwrap();
+        assert_eq!(future.state, MigrationState::Ahead);
+        assert!(plan.blockers().is_empty());
+    }
+);
 
 both_backends!(a_gap_in_the_middle_still_refuses, migrated, |db| {
     // Older than this build's newest migration, yet unknown to it: not a
@@ -121,18 +129,28 @@ fn rollback_chooses_what_to_revert_under_the_migration_lock() {
     // `migrate` takes the lock and waits in its index build …
     let mut writer = hold_a_write_lock_on_tasks(&db);
     let migrate = spawn_taskdb_at(db.url(), &["migrate"]);
-    wait_until("migrate waits in its index build", Duration::from_secs(30), || {
-        concurrent_index_statements_waiting(&db) > 0
-    });
+    wait_until(
+        "migrate waits in its index build",
+        Duration::from_secs(30),
+        || concurrent_index_statements_waiting(&db) > 0,
+    );
     // … while a rollback planned against the state before it (the foreign
     // key is the newest migration) waits for the lock.
     let mut rollback = spawn_taskdb_at(db.url(), &["rollback", "--steps", "1", "--yes"]);
     let reader = read_until(&mut rollback, "Waiting for another migrator");
-    assert!(reader.1.contains("2026-02-08-000003_add_tasks_user_fk"), "{}", reader.1);
+    assert!(
+        reader.1.contains("2026-02-08-000003_add_tasks_user_fk"),
+        "{}",
+        reader.1
+    );
     writer.batch_execute("COMMIT").unwrap();
 
     let migrated = wait_with_limit(migrate, Duration::from_secs(60));
-    assert!(migrated.status.success(), "{}", stdout_and_stderr(&migrated));
+    assert!(
+        migrated.status.success(),
+        "{}",
+        stdout_and_stderr(&migrated)
+    );
     let (rolled_back, stdout) = finish(rollback, reader, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&rolled_back.stderr);
     // The plan it showed is no longer the newest migration: it reverts
@@ -158,9 +176,11 @@ fn interrupt_a_concurrent_revert(db: &TestDb) {
         .success();
     let mut writer = hold_a_write_lock_on_tasks(db);
     let rollback = spawn_taskdb_at(db.url(), &["rollback", "--steps", "1", "--yes"]);
-    wait_until("the revert waits in DROP INDEX CONCURRENTLY", Duration::from_secs(30), || {
-        concurrent_index_statements_waiting(db) > 0
-    });
+    wait_until(
+        "the revert waits in DROP INDEX CONCURRENTLY",
+        Duration::from_secs(30),
+        || concurrent_index_statements_waiting(db) > 0,
+    );
     signal(&rollback, "INT");
     let out = wait_with_limit(rollback, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(130), "{}", stdout_and_stderr(&out));
@@ -200,7 +220,9 @@ fn an_interrupted_concurrent_revert_is_finished_by_rollback() {
         0
     );
     assert_eq!(
-        db.scalar("SELECT COUNT(*) FROM __diesel_schema_migrations WHERE version = '20260208000004'"),
+        db.scalar(
+            "SELECT COUNT(*) FROM __diesel_schema_migrations WHERE version = '20260208000004'"
+        ),
         0
     );
     db.taskdb().arg("migrate").assert().success();
@@ -215,3 +237,58 @@ fn an_interrupted_concurrent_revert_is_restored_by_migrate() {
     db.taskdb().args(["status", "--check"]).assert().success();
     db.taskdb().arg("verify").assert().success();
 }
+
+both_backends!(migrate_leaves_another_apps_tasks_table_alone, empty, |db| {
+    // Another app's `tasks`: same name, different shape.
+    let id = match db.backend {
+        Backend::Postgres => "id SERIAL PRIMARY KEY",
+        Backend::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    db.execute(&format!(
+        "CREATE TABLE tasks ({id}, name TEXT NOT NULL, due DATE, completed BOOLEAN NOT NULL DEFAULT false);
+         INSERT INTO tasks (name, completed) VALUES ('water plants', false);"
+    ));
+    let before = schema_dump(&db);
+
+    let out = db.taskdb().arg("migrate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout_and_stderr(&out));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for needle in [
+        "tasks",
+        "user_id",
+        "title",
+        "extra column name",
+        "nothing was changed",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}` missing from: {stderr}");
+    }
+    let err = migrate::run_pending(&db.database_url()).unwrap_err();
+    assert!(
+        matches!(err, taskdb::Error::IncompatibleTable { .. }),
+        "{err:?}"
+    );
+    // Exactly as it was: no tracking tables, no functions, no trigger.
+    assert_eq!(schema_dump(&db), before);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM tasks"), 1);
+    db.taskdb()
+        .args(["migrate", "--dry-run"])
+        .assert()
+        .code(1)
+        .stderr(contains("extra column name"));
+});
+
+both_backends!(migrate_adopts_the_apps_own_tasks_table, empty, |db| {
+    // The app's table from before user accounts, with its rows.
+    let (id, no) = match db.backend {
+        Backend::Postgres => ("id SERIAL PRIMARY KEY", "false"),
+        Backend::Sqlite => ("id INTEGER PRIMARY KEY AUTOINCREMENT", "0"),
+    };
+    db.execute(&format!(
+        "CREATE TABLE tasks ({id}, user_id VARCHAR(255) NOT NULL, title VARCHAR(255) NOT NULL,
+           description TEXT, completed BOOLEAN NOT NULL DEFAULT {no},
+           created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL);"
+    ));
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
+});

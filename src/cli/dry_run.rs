@@ -51,6 +51,9 @@ pub fn migrate(
         .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
         .filter_map(|e| e.local)
         .collect();
+    if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
+        crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
+    }
     writeln!(
         out,
         "-- Dry run: migrate would apply {} migration(s), in this order. Nothing was changed.",

@@ -178,7 +178,14 @@ pub fn revert(
         // Marked first, as applies are: a revert cut off half-way (an
         // INVALID index left by a cancelled DROP INDEX CONCURRENTLY) must
         // not pass for applied.
-        ledger::write_ledger(conn, m, LedgerState::Reverting, None, 0, &settings.applied_by)?;
+        ledger::write_ledger(
+            conn,
+            m,
+            LedgerState::Reverting,
+            None,
+            0,
+            &settings.applied_by,
+        )?;
         let started = Instant::now();
         if let Err(e) = conn.batch_execute(down) {
             if crate::interrupt::received().is_some() {

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod rollback;
 pub mod source;
@@ -271,6 +272,10 @@ impl<'r> Migrator<'r> {
         if plan.is_up_to_date() {
             return Ok(Vec::new());
         }
+        // Before the lock: the lock creates the tracking tables, and a
+        // refused database must be left exactly as it was.
+        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
+        preflight::check_existing_tables(self.connection()?, &pending)?;
         let lock = self.lock()?;
         let plan = self.plan()?;
         plan.ensure_runnable()?;

@@ -168,7 +168,9 @@ impl MigrationPlan {
                 .unwrap_or_else(|| t.version.clone());
             let mut state = state_of(None, Some(&t));
             if state == MigrationState::Missing
-                && newest_local.as_ref().is_none_or(|newest| &t.version > newest)
+                && newest_local
+                    .as_ref()
+                    .is_none_or(|newest| &t.version > newest)
             {
                 state = MigrationState::Ahead;
             }
