@@ -36,6 +36,16 @@ pub enum Error {
     #[error("refusing to migrate: {}", crate::migrate::plan::describe_blockers(.0))]
     MigrationsBlocked(Vec<crate::migrate::plan::Blocker>),
 
+    /// The server ended the session in the middle of a migration (a
+    /// restart, a failover, a terminated backend).
+    #[error("lost the connection to the server while {action} {migration} ({reason}): a step in a transaction was rolled back with the session, and one without is finished by the next run; run `{rerun}` again once the server is back")]
+    ConnectionLost {
+        action: &'static str,
+        migration: String,
+        reason: String,
+        rerun: &'static str,
+    },
+
     /// An existing table that a migration would adopt is not the app's
     /// (another application owns a table of that name); nothing was changed.
     #[error("refusing to migrate: the existing table `{table}` is not the app's ({}); nothing was changed. Point taskdb at the app's own database, or move that table out of the way", .differences.join("; "))]
@@ -92,6 +102,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when the error says the connection to the server is gone, in
+    /// any of the ways libpq and the server put it.
+    pub fn is_connection_lost(&self) -> bool {
+        let text = self.to_string().to_ascii_lowercase();
+        [
+            "no connection to the server",
+            "server closed the connection unexpectedly",
+            "ssl connection has been closed unexpectedly",
+            "terminating connection due to",
+            "connection to server was lost",
+            "could not receive data from server",
+            "could not send data to server",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    }
+
     /// True when the database rejected a row for breaking a unique rule.
     pub fn is_unique_violation(&self) -> bool {
         matches!(

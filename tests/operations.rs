@@ -292,3 +292,44 @@ both_backends!(migrate_adopts_the_apps_own_tasks_table, empty, |db| {
     db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 });
+
+#[test]
+fn a_connection_lost_mid_step_is_named_as_such() {
+    let db = TestDb::before_alter();
+    // A reader's long transaction: the ALTER TABLE waits for it …
+    let mut reader = PgConnection::establish(db.url()).unwrap();
+    reader
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS SHARE MODE")
+        .unwrap();
+    let child = spawn_taskdb_at(db.url(), &["migrate", "--lock-timeout", "60s"]);
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+                   AND datname = current_database() AND wait_event_type = 'Lock'";
+    wait_until(
+        "the step waits for its lock",
+        Duration::from_secs(30),
+        || db.scalar(waiting) > 0,
+    );
+    // … when the server ends its session (a restart, a failover, an admin).
+    db.scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE pid <> pg_backend_pid() AND datname = current_database() \
+            AND wait_event_type = 'Lock') AS t",
+    );
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    reader.batch_execute("ROLLBACK").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout_and_stderr(&out));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("lost the connection to the server"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2026-02-08-000011_utc_timestamp_defaults"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("taskdb migrate"), "{stderr}");
+    assert!(!stderr.contains(" : "), "a message repeated: {stderr}");
+    db.taskdb().arg("migrate").assert().success();
+    db.taskdb().arg("verify").assert().success();
+}

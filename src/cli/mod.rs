@@ -197,12 +197,31 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = out.flush();
-            let message = crate::db::mask_url_passwords(&choice.url.scrub(&format!("{e:#}")));
+            let message = crate::db::mask_url_passwords(&choice.url.scrub(&error_chain(&e)));
             // Driver messages span lines; an error is one line.
             eprintln!("error: {}", crate::db::one_line(&message));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, `outer: inner`, leaving out a cause whose text
+/// the line already holds (a wrapped driver error often repeats its own
+/// message, which made lines like `database is locked: database is locked`).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
 }
 
 impl Command {
@@ -272,6 +291,21 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_error_line_does_not_repeat_its_cause() {
+        let driver = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("no connection to the server\n".to_string()),
+        );
+        let e = anyhow::Error::from(crate::Error::Query(driver));
+        assert_eq!(
+            error_chain(&e),
+            "database error: no connection to the server"
+        );
+        let e = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(error_chain(&e), "outer: inner cause");
     }
 
     #[test]

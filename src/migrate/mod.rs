@@ -318,7 +318,10 @@ impl<'r> Migrator<'r> {
                 });
             }
             (self.report)(Event::Applying { migration: m });
-            match apply::apply(conn, m, &settings, &mut self.report).map_err(interrupted)? {
+            match apply::apply(conn, m, &settings, &mut self.report)
+                .map_err(interrupted)
+                .map_err(|e| connection_lost(e, m, Direction::Up))?
+            {
                 StepOutcome::Done(elapsed) => {
                     (self.report)(Event::Applied {
                         migration: m,
@@ -386,8 +389,9 @@ impl<'r> Migrator<'r> {
                 .conn
                 .as_mut()
                 .ok_or_else(|| Error::MigrationState("no connection".into()))?;
-            if let StepOutcome::Done(elapsed) =
-                apply::revert(conn, m, &settings, &mut self.report).map_err(interrupted)?
+            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, &settings, &mut self.report)
+                .map_err(interrupted)
+                .map_err(|e| connection_lost(e, m, Direction::Down))?
             {
                 (self.report)(Event::Reverted {
                     migration: m,
@@ -481,6 +485,35 @@ fn interrupted(e: Error) -> Error {
     match interrupt::received() {
         Some(_) => Error::Interrupted,
         None => e,
+    }
+}
+
+/// Which way a step runs.
+#[derive(Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// A step that failed because the session ended says so, and what to run
+/// next, instead of the driver's bare "no connection to the server".
+fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error {
+    if !e.is_connection_lost() {
+        return e;
+    }
+    let reason = match &e {
+        Error::MigrationFailed { reason, .. } => reason.clone(),
+        other => db::one_line(&other.to_string()),
+    };
+    let (action, rerun) = match direction {
+        Direction::Up => ("applying", "taskdb migrate"),
+        Direction::Down => ("reverting", "taskdb rollback"),
+    };
+    Error::ConnectionLost {
+        action,
+        migration: m.dir_name().to_string(),
+        reason,
+        rerun,
     }
 }
 
