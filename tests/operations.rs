@@ -333,3 +333,30 @@ fn a_connection_lost_mid_step_is_named_as_such() {
     db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }
+
+#[test]
+fn status_calls_a_build_in_progress_running_not_interrupted() {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    let mut writer = hold_a_write_lock_on_tasks(&db);
+    let migrate = spawn_taskdb_at(db.url(), &["migrate"]);
+    wait_until(
+        "migrate waits in its index build",
+        Duration::from_secs(30),
+        || concurrent_index_statements_waiting(&db) > 0,
+    );
+    let out = db.taskdb().arg("status").output().unwrap();
+    let text = stdout_and_stderr(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains(INDEX_MIGRATION))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("running"), "{text}");
+    assert!(!line.contains("interrupted"), "{text}");
+    writer.batch_execute("COMMIT").unwrap();
+    let out = wait_with_limit(migrate, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stdout_and_stderr(&out));
+}

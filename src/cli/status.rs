@@ -38,7 +38,10 @@ pub fn run(
     let plan = if db.url.is_missing_sqlite_file() {
         MigrationPlan::for_new_database(db.url.backend())
     } else {
-        MigrationPlan::load(&mut db::connect_with_wait(&db.url, global.wait)?)?
+        let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+        let mut plan = MigrationPlan::load(&mut conn)?;
+        plan.observe_running(&mut conn)?;
+        plan
     };
     if opts.format == super::OutputFormat::Json {
         json::print(&plan, db, out)?;
@@ -80,7 +83,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
         let mark = match entry.state {
             MigrationState::Applied => "✓",
             MigrationState::Pending => "·",
-            MigrationState::Interrupted => "…",
+            MigrationState::Interrupted | MigrationState::Running => "…",
             MigrationState::Ahead => "↑",
             _ => "✗",
         };
@@ -97,6 +100,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
                 "  (its revert was cut off: `taskdb rollback` finishes the revert, `taskdb migrate` re-applies it)".into()
             }
             MigrationState::Interrupted => "  (cut off; the next migrate finishes it)".into(),
+            MigrationState::Running => "  (in progress on the server right now)".into(),
             MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
             _ => String::new(),
         };

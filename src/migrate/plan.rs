@@ -2,6 +2,8 @@
 //! the database has recorded, giving each one a state.
 
 use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 
 use super::ledger::{self, LedgerState, TrackedVersion};
 use super::source::{self, LocalMigration};
@@ -25,6 +27,11 @@ pub enum MigrationState {
     /// Applied, but no longer among the migrations taskdb knows, and older
     /// than this build's newest: a gap in the middle.
     Missing,
+    /// Cut off as far as the ledger knows, but its statement is running on
+    /// the server right now (another migrator, or the server finishing a
+    /// killed client's index build). Shown by `status`; `migrate` waits for
+    /// it.
+    Running,
     /// Applied, unknown to this build, and newer than everything it knows:
     /// a later release applied it and the app was rolled back to this one.
     /// Normal during a rollback of the app; start-up goes on with a warning.
@@ -40,6 +47,7 @@ impl MigrationState {
             MigrationState::Applied => "applied",
             MigrationState::Pending => "pending",
             MigrationState::Interrupted => "interrupted",
+            MigrationState::Running => "running",
             MigrationState::Modified => "modified",
             MigrationState::Missing => "missing",
             MigrationState::Ahead => "ahead",
@@ -195,9 +203,53 @@ impl MigrationPlan {
         self.entries.iter().filter(|e| {
             matches!(
                 e.state,
-                MigrationState::Pending | MigrationState::Interrupted
+                MigrationState::Pending | MigrationState::Interrupted | MigrationState::Running
             )
         })
+    }
+
+    /// Tells an `interrupted` migration whose work is in progress on the
+    /// server right now (PostgreSQL) from one that is really cut off, and
+    /// marks it `running`: the migration lock is held by another session,
+    /// or a statement naming an index it creates is active. One query, and
+    /// only when something is interrupted.
+    pub fn observe_running(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        if self.backend != Backend::Postgres || self.count(MigrationState::Interrupted) == 0 {
+            return Ok(());
+        }
+        #[derive(QueryableByName)]
+        struct Activity {
+            #[diesel(sql_type = Bool)]
+            lock_held: bool,
+            /// Every active statement, lower-cased, one per line.
+            #[diesel(sql_type = Text)]
+            queries: String,
+        }
+        let key = super::lock::ADVISORY_LOCK_KEY;
+        let activity: Activity = diesel::sql_query(format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                              AND classid = {high} AND objid = {low} AND objsubid = 1) AS lock_held,
+                    coalesce((SELECT string_agg(lower(query), E'\\n') FROM pg_stat_activity
+                               WHERE pid <> pg_backend_pid() AND datname = current_database()
+                                 AND state <> 'idle'), '') AS queries",
+            high = key >> 32,
+            low = key & 0xffff_ffff,
+        ))
+        .get_result(conn)?;
+        for entry in &mut self.entries {
+            if entry.state != MigrationState::Interrupted {
+                continue;
+            }
+            let Some(local) = &entry.local else { continue };
+            let building = super::apply::created_index_names(local.up_sql())
+                .iter()
+                .any(|index| activity.queries.contains(&index.to_lowercase()));
+            if activity.lock_held || building {
+                entry.state = MigrationState::Running;
+            }
+        }
+        Ok(())
     }
 
     /// Migrations recorded as applied, oldest first.
