@@ -243,16 +243,25 @@ impl<'r> Migrator<'r> {
 
     /// Takes the lock and makes sure the tracking tables exist.
     fn lock(&mut self) -> Result<MigrationLock> {
+        let lock = self.acquire_lock()?;
+        self.create_tracking_tables()?;
+        Ok(lock)
+    }
+
+    /// Takes the migration lock (and nothing else).
+    fn acquire_lock(&mut self) -> Result<MigrationLock> {
         // From here on a signal rolls back instead of killing the process.
         if self.cancel.is_none() {
             self.cancel = Some(CancelGuard::register(&self.url, &self.session_name));
         }
         let report = &mut self.report;
-        let lock = MigrationLock::acquire(&self.session_url, || report(Event::LockWaiting))?;
+        MigrationLock::acquire(&self.session_url, || report(Event::LockWaiting))
+    }
+
+    fn create_tracking_tables(&mut self) -> Result<()> {
         let settings = self.settings();
         let conn = self.connection()?;
-        apply::in_write_transaction(conn, &settings, ledger::create_tables)?;
-        Ok(lock)
+        apply::in_write_transaction(conn, &settings, ledger::create_tables)
     }
 
     /// Applies pending migrations in order, up to and including `to` when
@@ -272,13 +281,15 @@ impl<'r> Migrator<'r> {
         if plan.is_up_to_date() {
             return Ok(Vec::new());
         }
-        // Before the lock: the lock creates the tracking tables, and a
-        // refused database must be left exactly as it was.
-        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
-        preflight::check_existing_tables(self.connection()?, &pending)?;
-        let lock = self.lock()?;
+        let lock = self.acquire_lock()?;
         let plan = self.plan()?;
         plan.ensure_runnable()?;
+        // Under the lock (no other migrator changes the schema meanwhile)
+        // and before the tracking tables: a refused database is left
+        // exactly as it was.
+        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
+        preflight::check_existing_tables(self.connection()?, &pending)?;
+        self.create_tracking_tables()?;
         for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
             if let Some(m) = &entry.local {
                 ledger::backfill(self.connection()?, m)?;

@@ -8,6 +8,8 @@
 //! the app's: the columns it had before user accounts (the ones `taskdb
 //! adopt` expects), with their types and nullability.
 
+use diesel::connection::SimpleConnection;
+
 use super::source::LocalMigration;
 use crate::db::{AnyConnection, Backend};
 use crate::error::{Error, Result};
@@ -85,7 +87,18 @@ pub fn check_existing_tables(conn: &mut AnyConnection, pending: &[LocalMigration
         return Ok(());
     }
     let backend = conn.backend();
-    let schema = catalog::read(conn)?;
+    // One snapshot for the catalog's several queries: on SQLite another
+    // migrator may create the table between them (on PostgreSQL the
+    // migration lock keeps other migrators out).
+    let schema = match backend {
+        Backend::Sqlite => {
+            conn.batch_execute("BEGIN")?;
+            let read = catalog::read(conn);
+            conn.batch_execute("COMMIT")?;
+            read?
+        }
+        Backend::Postgres => catalog::read(conn)?,
+    };
     let Some(tasks) = schema.tables.get("tasks") else {
         return Ok(());
     };
