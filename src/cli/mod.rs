@@ -184,8 +184,9 @@ pub fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = output::Output::new(stdout.lock());
     match run(&cli, &choice, &mut out) {
+        // A closed stdout never ends up here: `Output` drops what nobody
+        // reads, so the exit code is the work's result.
         Ok(code) => code,
-        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(_) if crate::interrupt::received().is_some() => {
             let _ = out.flush();
             let signal = crate::interrupt::received().unwrap_or_default();
