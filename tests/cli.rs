@@ -108,11 +108,20 @@ fn url_precedence_flag_then_env_then_dotenv() {
         let out = stdout_of(cmd.assert());
         out.lines().next().unwrap_or_default().to_string()
     };
-    assert!(run(None, None).contains("from_dotenv.db (from DATABASE_URL in .env)"));
-    assert!(run(Some("sqlite://from_env.db"), None).contains("from_env.db (from DATABASE_URL)"));
-    assert!(
-        run(Some("sqlite://from_env.db"), Some("sqlite://from_flag.db"))
-            .contains("from_flag.db (from --database-url)")
+    assert_eq!(
+        run(None, None),
+        "database: sqlite://from_dotenv.db (from DATABASE_URL in .env)"
+    );
+    // A URL that lost is named (without its value).
+    assert_eq!(
+        run(Some("sqlite://from_env.db"), None),
+        "database: sqlite://from_env.db (from DATABASE_URL; DATABASE_URL in .env ignored: \
+         the environment's DATABASE_URL wins)"
+    );
+    assert_eq!(
+        run(Some("sqlite://from_env.db"), Some("sqlite://from_flag.db")),
+        "database: sqlite://from_flag.db (from --database-url; DATABASE_URL, DATABASE_URL in \
+         .env ignored: --database-url wins)"
     );
 }
 

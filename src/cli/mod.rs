@@ -21,17 +21,19 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use config::{DatabaseChoice, UrlSource};
+pub use config::{DatabaseChoice, DotEnvUrls, UrlSource, UrlVariable};
 
 /// Schema, migrations and seed data for the task app's users and tasks.
 ///
-/// The database is taken from --database-url, else $DATABASE_URL, else a
-/// DATABASE_URL line in ./.env, else the SQLite file ./taskdb.db. Migration
-/// commands prefer $DIRECT_DATABASE_URL when it is set (a transaction
-/// pooler breaks the session state migrations need). Passwords in URLs are
-/// never printed.
+/// The database is taken from --database-url, else the environment, else
+/// ./.env, else the SQLite file ./taskdb.db. Migration commands prefer
+/// DIRECT_DATABASE_URL to DATABASE_URL (a transaction pooler breaks the
+/// session state migrations need), but anything exported in the
+/// environment beats anything in .env. The first line says which URL is
+/// used and which were ignored. Passwords in URLs are never printed.
 #[derive(Debug, Parser)]
 #[command(name = "taskdb", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -46,7 +48,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
     /// Database URL: postgres://user:pass@host:5432/db, sqlite://path,
-    /// file:path or a path ending in .db/.sqlite/.sqlite3
+    /// file:path or a path ending in .db/.sqlite/.sqlite3; beats
+    /// DIRECT_DATABASE_URL, DATABASE_URL and .env
+    // `env` only documents the variable in --help: the field may hold
+    // $DATABASE_URL, and the URL a command uses is `DatabaseChoice`.
     #[arg(
         long,
         short = 'D',
@@ -147,9 +152,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     // A malformed .env is an error of its own; a missing one is fine.
-    let env_error = config::load_dotenv().err();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let dotenv = config::load_dotenv();
+    let (cli, flag) = match parse(std::env::args_os()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             if !e.use_stderr() {
                 // --help, --version
@@ -170,22 +175,27 @@ pub fn main() -> ExitCode {
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
-    if let Some(message) = env_error {
-        eprintln!("error: {message}");
-        return ExitCode::from(1);
-    }
-    let choice = match DatabaseChoice::resolve(&cli.global, cli.command.prefers_direct_url()) {
-        Ok(choice) => choice,
-        Err(e) => {
-            eprintln!("error: {e}");
+    let dotenv = match dotenv {
+        Ok(urls) => urls,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::from(1);
         }
     };
+    let choice =
+        match DatabaseChoice::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url()) {
+            Ok(choice) => choice,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
     let stdout = io::stdout();
     let mut out = output::Output::new(stdout.lock());
     match run(&cli, &choice, &mut out) {
+        // A closed stdout never ends up here: `Output` drops what nobody
+        // reads, so the exit code is the work's result.
         Ok(code) => code,
-        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(_) if crate::interrupt::received().is_some() => {
             let _ = out.flush();
             let signal = crate::interrupt::received().unwrap_or_default();
@@ -224,8 +234,23 @@ fn error_chain(e: &anyhow::Error) -> String {
     line
 }
 
+/// Parses the command line; also returns `--database-url` when it was
+/// given there, as opposed to clap's fallback to `$DATABASE_URL`.
+fn parse<I, T>(args: I) -> Result<(Cli, Option<String>), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let flag = (matches.value_source("database_url") == Some(ValueSource::CommandLine))
+        .then(|| cli.global.database_url.clone())
+        .flatten();
+    Ok((cli, flag))
+}
+
 impl Command {
-    /// Commands that change the schema use DIRECT_DATABASE_URL when set.
+    /// Commands that change the schema prefer DIRECT_DATABASE_URL.
     fn prefers_direct_url(&self) -> bool {
         matches!(
             self,
@@ -306,6 +331,22 @@ mod tests {
         );
         let e = anyhow::anyhow!("inner cause").context("outer");
         assert_eq!(error_chain(&e), "outer: inner cause");
+    }
+
+    #[test]
+    fn database_url_flag_is_told_apart_from_the_environment() {
+        for args in [
+            &["taskdb", "-D", "sqlite://a.db", "status"][..],
+            &["taskdb", "status", "--database-url", "sqlite://a.db"],
+            &["taskdb", "migrate", "--database-url=sqlite://a.db"],
+        ] {
+            let (_, flag) = parse(args).unwrap();
+            assert_eq!(flag.as_deref(), Some("sqlite://a.db"), "{args:?}");
+        }
+        // Without the flag: None, even when clap filled the field from a
+        // DATABASE_URL the test runner happens to export.
+        let (_, flag) = parse(["taskdb", "status"]).unwrap();
+        assert_eq!(flag, None);
     }
 
     #[test]
