@@ -99,6 +99,16 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C or SIGTERM).
     #[error("interrupted")]
     Interrupted,
+
+    /// The pre-flight found a pending migration that would hold a blocking
+    /// lock on a table above the size threshold (each entry names the
+    /// migration, the rule, the table's size and the safe recipe); nothing
+    /// was applied.
+    #[error("refusing to migrate: {}; nothing was applied. Rewrite the migration as the recipe says, allow the statement with `-- taskdb:allow <rule> <reason>` on the line before it, or raise --unsafe-threshold (now {threshold} rows)", .refused.join("; "))]
+    UnsafeMigration {
+        threshold: u64,
+        refused: Vec<String>,
+    },
 }
 
 impl Error {

@@ -35,6 +35,7 @@ pub mod cli;
 pub mod db;
 pub mod error;
 pub mod interrupt;
+pub mod lint;
 pub mod migrate;
 pub mod models;
 pub mod orphans;

@@ -53,6 +53,11 @@ pub fn migrate(
         .collect();
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
         crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
+        for line in
+            crate::lint::dry_run_lines(&todo, opts.unsafe_threshold, migrator.connection()?)?
+        {
+            writeln!(out, "-- {line}")?;
+        }
     }
     writeln!(
         out,

@@ -127,6 +127,7 @@ pub(super) fn migrator<'a>(
         lock_timeout: opts.lock_timeout,
         lock_retries: opts.lock_retries,
         wait: global.wait,
+        unsafe_threshold: opts.unsafe_threshold,
         ..MigrateOptions::default()
     };
     let mut progress = super::progress::MigrationProgress::new(db.url.clone());

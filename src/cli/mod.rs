@@ -6,6 +6,7 @@
 mod adopt;
 mod config;
 mod dry_run;
+mod lint;
 mod migrate;
 mod orphans;
 mod output;
@@ -93,6 +94,10 @@ pub enum Command {
     /// taskdb, recording the migrations it already satisfies
     #[command(long_about = adopt::LONG_ABOUT)]
     Adopt(adopt::Opts),
+    /// Check migrations for statements that block a busy table or break the
+    /// running app, with the safe way to write each
+    #[command(long_about = lint::LONG_ABOUT)]
+    Lint(lint::Opts),
 }
 
 /// How a command prints its result.
@@ -116,6 +121,14 @@ pub struct MigrationOpts {
     /// How many times a step that hit the lock timeout is retried
     #[arg(long, value_name = "N", default_value_t = taskdb_default_retries())]
     pub lock_retries: u32,
+
+    /// Refuse to start when `taskdb lint` finds an error (not allowed) in a
+    /// pending PostgreSQL migration on a table of more than this many rows
+    /// (pg_class.reltuples). The default, 10000, is about 25 ms of full scan
+    /// here: past it a step can hold its lock longer than the lock timeout
+    /// budget. 0 refuses on any table with rows
+    #[arg(long, value_name = "ROWS", default_value_t = crate::lint::DEFAULT_UNSAFE_THRESHOLD)]
+    pub unsafe_threshold: u64,
 }
 
 fn taskdb_default_retries() -> u32 {
@@ -267,7 +280,11 @@ impl Command {
     /// `migrate` creates it, `status` shows everything pending. The others
     /// would create an empty file as a side effect, so they refuse.
     fn reads_a_missing_database(&self) -> bool {
-        matches!(self, Command::Migrate(_) | Command::Status(_))
+        // Lint reads files, and a database only when --database-url names one.
+        matches!(
+            self,
+            Command::Migrate(_) | Command::Status(_) | Command::Lint(_)
+        )
     }
 
     /// In JSON mode stdout carries the JSON document only.
@@ -275,6 +292,8 @@ impl Command {
         match self {
             Command::Status(opts) => opts.format == OutputFormat::Json,
             Command::Verify(opts) => opts.format == OutputFormat::Json,
+            // Its first line is its own; it uses no database by default.
+            Command::Lint(_) => true,
             _ => false,
         }
     }
@@ -305,6 +324,7 @@ pub fn run(
         Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
         Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
         Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),
+        Command::Lint(opts) => lint::run(opts, db, out),
     }
 }
 

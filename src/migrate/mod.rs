@@ -114,6 +114,9 @@ pub struct MigrateOptions {
     pub wait: Option<Duration>,
     /// Recorded in the ledger as who applied each migration.
     pub applied_by: String,
+    /// The pre-flight refuses a lint error on a table above this many rows
+    /// ([`crate::lint::preflight`]).
+    pub unsafe_threshold: u64,
 }
 
 impl Default for MigrateOptions {
@@ -124,6 +127,7 @@ impl Default for MigrateOptions {
             lock_retries: DEFAULT_LOCK_RETRIES,
             wait: None,
             applied_by: format!("taskdb {} ({user})", env!("CARGO_PKG_VERSION")),
+            unsafe_threshold: crate::lint::DEFAULT_UNSAFE_THRESHOLD,
         }
     }
 }
@@ -284,6 +288,18 @@ impl<'r> Migrator<'r> {
         let lock = self.acquire_lock()?;
         let plan = self.plan()?;
         plan.ensure_runnable()?;
+        // Lint's findings on the steps this run applies, against live table
+        // sizes: refused before any lock on a table or any change.
+        crate::lint::check_pending(
+            &plan
+                .pending()
+                .filter(|e| target.as_ref().is_none_or(|t| &e.version <= t))
+                .filter_map(|e| e.local)
+                .collect::<Vec<_>>(),
+            self.options.unsafe_threshold,
+            self.connection()?,
+        )?
+        .announce();
         // Under the lock (no other migrator changes the schema meanwhile)
         // and before the tracking tables: a refused database is left
         // exactly as it was.

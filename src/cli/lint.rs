@@ -1,0 +1,176 @@
+//! `taskdb lint`: checks migration files; with `--database-url`, adds each
+//! table's live size. Reads no database otherwise (not even DATABASE_URL).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use super::output::Output;
+use super::{DatabaseChoice, UrlSource};
+use crate::db::Backend;
+use crate::lint::{self, render};
+
+pub const LONG_ABOUT: &str = "\
+Check migrations for statements that block a busy table, break the app
+version still running during a deploy, or fail on a table that has rows;
+each finding names its rule, the lock it takes, what that lock blocks, and
+the safe way to write the statement.
+
+PATH is a migration directory (one with up.sql) or a directory of them;
+the backend comes from the parent directory's name (postgres, sqlite) or
+--backend. Default: ./migrations/postgres and ./migrations/sqlite, which
+also checks that every migration exists for both backends (unless its
+metadata.toml says `[lint] backend_only = { backend = \"postgres\", reason = \"…\" }`).
+
+PostgreSQL files are read by PostgreSQL's own parser. A table created
+earlier in the same migration is new and gets no locking finding.
+
+Allow a finding with `-- taskdb:allow <rule> <reason>` on the line before
+the statement, or `[lint] allow = [{ rule = \"…\", reason = \"…\" }]` in
+metadata.toml; it still shows, marked allowed. An allow without a reason
+is itself an error.
+
+With --database-url (the flag only; DATABASE_URL is not read), findings on
+existing tables report the table's live size. `taskdb migrate` runs the
+same checks against the database before taking any lock (see
+--unsafe-threshold there).
+
+Exit codes: 0 no error (and no warning with --deny warnings), 1 findings,
+2 usage.";
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// rustc-style diagnostics.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// What `--deny` turns into failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Deny {
+    /// Warnings fail lint too.
+    Warnings,
+}
+
+/// The backend of migration directories whose name does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// Migration directories, or directories of them (default:
+    /// migrations/postgres and migrations/sqlite)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Fail on warnings too
+    #[arg(long, value_enum, value_name = "warnings")]
+    pub deny: Option<Deny>,
+
+    /// The backend of PATHs whose directory is not named postgres or sqlite
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+
+    /// Write the findings of the PostgreSQL migrations to FILE, for the
+    /// pre-flight of builds without the SQL parser
+    /// (migrations/lint-facts.json)
+    #[arg(long, value_name = "FILE", conflicts_with = "check_facts")]
+    pub write_facts: Option<PathBuf>,
+
+    /// Fail (exit 1) when FILE is not what --write-facts would write
+    #[arg(long, value_name = "FILE")]
+    pub check_facts: Option<PathBuf>,
+}
+
+fn usage(message: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {message} (see taskdb lint --help)");
+    Ok(ExitCode::from(2))
+}
+
+pub fn run(opts: &Opts, db: &DatabaseChoice, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let paths = if opts.paths.is_empty() {
+        vec![
+            PathBuf::from("migrations/postgres"),
+            PathBuf::from("migrations/sqlite"),
+        ]
+    } else {
+        opts.paths.clone()
+    };
+    let forced = opts.backend.map(|b| match b {
+        BackendArg::Postgres => Backend::Postgres,
+        BackendArg::Sqlite => Backend::Sqlite,
+    });
+    if let Some(file) = opts.write_facts.as_ref().or(opts.check_facts.as_ref()) {
+        let Some(dir) = paths.iter().find(|p| {
+            forced == Some(Backend::Postgres) || p.file_name().is_some_and(|n| n == "postgres")
+        }) else {
+            return usage(
+                "--write-facts and --check-facts need the PostgreSQL migration directory",
+            );
+        };
+        let migrations = match lint::read_dir(dir) {
+            Ok(m) => m,
+            Err(e) => return usage(&e.0),
+        };
+        // Paths in the facts file are relative to the crate, whatever the
+        // spelling of PATH.
+        let migrations: Vec<_> = migrations
+            .into_iter()
+            .map(|mut m| {
+                m.dir = format!("migrations/postgres/{}", m.name);
+                m
+            })
+            .collect();
+        if opts.write_facts.is_some() {
+            std::fs::write(file, lint::preflight::facts_json(&migrations))
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+            writeln!(
+                out,
+                "lint: wrote the facts of {} migration(s) to {}",
+                migrations.len(),
+                file.display()
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        if let Err(why) = lint::preflight::check_facts(&migrations, &text) {
+            anyhow::bail!(
+                "{} is stale: {why}; run `taskdb lint --write-facts {}` and commit it",
+                file.display(),
+                file.display()
+            );
+        }
+        writeln!(out, "lint: {} is fresh", file.display())?;
+    }
+    let mut report = match lint::lint_paths(&paths, forced) {
+        Ok(r) => r,
+        Err(e) => return usage(&e.0),
+    };
+    if db.source == UrlSource::Flag && db.url.backend() == Backend::Postgres {
+        let mut conn = crate::db::connect(&db.url)?;
+        lint::preflight::annotate(&mut conn, &mut report.findings)?;
+    }
+    match opts.format {
+        Format::Human => write!(out, "{}", render::human_report(&report))?,
+        Format::Json => writeln!(out, "{}", render::json_report(&report))?,
+    }
+    let deny_warnings = opts.deny == Some(Deny::Warnings);
+    let fails = report.findings.iter().any(|f| f.fails(deny_warnings));
+    Ok(if fails {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,769 @@
+//! `taskdb lint`: checks migrations for statements that block the app on a
+//! busy table, break the app version still running during a deploy, or fail
+//! on a table that has rows, and gives the safe way to write each.
+//!
+//! - [`parse`] (the only user of the PostgreSQL parser) turns SQL into
+//!   [`model::Stmt`]s; [`rules`] checks them in order, carrying what earlier
+//!   migrations created ([`rules::Schema`]); [`sqlite`] does the same for
+//!   SQLite with a tokenizer.
+//! - `-- taskdb:allow <rule> <reason>` on the line(s) right before a
+//!   statement, or `[lint] allow = [{ rule = "…", reason = "…" }]` in a
+//!   migration's `metadata.toml` (for migrations already applied, whose
+//!   `up.sql` must not change), marks a finding allowed: it still shows.
+//! - [`preflight`] joins the findings of pending migrations with the live
+//!   size of each table before `migrate` takes any lock. For the migrations
+//!   compiled into taskdb it reads them from `migrations/lint-facts.json`
+//!   (written by `taskdb lint --write-facts`, checked fresh in CI), so it
+//!   needs no parser at run time.
+
+pub mod model;
+mod parse;
+pub mod preflight;
+pub mod render;
+pub mod rules;
+mod sqlite;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use preflight::{check_pending, dry_run_lines, PreflightReport, DEFAULT_UNSAFE_THRESHOLD};
+pub use rules::Blocks;
+
+use crate::db::Backend;
+
+/// Every rule, with a stable kebab-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    IndexWithoutConcurrently,
+    ConcurrentlyInTransaction,
+    ConstraintWithoutNotValid,
+    UniqueConstraintUnderLock,
+    SetNotNullWithoutCheck,
+    ColumnTypeRewrite,
+    AddColumnNotNullWithoutDefault,
+    AddColumnVolatileDefault,
+    RenameOrDrop,
+    Truncate,
+    LockTable,
+    VacuumFull,
+    Cluster,
+    UnbatchedBackfill,
+    MissingDown,
+    SqliteNonConstantDefault,
+    SqliteUnsupportedAlter,
+    BackendParity,
+    ParseError,
+    AllowWithoutReason,
+    AllowUnknownRule,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 21] = [
+        Rule::IndexWithoutConcurrently,
+        Rule::ConcurrentlyInTransaction,
+        Rule::ConstraintWithoutNotValid,
+        Rule::UniqueConstraintUnderLock,
+        Rule::SetNotNullWithoutCheck,
+        Rule::ColumnTypeRewrite,
+        Rule::AddColumnNotNullWithoutDefault,
+        Rule::AddColumnVolatileDefault,
+        Rule::RenameOrDrop,
+        Rule::Truncate,
+        Rule::LockTable,
+        Rule::VacuumFull,
+        Rule::Cluster,
+        Rule::UnbatchedBackfill,
+        Rule::MissingDown,
+        Rule::SqliteNonConstantDefault,
+        Rule::SqliteUnsupportedAlter,
+        Rule::BackendParity,
+        Rule::ParseError,
+        Rule::AllowWithoutReason,
+        Rule::AllowUnknownRule,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::IndexWithoutConcurrently => "index-without-concurrently",
+            Rule::ConcurrentlyInTransaction => "concurrently-in-transaction",
+            Rule::ConstraintWithoutNotValid => "constraint-without-not-valid",
+            Rule::UniqueConstraintUnderLock => "unique-constraint-under-lock",
+            Rule::SetNotNullWithoutCheck => "set-not-null-without-check",
+            Rule::ColumnTypeRewrite => "column-type-rewrite",
+            Rule::AddColumnNotNullWithoutDefault => "add-column-not-null-without-default",
+            Rule::AddColumnVolatileDefault => "add-column-volatile-default",
+            Rule::RenameOrDrop => "rename-or-drop",
+            Rule::Truncate => "truncate",
+            Rule::LockTable => "lock-table",
+            Rule::VacuumFull => "vacuum-full",
+            Rule::Cluster => "cluster",
+            Rule::UnbatchedBackfill => "unbatched-backfill",
+            Rule::MissingDown => "missing-down",
+            Rule::SqliteNonConstantDefault => "sqlite-non-constant-default",
+            Rule::SqliteUnsupportedAlter => "sqlite-unsupported-alter",
+            Rule::BackendParity => "backend-parity",
+            Rule::ParseError => "parse-error",
+            Rule::AllowWithoutReason => "allow-without-reason",
+            Rule::AllowUnknownRule => "allow-unknown-rule",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            Rule::MissingDown | Rule::SqliteNonConstantDefault | Rule::SqliteUnsupportedAlter => {
+                Level::Warning
+            }
+            _ => Level::Error,
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Rule::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown lint rule `{name}`")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+}
+
+/// A table's live size, from `pg_class` (rows: `reltuples`, an estimate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSize {
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub level: Level,
+    /// The migration directory name.
+    pub migration: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub table: Option<String>,
+    pub lock: Option<String>,
+    pub blocks: Option<Blocks>,
+    /// How long the lock is held: `full-scan`, `brief`, `until-commit`.
+    pub holds: Option<rules::Duration>,
+    pub message: String,
+    pub recipe: Option<String>,
+    pub allowed: bool,
+    pub allow_reason: Option<String>,
+    /// The statement's first line, for the human output.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<String>,
+    /// With `--database-url`: the table's live size.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub size: Option<TableSize>,
+    /// With `--database-url`: what the finding means at that size.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub consequence: Option<String>,
+}
+
+impl Finding {
+    /// An error that is not allowed fails lint (and warnings, with `--deny warnings`).
+    pub fn fails(&self, deny_warnings: bool) -> bool {
+        !self.allowed && (self.level == Level::Error || deny_warnings)
+    }
+}
+
+/// One migration directory's files, as text.
+#[derive(Debug, Clone)]
+pub struct MigrationFiles {
+    pub name: String,
+    /// How to show its directory in findings (e.g. `migrations/postgres/NAME`).
+    pub dir: String,
+    pub up: String,
+    pub down: Option<String>,
+    pub metadata: Option<String>,
+}
+
+/// What `metadata.toml` tells lint.
+#[derive(Debug, Default)]
+struct Metadata {
+    run_in_transaction: bool,
+    allow: Vec<(String, Option<String>)>,
+    backend_only: Option<(String, Option<String>)>,
+    error: Option<String>,
+}
+
+fn read_metadata(text: Option<&str>) -> Metadata {
+    let mut m = Metadata {
+        run_in_transaction: true,
+        ..Metadata::default()
+    };
+    let Some(text) = text else {
+        return m;
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            m.error = Some(format!(
+                "metadata.toml is not valid TOML: {}",
+                crate::db::one_line(&e.to_string())
+            ));
+            return m;
+        }
+    };
+    // Diesel's own reading: a metadata.toml without the key means false.
+    m.run_in_transaction = table
+        .get("run_in_transaction")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if let Some(lint) = table.get("lint").and_then(|v| v.as_table()) {
+        for entry in lint
+            .get("allow")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let rule = entry
+                .get("rule")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let reason = entry
+                .get("reason")
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|r| !r.is_empty());
+            m.allow.push((rule.to_string(), reason.map(String::from)));
+        }
+        if let Some(only) = lint.get("backend_only").and_then(|v| v.as_table()) {
+            let backend = only
+                .get("backend")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let reason = only
+                .get("reason")
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|r| !r.is_empty());
+            m.backend_only = Some((backend.to_string(), reason.map(String::from)));
+        }
+    }
+    m
+}
+
+/// Byte offset of the first token at or after `from` (skips blanks and comments).
+pub(crate) fn first_token(sql: &str, from: usize) -> usize {
+    let bytes = sql.as_bytes();
+    let mut i = from;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+        } else if bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            match sql[i + 2..].find("*/") {
+                Some(end) => i += 2 + end + 2,
+                None => return sql.len(),
+            }
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// 1-based line and column of a byte offset.
+fn position(sql: &str, offset: usize) -> (usize, usize) {
+    let before = &sql[..offset.min(sql.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map(|nl| before[nl + 1..].chars().count() + 1)
+        .unwrap_or_else(|| before.chars().count() + 1);
+    (line, column)
+}
+
+/// An allow comment: rule name, reason, and its line.
+struct Allow {
+    rule: String,
+    reason: Option<String>,
+    line: usize,
+}
+
+/// The `-- taskdb:allow` comments in the run of comment lines right above
+/// the line `line` (1-based).
+fn allows_above(lines: &[&str], line: usize) -> Vec<Allow> {
+    let mut out = Vec::new();
+    let mut i = line.saturating_sub(1);
+    while i > 0 {
+        let text = lines[i - 1].trim();
+        let Some(comment) = text.strip_prefix("--") else {
+            break;
+        };
+        if let Some(rest) = comment.trim().strip_prefix("taskdb:allow") {
+            let mut parts = rest.trim().splitn(2, char::is_whitespace);
+            let rule = parts.next().unwrap_or_default().to_string();
+            let reason = parts
+                .next()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(String::from);
+            out.push(Allow {
+                rule,
+                reason,
+                line: i,
+            });
+        }
+        i -= 1;
+    }
+    out
+}
+
+/// Lints the migrations of one backend directory, oldest first. Each sees
+/// what the ones before it created.
+pub fn lint_migrations(backend: Backend, migrations: &[MigrationFiles]) -> Vec<Finding> {
+    let mut schema = rules::Schema::default();
+    let mut findings = Vec::new();
+    for m in migrations {
+        lint_one(backend, m, &mut schema, &mut findings);
+    }
+    findings
+}
+
+fn lint_one(
+    backend: Backend,
+    m: &MigrationFiles,
+    schema: &mut rules::Schema,
+    out: &mut Vec<Finding>,
+) {
+    let file = format!("{}/up.sql", m.dir);
+    let meta = read_metadata(m.metadata.as_deref());
+    let base = |rule: Rule, file: &str, line: usize, column: usize, message: String| Finding {
+        rule,
+        level: rule.level(),
+        migration: m.name.clone(),
+        file: file.to_string(),
+        line,
+        column,
+        table: None,
+        lock: None,
+        blocks: None,
+        holds: None,
+        message,
+        recipe: None,
+        allowed: false,
+        allow_reason: None,
+        source: None,
+        size: None,
+        consequence: None,
+    };
+    let meta_file = format!("{}/metadata.toml", m.dir);
+    if let Some(error) = &meta.error {
+        out.push(base(Rule::ParseError, &meta_file, 1, 1, error.clone()));
+    }
+    for (rule, reason) in &meta.allow {
+        if Rule::from_name(rule).is_none() {
+            out.push(base(
+                Rule::AllowUnknownRule,
+                &meta_file,
+                1,
+                1,
+                format!("[lint] allow names `{rule}`, which is no lint rule"),
+            ));
+        } else if reason.is_none() {
+            let mut f = base(
+                Rule::AllowWithoutReason,
+                &meta_file,
+                1,
+                1,
+                format!("[lint] allow of `{rule}` gives no reason: say why it is safe here"),
+            );
+            f.recipe = Some(format!(
+                "[lint]\nallow = [{{ rule = \"{rule}\", reason = \"<why it is safe here>\" }}]"
+            ));
+            out.push(f);
+        }
+    }
+    match m.down.as_deref().map(str::trim) {
+        None | Some("") => {
+            let mut f = base(
+                Rule::MissingDown,
+                &format!("{}/down.sql", m.dir),
+                1,
+                1,
+                format!(
+                    "{} has {}: `taskdb rollback` cannot revert it",
+                    m.name,
+                    if m.down.is_none() {
+                        "no down.sql"
+                    } else {
+                        "an empty down.sql"
+                    }
+                ),
+            );
+            f.recipe = Some("-- undo what up.sql does, or state that it cannot be undone:\nSELECT 1;  -- deliberately a no-op: <why>".into());
+            out.push(f);
+        }
+        _ => {}
+    }
+    let lines: Vec<&str> = m.up.lines().collect();
+    // Statement offset → raw findings.
+    let mut per_statement: Vec<(usize, Option<String>, Vec<rules::RawFinding>)> = Vec::new();
+    match backend {
+        Backend::Postgres => match parse::parse_postgres(&m.up) {
+            Err((message, _)) => {
+                out.push(base(
+                    Rule::ParseError,
+                    &file,
+                    1,
+                    1,
+                    format!("PostgreSQL cannot parse this file: {message}"),
+                ));
+                return;
+            }
+            Ok(stmts) => {
+                let mut state = rules::FileState::default();
+                let several = stmts.len() > 1;
+                for (i, stmt) in stmts.iter().enumerate() {
+                    let mut raw = rules::check(stmt, meta.run_in_transaction, &mut state, schema);
+                    if !meta.run_in_transaction && several && i == 1 {
+                        raw.push(rules::RawFinding {
+                            rule: Rule::ConcurrentlyInTransaction,
+                            table: None,
+                            lock: None,
+                            blocks: None,
+                            duration: None,
+                            message: format!("a migration with `run_in_transaction = false` must hold exactly one statement; this one has {}: Diesel sends the file as one query, which PostgreSQL runs as one implicit transaction (CONCURRENTLY fails in it)", stmts.len()),
+                            recipe: Some("-- one migration per statement, each with metadata.toml: run_in_transaction = false".into()),
+                        });
+                    }
+                    let first_line = stmt.text.lines().next().map(String::from);
+                    per_statement.push((stmt.offset, first_line, raw));
+                }
+            }
+        },
+        Backend::Sqlite => match sqlite::split(&m.up) {
+            Err((message, at)) => {
+                let (line, column) = position(&m.up, at);
+                out.push(base(
+                    Rule::ParseError,
+                    &file,
+                    line,
+                    column,
+                    format!("cannot read this file: {message}"),
+                ));
+                return;
+            }
+            Ok(stmts) => {
+                let mut created = HashSet::new();
+                for stmt in &stmts {
+                    let raw = sqlite::check(stmt, &mut created);
+                    let first_line = m.up[stmt.offset..].lines().next().map(String::from);
+                    per_statement.push((stmt.offset, first_line, raw));
+                }
+            }
+        },
+    }
+    for (offset, first_line, raw) in per_statement {
+        let (line, column) = position(&m.up, offset);
+        let allows = allows_above(&lines, line);
+        for a in &allows {
+            if Rule::from_name(&a.rule).is_none() {
+                out.push(base(
+                    Rule::AllowUnknownRule,
+                    &file,
+                    a.line,
+                    1,
+                    format!("`taskdb:allow {}` names no lint rule", a.rule),
+                ));
+            } else if a.reason.is_none() {
+                let mut f = base(
+                    Rule::AllowWithoutReason,
+                    &file,
+                    a.line,
+                    1,
+                    format!(
+                        "`taskdb:allow {}` gives no reason: say why it is safe here",
+                        a.rule
+                    ),
+                );
+                f.recipe = Some(format!("-- taskdb:allow {} <why it is safe here>", a.rule));
+                out.push(f);
+            }
+        }
+        for r in raw {
+            let reason = allows
+                .iter()
+                .find(|a| a.rule == r.rule.name() && a.reason.is_some())
+                .and_then(|a| a.reason.clone())
+                .or_else(|| {
+                    meta.allow
+                        .iter()
+                        .find(|(rule, reason)| rule == r.rule.name() && reason.is_some())
+                        .and_then(|(_, reason)| reason.clone())
+                });
+            let mut f = base(r.rule, &file, line, column, r.message);
+            f.table = r.table;
+            f.lock = r.lock.map(String::from);
+            f.blocks = r.blocks;
+            f.holds = r.duration;
+            f.recipe = r.recipe;
+            f.allowed = reason.is_some();
+            f.allow_reason = reason;
+            f.source = first_line.clone();
+            out.push(f);
+        }
+    }
+}
+
+/// The parity check: every migration name in both backends, unless its
+/// `metadata.toml` says `[lint] backend_only = { backend = "…", reason = "…" }`.
+pub fn check_parity(postgres: &[MigrationFiles], sqlite: &[MigrationFiles]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let names = |ms: &[MigrationFiles]| -> BTreeMap<String, String> {
+        ms.iter()
+            .map(|m| {
+                let logical = m.name.split_once('_').map(|(_, n)| n).unwrap_or(&m.name);
+                (logical.to_string(), m.name.clone())
+            })
+            .collect()
+    };
+    let pg = names(postgres);
+    let lite = names(sqlite);
+    for (ours, theirs, other_name, this_backend) in [
+        (postgres, &lite, "sqlite", "postgres"),
+        (sqlite, &pg, "postgres", "sqlite"),
+    ] {
+        for m in ours {
+            let logical = m.name.split_once('_').map(|(_, n)| n).unwrap_or(&m.name);
+            if theirs.contains_key(logical) {
+                continue;
+            }
+            let meta = read_metadata(m.metadata.as_deref());
+            let file = format!("{}/metadata.toml", m.dir);
+            let finding = |message: String, recipe: String| Finding {
+                rule: Rule::BackendParity,
+                level: Level::Error,
+                migration: m.name.clone(),
+                file: file.clone(),
+                line: 1,
+                column: 1,
+                table: None,
+                lock: None,
+                blocks: None,
+                holds: None,
+                message,
+                recipe: Some(recipe),
+                allowed: false,
+                allow_reason: None,
+                source: None,
+                size: None,
+                consequence: None,
+            };
+            let recipe = format!("-- write migrations/{other_name}/<version>_{logical}, or mark this one in its metadata.toml\n-- (keep run_in_transaction: Diesel reads a metadata.toml without it as false):\n[lint]\nbackend_only = {{ backend = \"{this_backend}\", reason = \"<why {other_name} needs no such step>\" }}");
+            match meta.backend_only {
+                Some((backend, Some(_))) if backend == this_backend => {}
+                Some((backend, None)) if backend == this_backend => out.push(finding(
+                    format!("{} is marked {this_backend}-only without a reason", m.name),
+                    recipe,
+                )),
+                _ => out.push(finding(
+                    format!("{} has no {other_name} counterpart (no migration named `{logical}` in migrations/{other_name})", m.name),
+                    recipe,
+                )),
+            }
+        }
+    }
+    out
+}
+
+/// Why lint could not run (a usage problem: exit 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What one PATH argument named.
+#[derive(Debug)]
+struct Target {
+    backend: Backend,
+    /// The backend directory (holds the migrations).
+    dir: PathBuf,
+    /// Only these migrations' findings are reported (`None`: all).
+    only: Option<String>,
+}
+
+fn backend_of(dir: &Path, forced: Option<Backend>) -> Result<Backend, UsageError> {
+    if let Some(b) = forced {
+        return Ok(b);
+    }
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("postgres") => Ok(Backend::Postgres),
+        Some("sqlite") => Ok(Backend::Sqlite),
+        _ => Err(UsageError(format!(
+            "cannot tell the backend of {}: its directory is not named `postgres` or `sqlite`; pass --backend",
+            dir.display()
+        ))),
+    }
+}
+
+fn target(path: &Path, forced: Option<Backend>) -> Result<Target, UsageError> {
+    if !path.is_dir() {
+        return Err(UsageError(format!(
+            "{} is not a directory of migrations",
+            path.display()
+        )));
+    }
+    if path.join("up.sql").is_file() {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return Ok(Target {
+            backend: backend_of(parent, forced)?,
+            dir: parent.to_path_buf(),
+            only: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        });
+    }
+    Ok(Target {
+        backend: backend_of(path, forced)?,
+        dir: path.to_path_buf(),
+        only: None,
+    })
+}
+
+/// Reads every migration directory (one with `up.sql`) in `dir`, oldest first.
+pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", dir.display())))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("up.sql").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let read = |p: PathBuf| std::fs::read_to_string(&p).ok();
+    let mut out = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let up = std::fs::read_to_string(path.join("up.sql")).map_err(|e| {
+            UsageError(format!(
+                "cannot read {}: {e}",
+                path.join("up.sql").display()
+            ))
+        })?;
+        out.push(MigrationFiles {
+            dir: path.display().to_string(),
+            name,
+            up,
+            down: read(path.join("down.sql")),
+            metadata: read(path.join("metadata.toml")),
+        });
+    }
+    Ok(out)
+}
+
+/// Everything lint found under the given paths.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub migrations: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.fails(false)).count()
+    }
+    pub fn warnings(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| !f.allowed && f.level == Level::Warning)
+            .count()
+    }
+    pub fn allowed(&self) -> usize {
+        self.findings.iter().filter(|f| f.allowed).count()
+    }
+}
+
+/// Lints `paths` (each a backend directory or one migration directory).
+/// The backend parity check runs when whole `postgres` and `sqlite`
+/// directories were both given.
+pub fn lint_paths(paths: &[PathBuf], forced: Option<Backend>) -> Result<Report, UsageError> {
+    let mut report = Report::default();
+    let mut whole: BTreeMap<&'static str, Vec<MigrationFiles>> = BTreeMap::new();
+    for path in paths {
+        let t = target(path, forced)?;
+        let migrations = read_dir(&t.dir)?;
+        let findings = lint_migrations(t.backend, &migrations);
+        match &t.only {
+            Some(only) => {
+                report.migrations += 1;
+                report
+                    .findings
+                    .extend(findings.into_iter().filter(|f| &f.migration == only));
+            }
+            None => {
+                report.migrations += migrations.len();
+                report.findings.extend(findings);
+                let key = match t.backend {
+                    Backend::Postgres => "postgres",
+                    Backend::Sqlite => "sqlite",
+                };
+                whole.insert(key, migrations);
+            }
+        }
+    }
+    if let (Some(pg), Some(lite)) = (whole.get("postgres"), whole.get("sqlite")) {
+        report.findings.extend(check_parity(pg, lite));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_round_trip() {
+        for r in Rule::ALL {
+            assert_eq!(Rule::from_name(r.name()), Some(r));
+        }
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let sql = "-- c\n\n  SELECT 1;";
+        let at = first_token(sql, 0);
+        assert_eq!(position(sql, at), (3, 3));
+    }
+}

@@ -1,0 +1,453 @@
+//! Lint's findings joined with live table sizes, before `migrate` takes any
+//! lock. Needs no SQL parser at run time: the findings of the migrations
+//! compiled into taskdb come from `migrations/lint-facts.json` (written by
+//! `taskdb lint --write-facts`, embedded at build time, checked fresh by
+//! the tests and CI). A migration missing there (or edited since) is linted
+//! on the spot, which needs the parser this build has.
+//!
+//! The threshold is in rows. A finding on a table of at most that many
+//! rows proceeds (an empty table, a new install); above it, an error that
+//! is not allowed refuses the whole run with nothing applied.
+
+use std::collections::BTreeMap;
+
+use diesel::sql_types::{BigInt, Double, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use super::render::describe_size;
+use super::rules::Duration as Holds;
+use super::{Finding, Level, MigrationFiles, TableSize};
+use crate::db::{AnyConnection, Backend};
+use crate::error::{Error, Result};
+use crate::migrate::source::{checksum, migrations};
+use crate::migrate::LocalMigration;
+
+/// Default `--unsafe-threshold`, in rows. A full scan or rewrite of `tasks`
+/// ran at about 400,000 rows/s here (4M rows in 10.4 s, BENCHMARKS.md), so
+/// 10,000 rows is about 25 ms: half the default 50 ms lock-timeout budget.
+/// Above it, a step can hold its lock longer than any statement may wait.
+pub const DEFAULT_UNSAFE_THRESHOLD: u64 = 10_000;
+
+/// The embedded facts: taskdb's own PostgreSQL migrations, linted.
+static FACTS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/migrations/lint-facts.json"
+));
+
+/// The facts file: each PostgreSQL migration's `up.sql` checksum and findings.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Facts {
+    pub generated_by: String,
+    pub migrations: Vec<MigrationFacts>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MigrationFacts {
+    pub migration: String,
+    pub checksum: String,
+    pub findings: Vec<Finding>,
+}
+
+/// The facts file's text for these PostgreSQL migrations.
+pub fn facts_json(migrations: &[MigrationFiles]) -> String {
+    let findings = super::lint_migrations(Backend::Postgres, migrations);
+    let facts = Facts {
+        generated_by: "taskdb lint --write-facts migrations/lint-facts.json (do not edit; CI checks it is fresh)".into(),
+        migrations: migrations
+            .iter()
+            .map(|m| MigrationFacts {
+                migration: m.name.clone(),
+                checksum: checksum(&m.up),
+                findings: findings
+                    .iter()
+                    .filter(|f| f.migration == m.name)
+                    .cloned()
+                    .map(|mut f| {
+                        f.file = f.file.replace('\\', "/");
+                        f
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&facts).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn embedded() -> Facts {
+    serde_json::from_str(FACTS).unwrap_or(Facts {
+        generated_by: String::new(),
+        migrations: Vec::new(),
+    })
+}
+
+/// The findings of `pending`: from the embedded facts, or linted now for a
+/// migration the facts do not cover (with the migrations before it, so
+/// each sees what earlier ones created).
+pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
+    let facts = embedded();
+    let mut out = Vec::new();
+    let mut stale = false;
+    for m in pending {
+        match facts
+            .migrations
+            .iter()
+            .find(|f| f.migration == m.dir_name() && f.checksum == m.checksum())
+        {
+            Some(f) => out.extend(f.findings.iter().cloned()),
+            None => stale = true,
+        }
+    }
+    if stale {
+        let all: Vec<MigrationFiles> = migrations(Backend::Postgres)
+            .iter()
+            .map(|m| MigrationFiles {
+                name: m.dir_name().to_string(),
+                dir: format!("migrations/postgres/{}", m.dir_name()),
+                up: m.up_sql().to_string(),
+                down: m.down_sql().map(String::from),
+                metadata: Some(format!("run_in_transaction = {}", m.run_in_transaction())),
+            })
+            .collect();
+        let names: Vec<&str> = pending.iter().map(|m| m.dir_name()).collect();
+        out = super::lint_migrations(Backend::Postgres, &all)
+            .into_iter()
+            .filter(|f| names.contains(&f.migration.as_str()))
+            .collect();
+    }
+    out
+}
+
+/// What the pre-flight decided for one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An error on a table above the threshold: the run is refused.
+    Refused,
+    /// Allowed by a `taskdb:allow` comment or `metadata.toml`: proceeds.
+    Allowed,
+    /// The table holds at most the threshold's rows: proceeds.
+    Small,
+    /// The table does not exist yet (an earlier pending step creates it).
+    NoTable,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreflightItem {
+    pub finding: Finding,
+    pub verdict: Verdict,
+}
+
+/// The pre-flight's findings and verdicts.
+#[derive(Debug, Clone, Default)]
+pub struct PreflightReport {
+    pub threshold: u64,
+    pub items: Vec<PreflightItem>,
+}
+
+impl PreflightReport {
+    /// One line per finding, saying what happens to it.
+    pub fn lines(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .map(|i| {
+                let f = &i.finding;
+                let what = f.consequence.clone().unwrap_or_else(|| f.message.clone());
+                let verdict = match i.verdict {
+                    Verdict::Refused => "refused".to_string(),
+                    Verdict::Allowed => format!(
+                        "proceeding, allowed: {}",
+                        f.allow_reason.as_deref().unwrap_or_default()
+                    ),
+                    Verdict::Small => format!(
+                        "proceeding, the table is at most {} rows (--unsafe-threshold)",
+                        self.threshold
+                    ),
+                    Verdict::NoTable => "proceeding, the table does not exist yet".to_string(),
+                };
+                format!("lint: {} [{}]: {what}: {verdict}", f.migration, f.rule)
+            })
+            .collect()
+    }
+
+    /// Prints what proceeds despite a finding to stderr (`migrate` and
+    /// `run_pending` say so; refusals are the error itself).
+    pub fn announce(&self) {
+        for line in self.lines() {
+            eprintln!("taskdb: {line}");
+        }
+    }
+
+    fn refusal(&self) -> Option<Error> {
+        let refused: Vec<String> = self
+            .items
+            .iter()
+            .filter(|i| i.verdict == Verdict::Refused)
+            .map(|i| {
+                let f = &i.finding;
+                let recipe = f
+                    .recipe
+                    .as_deref()
+                    .map(|r| {
+                        r.lines()
+                            .filter(|l| !l.trim_start().starts_with("--"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| f.recipe.as_deref().map(|r| r.replace('\n', " ")))
+                    .unwrap_or_default();
+                format!(
+                    "{} [{}] {}; safe recipe: {recipe}",
+                    f.migration,
+                    f.rule,
+                    f.consequence.clone().unwrap_or_else(|| f.message.clone()),
+                )
+            })
+            .collect();
+        (!refused.is_empty()).then(|| Error::UnsafeMigration {
+            threshold: self.threshold,
+            refused,
+        })
+    }
+}
+
+/// Joins a table's live size with a finding: what it means at that size.
+pub fn consequence(f: &Finding, size: TableSize) -> String {
+    let table = f.table.as_deref().unwrap_or("the table");
+    let lock = f.lock.as_deref().unwrap_or("its lock");
+    let blocks = f
+        .blocks
+        .map(|b| format!(", blocking {}", b.describe()))
+        .unwrap_or_default();
+    let size = describe_size(size);
+    match f.holds {
+        Some(Holds::FullScan) => {
+            format!("holds {lock} on {table} ({size}) for a full scan{blocks}")
+        }
+        Some(Holds::UntilCommit) => {
+            format!("holds {lock} on {table} ({size}) until the migration commits{blocks}")
+        }
+        _ => format!("takes {lock} on {table} ({size}){blocks}: {}", f.message),
+    }
+}
+
+#[derive(QueryableByName)]
+struct SizeRow {
+    #[diesel(sql_type = Double)]
+    reltuples: f64,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Live sizes of `tables` (PostgreSQL); a table that does not exist is
+/// left out. Rows come from `pg_class.reltuples`; a table never analysed
+/// is counted, up to `count_limit` rows.
+pub fn table_sizes(
+    conn: &mut diesel::PgConnection,
+    tables: &[String],
+    count_limit: u64,
+) -> Result<BTreeMap<String, TableSize>> {
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let rows: Vec<SizeRow> = diesel::sql_query(
+            "SELECT c.reltuples::float8 AS reltuples, pg_total_relation_size(c.oid)::int8 AS bytes \
+             FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))",
+        )
+        .bind::<Text, _>(table)
+        .load(conn)?;
+        let Some(row) = rows.into_iter().next() else {
+            continue;
+        };
+        let rows = if row.reltuples >= 0.0 {
+            row.reltuples as i64
+        } else {
+            let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+            let limit = count_limit.saturating_add(1).min(i64::MAX as u64);
+            let counted: CountRow = diesel::sql_query(format!(
+                "SELECT count(*)::int8 AS n FROM (SELECT 1 FROM {quoted} LIMIT {limit}) s"
+            ))
+            .get_result(conn)?;
+            counted.n
+        };
+        out.insert(
+            table.clone(),
+            TableSize {
+                rows,
+                bytes: row.bytes,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Adds each finding's live table size and consequence (`taskdb lint --database-url`).
+pub fn annotate(conn: &mut AnyConnection, findings: &mut [Finding]) -> Result<()> {
+    let AnyConnection::Postgres(pg) = conn else {
+        return Ok(());
+    };
+    let mut tables: Vec<String> = findings.iter().filter_map(|f| f.table.clone()).collect();
+    tables.sort();
+    tables.dedup();
+    let sizes = table_sizes(pg, &tables, DEFAULT_UNSAFE_THRESHOLD.saturating_mul(100))?;
+    for f in findings.iter_mut() {
+        if let Some(size) = f.table.as_ref().and_then(|t| sizes.get(t)) {
+            f.size = Some(*size);
+            f.consequence = Some(consequence(f, *size));
+        }
+    }
+    Ok(())
+}
+
+/// Judges findings against live sizes.
+pub fn judge(
+    conn: &mut AnyConnection,
+    mut findings: Vec<Finding>,
+    threshold: u64,
+) -> Result<PreflightReport> {
+    findings.retain(|f| f.level == Level::Error);
+    let mut report = PreflightReport {
+        threshold,
+        items: Vec::new(),
+    };
+    if findings.is_empty() {
+        return Ok(report);
+    }
+    let AnyConnection::Postgres(pg) = conn else {
+        return Ok(report);
+    };
+    let mut tables: Vec<String> = findings.iter().filter_map(|f| f.table.clone()).collect();
+    tables.sort();
+    tables.dedup();
+    let sizes = table_sizes(pg, &tables, threshold)?;
+    for mut f in findings {
+        let size = f.table.as_ref().and_then(|t| sizes.get(t)).copied();
+        if let Some(size) = size {
+            f.size = Some(size);
+            f.consequence = Some(consequence(&f, size));
+        }
+        let verdict = if f.allowed {
+            Verdict::Allowed
+        } else {
+            match (&f.table, size) {
+                (Some(_), None) => Verdict::NoTable,
+                (Some(_), Some(s)) if u64::try_from(s.rows).unwrap_or(0) <= threshold => {
+                    Verdict::Small
+                }
+                _ => Verdict::Refused,
+            }
+        };
+        report.items.push(PreflightItem {
+            finding: f,
+            verdict,
+        });
+    }
+    Ok(report)
+}
+
+/// The pre-flight of `migrate` and `run_pending`: refuses (with
+/// [`Error::UnsafeMigration`], nothing applied) when a pending migration
+/// has an error finding, not allowed, on a table above `threshold` rows.
+/// Costs no query when the pending migrations have no error finding.
+pub fn check_pending(
+    pending: &[LocalMigration],
+    threshold: u64,
+    conn: &mut AnyConnection,
+) -> Result<PreflightReport> {
+    if conn.backend() != Backend::Postgres || pending.is_empty() {
+        return Ok(PreflightReport::default());
+    }
+    let report = judge(conn, findings_of(pending), threshold)?;
+    match report.refusal() {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// What the pre-flight would say, for `migrate --dry-run` (never refuses).
+pub fn dry_run_lines(
+    pending: &[LocalMigration],
+    threshold: u64,
+    conn: &mut AnyConnection,
+) -> Result<Vec<String>> {
+    if conn.backend() != Backend::Postgres || pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let report = judge(conn, findings_of(pending), threshold)?;
+    let mut lines = report.lines();
+    if lines.is_empty() {
+        lines.push("lint: no findings in the pending migrations".into());
+    }
+    Ok(lines)
+}
+
+/// Checks a PostgreSQL migration directory's facts against a facts file:
+/// `Err` names what differs.
+pub fn check_facts(
+    migrations: &[MigrationFiles],
+    file_text: &str,
+) -> std::result::Result<(), String> {
+    let want = facts_json(migrations);
+    let want: Facts = serde_json::from_str(&want).map_err(|e| e.to_string())?;
+    let have: Facts =
+        serde_json::from_str(file_text).map_err(|e| format!("the facts file is not valid: {e}"))?;
+    for m in &want.migrations {
+        match have.migrations.iter().find(|h| h.migration == m.migration) {
+            None => return Err(format!("{} is missing from the facts file", m.migration)),
+            Some(h) if h.checksum != m.checksum => {
+                return Err(format!(
+                    "{}'s up.sql changed since the facts were written",
+                    m.migration
+                ))
+            }
+            Some(h) if h.findings != m.findings => {
+                return Err(format!(
+                    "{}'s findings differ from the facts file",
+                    m.migration
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = have
+        .migrations
+        .iter()
+        .find(|h| !want.migrations.iter().any(|m| m.migration == h.migration))
+    {
+        return Err(format!(
+            "{} is in the facts file but not in the migrations",
+            extra.migration
+        ));
+    }
+    Ok(())
+}
+
+/// The embedded facts, for tests: `Err` names what differs from the
+/// migrations compiled into this build.
+pub fn check_embedded_facts() -> std::result::Result<(), String> {
+    let compiled = embedded();
+    for m in migrations(Backend::Postgres) {
+        match compiled
+            .migrations
+            .iter()
+            .find(|f| f.migration == m.dir_name())
+        {
+            Some(f) if f.checksum == m.checksum() => {}
+            Some(_) => {
+                return Err(format!(
+                    "{} changed since the facts were written",
+                    m.dir_name()
+                ))
+            }
+            None => return Err(format!("{} has no facts", m.dir_name())),
+        }
+    }
+    Ok(())
+}
