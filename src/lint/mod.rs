@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use preflight::{check_pending, dry_run_lines, PreflightReport, DEFAULT_UNSAFE_THRESHOLD};
+pub use preflight::{
+    check_findings, check_pending, dry_run_lines, PreflightReport, DEFAULT_UNSAFE_THRESHOLD,
+};
 pub use rules::Blocks;
 
 use crate::db::Backend;

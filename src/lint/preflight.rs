@@ -364,7 +364,17 @@ pub fn check_pending(
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(PreflightReport::default());
     }
-    let report = judge(conn, findings_of(pending), threshold)?;
+    check_findings(findings_of(pending), threshold, conn)
+}
+
+/// [`check_pending`] for findings the caller already has (e.g. from
+/// [`super::lint_migrations`] on migrations not compiled into this build).
+pub fn check_findings(
+    findings: Vec<Finding>,
+    threshold: u64,
+    conn: &mut AnyConnection,
+) -> Result<PreflightReport> {
+    let report = judge(conn, findings, threshold)?;
     match report.refusal() {
         Some(e) => Err(e),
         None => Ok(report),
