@@ -1,0 +1,210 @@
+//! Lint's findings against live table sizes on a real PostgreSQL table: the
+//! pre-flight of `migrate` refuses above the threshold, proceeds on an
+//! empty table or an allowed statement, and `lint --database-url` reports
+//! the size.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::TestDb;
+use taskdb::lint::{self, preflight::Verdict, Finding};
+use taskdb::{Backend, Error};
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lint")
+        .join(rel)
+}
+
+/// The findings of the issue's 10.4-second migration.
+fn issue_12_findings() -> Vec<Finding> {
+    let report = lint::lint_paths(&[fixture("issue12/unsafe/postgres")], None).unwrap();
+    assert_eq!(report.findings.len(), 3);
+    report.findings
+}
+
+/// A migrated database whose `tasks` holds `rows` rows; analysed when asked.
+fn tasks_with_rows(rows: u32, analyze: bool) -> TestDb {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.execute(&format!(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'u1@example.com', 'x');
+         INSERT INTO tasks (user_id, title) SELECT 'u1', 'task ' || g FROM generate_series(1, {rows}) g;"
+    ));
+    if analyze {
+        db.execute("ANALYZE tasks");
+    }
+    db
+}
+
+#[test]
+fn the_issue_12_migration_is_refused_above_the_threshold_naming_rule_size_and_recipe() {
+    let db = tasks_with_rows(50_000, true);
+    let before = common::schema_dump(&db);
+    let err = lint::check_findings(
+        issue_12_findings(),
+        lint::DEFAULT_UNSAFE_THRESHOLD,
+        &mut db.conn(),
+    )
+    .unwrap_err();
+    let Error::UnsafeMigration { refused, threshold } = &err else {
+        panic!("expected UnsafeMigration, got {err}");
+    };
+    assert_eq!(*threshold, 10_000);
+    assert_eq!(refused.len(), 3, "{refused:#?}");
+    let text = err.to_string();
+    for expected in [
+        "refusing to migrate",
+        "[index-without-concurrently] holds SHARE on tasks (50.0k rows,",
+        "for a full scan, blocking writes",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_tasks_title ON tasks (title);",
+        "[constraint-without-not-valid] holds ACCESS EXCLUSIVE on tasks",
+        "CHECK (title <> '') NOT VALID;",
+        "[add-column-volatile-default]",
+        "nothing was applied",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert_eq!(common::schema_dump(&db), before);
+}
+
+#[test]
+fn a_table_never_analysed_is_counted_up_to_the_threshold() {
+    let db = tasks_with_rows(12_000, false);
+    assert!(matches!(
+        lint::check_findings(issue_12_findings(), 10_000, &mut db.conn()),
+        Err(Error::UnsafeMigration { .. })
+    ));
+    let report = lint::check_findings(issue_12_findings(), 20_000, &mut db.conn()).unwrap();
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::Small));
+}
+
+#[test]
+fn an_empty_table_proceeds_and_says_so() {
+    let db = TestDb::migrated(Backend::Postgres);
+    let report = lint::check_findings(
+        issue_12_findings(),
+        lint::DEFAULT_UNSAFE_THRESHOLD,
+        &mut db.conn(),
+    )
+    .unwrap();
+    assert_eq!(report.items.len(), 3);
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::Small));
+    let lines = report.lines();
+    assert!(
+        lines[0].contains("proceeding, the table is at most 10000 rows"),
+        "{lines:#?}"
+    );
+    assert!(lines[0].contains("tasks (0 rows"), "{lines:#?}");
+}
+
+#[test]
+fn the_threshold_decides_and_a_table_not_there_yet_proceeds() {
+    let db = tasks_with_rows(50_000, true);
+    let report = lint::check_findings(issue_12_findings(), 100_000, &mut db.conn()).unwrap();
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::Small));
+    assert!(matches!(
+        lint::check_findings(issue_12_findings(), 0, &mut db.conn()),
+        Err(Error::UnsafeMigration { .. })
+    ));
+    // A finding on a table an earlier pending step creates.
+    let mut findings = issue_12_findings();
+    for f in &mut findings {
+        f.table = Some("not_created_yet".into());
+    }
+    let report = lint::check_findings(findings, 0, &mut db.conn()).unwrap();
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::NoTable));
+}
+
+#[test]
+fn an_allowed_statement_proceeds_on_a_large_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("postgres/2026-03-01-000001_index_title");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("up.sql"),
+        "-- taskdb:allow index-without-concurrently run in the maintenance window, writes are stopped\nCREATE INDEX idx_tasks_title ON tasks (title);\n",
+    )
+    .unwrap();
+    std::fs::write(m.join("down.sql"), "DROP INDEX idx_tasks_title;\n").unwrap();
+    let findings = lint::lint_paths(&[dir.path().join("postgres")], None)
+        .unwrap()
+        .findings;
+    let db = tasks_with_rows(50_000, true);
+    let report = lint::check_findings(findings, 10_000, &mut db.conn()).unwrap();
+    assert_eq!(report.items.len(), 1);
+    assert_eq!(report.items[0].verdict, Verdict::Allowed);
+    assert!(report.lines()[0]
+        .contains("proceeding, allowed: run in the maintenance window, writes are stopped"));
+}
+
+#[test]
+fn the_safe_rewrite_has_nothing_to_refuse() {
+    let db = tasks_with_rows(50_000, true);
+    let findings = lint::lint_paths(&[fixture("issue12/safe/postgres")], None)
+        .unwrap()
+        .findings;
+    let report = lint::check_findings(findings, 0, &mut db.conn()).unwrap();
+    assert!(report.items.is_empty());
+}
+
+#[test]
+fn lint_with_database_url_reports_live_sizes() {
+    let db = tasks_with_rows(50_000, true);
+    let out = db
+        .taskdb()
+        .arg("lint")
+        .arg(fixture("issue12/unsafe/postgres"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("= live: holds ACCESS EXCLUSIVE on tasks (50.0k rows, ")
+            && text.contains("MB) for a full scan, blocking reads and writes"),
+        "{text}"
+    );
+    let out = db
+        .taskdb()
+        .args(["lint", "--format", "json"])
+        .arg(fixture("issue12/unsafe/postgres"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let size = &doc["findings"][0]["size"];
+    assert_eq!(size["rows"], 50_000);
+    assert!(size["bytes"].as_i64().unwrap() > 1_000_000, "{size}");
+}
+
+#[test]
+fn migrate_runs_the_preflight_on_taskdbs_own_migrations() {
+    // An adopted tasks table with rows, the strictest threshold: taskdb's
+    // own migrations have no error finding, so the run proceeds.
+    let db = TestDb::empty(Backend::Postgres);
+    db.execute(
+        "CREATE TABLE tasks (id SERIAL PRIMARY KEY, user_id VARCHAR(255) NOT NULL,
+           title VARCHAR(255) NOT NULL, description TEXT, completed BOOLEAN NOT NULL DEFAULT false,
+           created_at TIMESTAMP NOT NULL DEFAULT now(), updated_at TIMESTAMP NOT NULL DEFAULT now());
+         ANALYZE tasks;",
+    );
+    db.taskdb()
+        .args(["migrate", "--dry-run", "--unsafe-threshold", "0"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "-- lint: no findings in the pending migrations",
+        ));
+    db.taskdb()
+        .args(["migrate", "--unsafe-threshold", "0"])
+        .assert()
+        .success();
+    // The embedded facts cover every compiled-in migration.
+    lint::preflight::check_embedded_facts().unwrap();
+    assert!(lint::preflight::findings_of(&taskdb::migrate::migrations(Backend::Postgres)).is_empty());
+}
