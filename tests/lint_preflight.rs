@@ -206,5 +206,7 @@ fn migrate_runs_the_preflight_on_taskdbs_own_migrations() {
         .success();
     // The embedded facts cover every compiled-in migration.
     lint::preflight::check_embedded_facts().unwrap();
-    assert!(lint::preflight::findings_of(&taskdb::migrate::migrations(Backend::Postgres)).is_empty());
+    assert!(
+        lint::preflight::findings_of(&taskdb::migrate::migrations(Backend::Postgres)).is_empty()
+    );
 }

@@ -152,7 +152,9 @@ pub fn run(opts: &Opts, db: &DatabaseChoice, out: &mut Output<'_>) -> anyhow::Re
                 file.display()
             );
         }
-        writeln!(out, "lint: {} is fresh", file.display())?;
+        if opts.format == Format::Human {
+            writeln!(out, "lint: {} is fresh", file.display())?;
+        }
     }
     let mut report = match lint::lint_paths(&paths, forced) {
         Ok(r) => r,

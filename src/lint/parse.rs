@@ -202,22 +202,12 @@ fn create_table(c: &protobuf::CreateStmt) -> StmtKind {
     for elt in &c.table_elts {
         match &elt.node {
             Some(NodeEnum::ColumnDef(d)) => {
-                let col = column(d);
-                for con in constraints(&d.constraints) {
-                    if ConstrType::try_from(con.contype) == Ok(ConstrType::ConstrCheck) {
-                        if let Some(col_name) = not_null_check(con) {
-                            not_null_checks.push((con.conname.clone(), col_name));
-                        }
-                    }
-                }
-                columns.push(col);
+                not_null_checks
+                    .extend(constraints(&d.constraints).filter_map(named_not_null_check));
+                columns.push(column(d));
             }
             Some(NodeEnum::Constraint(con)) => {
-                if ConstrType::try_from(con.contype) == Ok(ConstrType::ConstrCheck) {
-                    if let Some(col_name) = not_null_check(con) {
-                        not_null_checks.push((con.conname.clone(), col_name));
-                    }
-                }
+                not_null_checks.extend(named_not_null_check(con));
             }
             _ => {}
         }
@@ -227,6 +217,14 @@ fn create_table(c: &protobuf::CreateStmt) -> StmtKind {
         columns,
         not_null_checks,
     }
+}
+
+/// (name, column) of a `CHECK (column IS NOT NULL)`.
+fn named_not_null_check(con: &protobuf::Constraint) -> Option<(String, String)> {
+    if ConstrType::try_from(con.contype) != Ok(ConstrType::ConstrCheck) {
+        return None;
+    }
+    not_null_check(con).map(|col| (con.conname.clone(), col))
 }
 
 fn constraints(nodes: &[Node]) -> impl Iterator<Item = &protobuf::Constraint> {

@@ -647,9 +647,10 @@ fn rewrite_reason(old: Option<&TypeInfo>, new: Option<&TypeInfo>, using: bool) -
         return Some("may rewrite every row".into());
     };
     let Some(old) = old else {
-        return Some(format!(
+        return Some(
             "from a type lint cannot see (the column was not created by these migrations) may rewrite every row; only varchar(n) → varchar(m ≥ n) / text and numeric(p,s) → numeric(q ≥ p,s) are free"
-        ));
+                .to_string(),
+        );
     };
     if old.array != new.array {
         return Some(format!("from {} rewrites every row", old.display()));
