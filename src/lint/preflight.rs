@@ -186,14 +186,18 @@ impl PreflightReport {
             .filter(|i| i.verdict == Verdict::Refused)
             .map(|i| {
                 let f = &i.finding;
+                // One line: the SQL of the recipe, without its comments.
                 let recipe = f
                     .recipe
                     .as_deref()
                     .map(|r| {
                         r.lines()
                             .filter(|l| !l.trim_start().starts_with("--"))
+                            .map(|l| l.split("  --").next().unwrap_or(l).trim())
                             .collect::<Vec<_>>()
                             .join(" ")
+                            .trim_end_matches(';')
+                            .to_string()
                     })
                     .filter(|r| !r.is_empty())
                     .or_else(|| f.recipe.as_deref().map(|r| r.replace('\n', " ")))
