@@ -86,10 +86,12 @@ fn build_copy(root: &Path, fresh_facts: bool) -> PathBuf {
     let target = root.join("target");
     if !target.exists() {
         std::fs::create_dir_all(target.join("debug")).unwrap();
-        for part in ["deps", "build", ".fingerprint"] {
+        // Compiled artifacts by hard link (large, never rewritten when
+        // fresh); cargo's small fingerprint files by copy (it rewrites them).
+        for (part, how) in [("deps", "-al"), ("build", "-al"), (".fingerprint", "-a")] {
             if debug.join(part).exists() {
                 run(Command::new("cp")
-                    .arg("-al")
+                    .arg(how)
                     .arg(debug.join(part))
                     .arg(target.join("debug")));
             }
