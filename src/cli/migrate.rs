@@ -18,7 +18,10 @@ replicas starting together) take turns; each migration is applied once.
 
 It refuses to start while a migration is modified (its up.sql changed since
 it was applied), missing from this build, or dirty (failed part-way without
-a transaction); `taskdb repair` is the way out. It stops before the foreign
+a transaction); `taskdb repair` is the way out. Migrations newer than this
+build (a later release applied them, then the app was rolled back) are
+`ahead`: it warns and goes on. An existing `tasks` table that is not the
+app's is refused before anything changes. It stops before the foreign
 key check when tasks belong to no user; `taskdb orphans` fixes them.
 
 Every DDL statement waits at most --lock-timeout for its table lock and is
