@@ -114,29 +114,34 @@ pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection> {
 }
 
 /// Like [`connect`], retrying with backoff for up to `wait` while the server
-/// is unreachable (a database starting next to the app). Errors that waiting
-/// cannot fix (bad password, missing database) fail at once.
+/// is unreachable (a database starting next to the app). The last sleep is
+/// cut to the time left and one more attempt is made at the deadline, so the
+/// whole of `wait` is used; the error then says how long it really waited.
+/// Errors that waiting cannot fix (bad password, missing database) fail at
+/// once.
 pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<AnyConnection> {
     let Some(wait) = wait else {
         return connect(url);
     };
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let deadline = started + wait;
     let mut delay = Duration::from_millis(100);
     loop {
         match connect(url) {
             Ok(conn) => return Ok(conn),
-            Err(Error::Connect { url: shown, reason })
-                if is_transient(&reason) && Instant::now() + delay < deadline =>
-            {
-                let _ = (shown, reason);
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
             Err(Error::Connect { url: shown, reason }) if is_transient(&reason) => {
-                return Err(Error::Connect {
-                    url: shown,
-                    reason: format!("{reason} (still failing after waiting {wait:?})"),
-                })
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Connect {
+                        url: shown,
+                        reason: format!(
+                            "{reason} (still failing after waiting {:.1}s)",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    });
+                }
+                std::thread::sleep(delay.min(left));
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e),
         }
