@@ -198,12 +198,38 @@ fn secrets_in_every_url_form_stay_hidden() {
 }
 
 #[test]
+fn urls_refused_as_ambiguous_hide_their_secrets_too() {
+    let port = closed_port();
+    for url in [
+        // An unencoded `/` in the password: libpq would take `app` for the
+        // host and the rest for the database name.
+        format!("postgres://app:pa/{SENTINEL}@127.0.0.1:{port}/tasks"),
+        format!("postgres://app:pa%{SENTINEL}@127.0.0.1:{port}/tasks"),
+        format!("postgres://app:{SENTINEL}@127.0.0.1:x{port}/tasks"),
+        format!("postgres://app@127.0.0.1:{port}/tasks?password%zz={SENTINEL}"),
+        format!("postgres://app@127.0.0.1:{port}/tasks?sslpassword={SENTINEL}&novalue"),
+    ] {
+        let mut cmd = taskdb_cmd();
+        cmd.args(["--database-url", &url, "status"]);
+        let (code, output) = output_without(cmd, &[SENTINEL], &url);
+        assert_eq!(code, 1, "{url}: {output}");
+        assert!(
+            output.starts_with("error: invalid database URL"),
+            "{url}: {output}"
+        );
+        assert_eq!(output.lines().count(), 1, "{url}: {output}");
+    }
+}
+
+#[test]
 fn a_stray_positional_url_never_shows_its_password() {
     let forms = [
         format!("postgres://u:pa#{SENTINEL}@h/db"),
         format!("postgres://u:pa?{SENTINEL}@h/db"),
         format!("postgres://u:pa {SENTINEL}@h/db"),
         format!("postgres://u:{SENTINEL}@h"),
+        format!("postgres://u:it's{SENTINEL}@h/db"),
+        format!("postgres://u:pa/{SENTINEL}@h/db"),
         format!("postgres://u@h/db?password={SENTINEL}"),
         format!("postgres://u@h/db?sslmode=require&sslpassword={SENTINEL}"),
         format!("postgresql://u@h/db?oauth_client_secret={SENTINEL}&sslmode=require"),

@@ -137,8 +137,8 @@ impl DatabaseUrl {
         }
     }
 
-    /// `written` is the URL as the user gave it (its raw secret forms are
-    /// scrubbed too); None when derived from another URL.
+    /// `written` is the URL as the user gave it, so the secrets' forms as
+    /// written are scrubbed too (empty when derived from another URL).
     fn postgres(parts: PgParts, written: &str) -> Self {
         let mut secrets = Vec::new();
         for secret in parts.secrets() {
@@ -275,7 +275,8 @@ fn replace_standalone(text: &str, secret: &str) -> String {
 }
 
 /// The parts of a PostgreSQL URL, percent-decoded.
-#[derive(Clone, Debug, PartialEq)]
+// No Debug: it holds the password.
+#[derive(Clone)]
 struct PgParts {
     /// `postgres` or `postgresql`, as written (lowercased).
     scheme: String,
@@ -489,13 +490,14 @@ fn raw_secrets(written: &str) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let first_slash = rest.find('/').unwrap_or(rest.len());
-    if let Some(at) = rest[..first_slash].rfind('@') {
+    let mut after_userinfo = rest;
+    if let Some(at) = userinfo_end(rest) {
         if let Some((_, password)) = rest[..at].split_once(':') {
             out.push(password.to_string());
         }
+        after_userinfo = &rest[at + 1..];
     }
-    if let Some((_, query)) = rest[first_slash..].split_once('?') {
+    if let Some((_, query)) = after_userinfo.split_once('?') {
         for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
             if decode(key, "").is_ok_and(|k| is_secret_parameter(&k)) {
                 out.push(value.to_string());
@@ -503,6 +505,15 @@ fn raw_secrets(written: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Where the userinfo of `rest` (a URL after its `://`) ends, for text that
+/// may not parse: the last `@` before the first `/` as libpq has it, else
+/// the last `@` at all (a password whose `/` was not encoded), so a
+/// password is never taken for a host.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let first_slash = rest.find('/').unwrap_or(rest.len());
+    rest[..first_slash].rfind('@').or_else(|| rest.rfind('@'))
 }
 
 /// Which part of a URL a string is encoded for. Every part keeps the
@@ -576,17 +587,15 @@ pub fn redact_url(input: &str) -> String {
             return parts.render(Render::Shown);
         }
     }
-    // Unparseable: drop anything between "://user:" and the last '@' (which
-    // may be past a `/` a password should not have held).
-    let mut out = input.to_string();
-    if let Some(scheme_end) = input.find("://") {
-        let rest = &input[scheme_end + 3..];
-        if let Some(at) = rest.rfind('@') {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            out = format!("{}{}@{}", &input[..scheme_end + 3], user, &rest[at + 1..]);
-        }
-    }
+    // Unparseable: the same masking as in free text, the password dropped.
+    let out = match input.find("://") {
+        Some(i) => format!(
+            "{}{}",
+            &input[..i + 3],
+            mask_url_token(&input[i + 3..], false)
+        ),
+        None => input.to_string(),
+    };
     mask_secret_values(&out)
 }
 
@@ -599,7 +608,9 @@ pub fn mask_url_passwords(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         // A URL in quotes (as clap quotes arguments) ends at the closing
-        // quote, so a space in its password does not end it early.
+        // quote, so a space in its password does not end it early; a quote
+        // inside it is one that a space or the end of the line does not
+        // follow.
         let scheme_start = head[..i]
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
             .map(|j| j + 1)
@@ -609,23 +620,40 @@ pub fn mask_url_passwords(text: &str) -> String {
             .next_back()
             .filter(|c| "'\"`".contains(*c));
         let end = match quote {
-            Some(q) => tail.find([q, '\n']),
+            Some(q) => closing_quote(tail, q),
             None => tail.find(|c: char| c.is_whitespace() || "'\"`".contains(c)),
         }
         .unwrap_or(tail.len());
         out.push_str(head);
-        out.push_str(&mask_url_token(&tail[..end]));
+        out.push_str(&mask_url_token(&tail[..end], true));
         rest = &tail[end..];
     }
     out.push_str(rest);
     mask_secret_values(&out)
 }
 
-/// One URL after its `://`: the userinfo ends at the last `@` (wherever a
-/// stray `/` put it), and secret query values are masked whatever the
-/// spelling of their key.
-fn mask_url_token(token: &str) -> String {
-    let (userinfo, rest) = match token.rfind('@') {
+/// The index of the quote `q` that closes a quoted URL in `tail`, or of the
+/// end of the line.
+fn closing_quote(tail: &str, q: char) -> Option<usize> {
+    let line = tail.find('\n').unwrap_or(tail.len());
+    tail[..line]
+        .match_indices(q)
+        .map(|(i, _)| i)
+        .find(|&i| {
+            tail[i + 1..line]
+                .chars()
+                .next()
+                .is_none_or(|c| c.is_whitespace() || ",.;:)]".contains(c))
+        })
+        .or(Some(line))
+}
+
+/// One URL after its `://`: the password is masked (`user:********@`) or
+/// dropped (`user@`) (see [`userinfo_end`]), and secret query values
+/// whatever the spelling of their key (one that does not decode may be a
+/// secret one).
+fn mask_url_token(token: &str, mark_password: bool) -> String {
+    let (userinfo, rest) = match userinfo_end(token) {
         Some(at) => (Some(&token[..at]), &token[at..]),
         None => (None, token),
     };
@@ -633,8 +661,10 @@ fn mask_url_token(token: &str) -> String {
     match userinfo {
         Some(userinfo) if userinfo.contains(':') => {
             out.push_str(userinfo.split(':').next().unwrap_or_default());
-            out.push(':');
-            out.push_str(MASK);
+            if mark_password {
+                out.push(':');
+                out.push_str(MASK);
+            }
         }
         Some(userinfo) => out.push_str(userinfo),
         None => {}
@@ -648,7 +678,7 @@ fn mask_url_token(token: &str) -> String {
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if decode(key, "").is_ok_and(|k| is_secret_parameter(&k)) => {
+            Some((key, _)) if decode(key, "").map_or(true, |k| is_secret_parameter(&k)) => {
                 format!("{key}={MASK}")
             }
             _ => pair.to_string(),
@@ -860,6 +890,14 @@ mod tests {
                 "argument 'postgres://u:********@h/db' found",
             ),
             (
+                "argument 'postgres://u:it's@h/db' found",
+                "argument 'postgres://u:********@h/db' found",
+            ),
+            (
+                "'postgres://a@h/db' and 'postgres://u:pw@h2/db'.",
+                "'postgres://a@h/db' and 'postgres://u:********@h2/db'.",
+            ),
+            (
                 "argument 'postgres://u:pa/ss@h/db' found",
                 "argument 'postgres://u:********@h/db' found",
             ),
@@ -881,6 +919,22 @@ mod tests {
     }
 
     #[test]
+    fn an_at_in_the_query_is_not_taken_for_the_userinfo() {
+        assert_eq!(
+            mask_url_passwords("'postgres://u@h:5432/db?application_name=a@b'"),
+            "'postgres://u@h:5432/db?application_name=a@b'"
+        );
+        assert_eq!(
+            mask_url_passwords("'postgres://u:pw@h:5432/db?application_name=a@b'"),
+            "'postgres://u:********@h:5432/db?application_name=a@b'"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?application_name=a@b"),
+            "postgres://u@h:5432/db?application_name=a@b"
+        );
+    }
+
+    #[test]
     fn unparseable_urls_are_redacted_too() {
         for (input, shown) in [
             ("postgres://u:pa/ss@h/db", "postgres://u@h/db"),
@@ -890,6 +944,10 @@ mod tests {
                 "mysql://u@h/db?password=********",
             ),
             ("host=h password=secret", "host=h password=********"),
+            (
+                "postgres://u@h/db?password%zz=x&sslmode=require",
+                "postgres://u@h/db?password%zz=********&sslmode=require",
+            ),
         ] {
             assert_eq!(redact_url(input), shown, "{input}");
         }
