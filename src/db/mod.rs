@@ -6,7 +6,7 @@
 //! error, never a guess. Every URL taskdb shows goes through
 //! [`DatabaseUrl::redacted`], and every driver message through
 //! [`DatabaseUrl::scrub`], so a password never reaches the output. How a
-//! PostgreSQL URL is read (libpq's rules) is in [`url`].
+//! PostgreSQL URL is read (libpq's rules) is on [`DatabaseUrl::parse`].
 
 use std::fmt;
 use std::path::Path;

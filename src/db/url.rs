@@ -16,10 +16,14 @@
 //! password and masks those values; [`DatabaseUrl::scrub`] removes every
 //! written, decoded and encoded form of them from driver messages.
 //!
-//! Two departures from libpq, both refusals where libpq would silently do
-//! something else than meant: a raw `@` after the host (a password whose
-//! `/` was not encoded as `%2F` would otherwise be split into a host and a
-//! database name) and a `%` not followed by two hex digits.
+//! Like libpq, a `%` not followed by two hex digits and `%00` are refused.
+//! Where libpq would do something other than what was meant, taskdb departs
+//! from it: the userinfo ends at the *last* `@` (libpq takes the first and
+//! leaves the rest of such a password as a host name that cannot resolve);
+//! a raw `@` after the host is refused (a password whose `/` was not
+//! encoded as `%2F` would otherwise be split into a host and a database
+//! name); and a second `=` in a query value is part of the value (libpq
+//! refuses it).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -67,7 +71,15 @@ impl fmt::Display for DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    /// Parses a PostgreSQL or SQLite URL (see the module docs for the forms).
+    /// Parses a PostgreSQL or SQLite URL (see [`crate::db`] for the forms).
+    ///
+    /// A PostgreSQL URL is read as libpq reads it:
+    /// `postgres[ql]://[user[:password]@][host][:port][,…][/dbname][?key=value&…]`,
+    /// the userinfo ending at the last `@` before the first `/`, every part
+    /// percent-decoded and `+` a plus; each part reaches the server exactly
+    /// as written. A raw `@` after the host is refused (write a password's
+    /// `/` as `%2F`). The password and the values of [`SECRET_PARAMETERS`]
+    /// never show.
     pub fn parse(input: &str) -> Result<Self> {
         let input = input.trim();
         let invalid = |reason: &str| Error::InvalidUrl {
@@ -147,14 +159,11 @@ impl DatabaseUrl {
             secrets.push(secret.to_string());
         }
         secrets.extend(raw_secrets(written));
-        secrets.retain(|s| !s.is_empty());
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
         DatabaseUrl {
             backend: Backend::Postgres,
             driver_url: parts.render(Render::Driver),
             redacted: parts.render(Render::Shown),
-            secrets,
+            secrets: tidy(secrets),
             pooled: parts.is_pooled(),
             parts: Some(parts),
         }
@@ -236,8 +245,7 @@ impl DatabaseUrl {
         let mut derived = Self::postgres(parts, "");
         // Whatever the user wrote stays scrubbed in messages about this one.
         derived.secrets.extend(self.secrets.iter().cloned());
-        derived.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        derived.secrets.dedup();
+        derived.secrets = tidy(derived.secrets);
         Ok(derived)
     }
 
@@ -251,6 +259,15 @@ impl DatabaseUrl {
     pub fn expose_secret(&self) -> &str {
         &self.driver_url
     }
+}
+
+/// Secrets without duplicates, longest first: a form that contains another
+/// (`pa%23ss` holds `pa`) is replaced whole before the shorter one.
+fn tidy(mut secrets: Vec<String>) -> Vec<String> {
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
+    secrets
 }
 
 /// Replaces `secret` in `text` where no letter or digit adjoins it.
@@ -309,7 +326,8 @@ impl PgParts {
             .ok_or_else(|| "no `://` after the scheme".to_string())?;
         let scheme = scheme.to_ascii_lowercase();
         // libpq looks for the userinfo up to the first `/`; the last `@`
-        // there ends it, so a password may contain `@`, `#`, `?` and `:`.
+        // there ends it (see the module docs), so a password may contain
+        // `@`, `#`, `?` and `:`.
         let first_slash = rest.find('/').unwrap_or(rest.len());
         let (userinfo, mut rest) = match rest[..first_slash].rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
