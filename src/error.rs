@@ -59,11 +59,15 @@ pub enum Error {
 
     /// Tasks whose user_id matches no user: the foreign key cannot be
     /// validated until they are given an owner or deleted.
-    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. List them with `taskdb orphans`, then give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`, and run `taskdb migrate` again")]
+    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. {}", crate::orphans::remedy(*.owners, *.dev_user_tasks))]
     OrphanedTasks {
         tasks: i64,
         owners: usize,
         sample: String,
+        /// How many of them belong to the development user
+        /// ([`DEV_USER_ID`](crate::seed::DEV_USER_ID)), whom `taskdb seed`
+        /// creates.
+        dev_user_tasks: i64,
     },
 
     /// The operation needs confirmation it did not get.
