@@ -3,6 +3,7 @@
 
 use crate::db::{AnyConnection, Backend};
 use crate::error::{Error, Result};
+use diesel::connection::TransactionManager;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
@@ -106,8 +107,7 @@ fn require_table(conn: &mut AnyConnection, table: &str, needed: &[&str]) -> Resu
 /// existing user with the same email but another id, or the same id and
 /// another email, is a conflict and changes nothing either.
 pub fn seed_user(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<Seeded> {
-    user::validate_email(new.email)?;
-    user::validate_password(new.password)?;
+    user::validate_new(&new)?;
     let id = new
         .id
         .ok_or_else(|| Error::InvalidInput("seed needs a user id".into()))?;
@@ -208,7 +208,7 @@ pub fn seed_demo(
     let hash = user::hash_password(&opts.password)?;
     let gen = demo::Generator::new(opts.users, opts.tasks_per_user);
     let started = std::time::Instant::now();
-    conn.transaction(|conn| match conn {
+    transaction_keeping_cause(conn, |conn| match conn {
         AnyConnection::Postgres(pg) => demo::copy_postgres(pg, &gen, &hash, progress),
         AnyConnection::Sqlite(lite) => demo::insert_sqlite(lite, &gen, &hash, progress),
     })?;
@@ -219,6 +219,34 @@ pub fn seed_demo(
         first_email: gen.user(0).email,
         elapsed: started.elapsed(),
     })
+}
+
+/// Runs `work` in a transaction and, when it fails, reports its error
+/// rather than the rollback's. SQLite rolls a transaction back by itself on
+/// some errors (SQLITE_FULL among them), so the ROLLBACK that follows fails
+/// with "cannot rollback - no transaction is active"; diesel's
+/// `Connection::transaction` would report that and hide the cause.
+fn transaction_keeping_cause<T>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    type Manager = <AnyConnection as Connection>::TransactionManager;
+    Manager::begin_transaction(conn)?;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(cause) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(cause),
+            // Already rolled back: nothing of the work was kept.
+            Err(e) if e.to_string().contains("no transaction is active") => Err(cause),
+            Err(e) => Err(Error::RollbackFailed {
+                cause: Box::new(cause),
+                rollback: e.to_string(),
+            }),
+        },
+    }
 }
 
 mod demo {
@@ -463,8 +491,13 @@ mod demo {
         diesel::result::Error::SerializationError(Box::new(e))
     }
 
+    // Without `treat_none_as_default_value = false` diesel cannot prove no
+    // value is DEFAULT (which SQLite's VALUES lacks), and inserts a batch
+    // row by row inside a savepoint: slower, and on SQLITE_FULL the failed
+    // savepoint rollback hides the cause.
     #[derive(Insertable)]
     #[diesel(table_name = users)]
+    #[diesel(treat_none_as_default_value = false)]
     struct UserRow<'a> {
         id: String,
         email: String,

@@ -72,21 +72,19 @@ pub fn run(
     if let Some(SeedCommand::Demo(demo)) = &opts.demo {
         return run_demo(demo, db, global, out);
     }
-    crate::models::user::validate_email(&opts.email)?;
-    crate::models::user::validate_password(&opts.password)?;
+    let new = NewUser {
+        id: Some(&opts.id),
+        email: &opts.email,
+        password: &opts.password,
+        name: Some(&opts.name),
+    };
+    // Bad input fails before connecting.
+    crate::models::user::validate_new(&new)?;
     // The seed checks the tables it writes, not the migration state: when
     // `migrate` stops at orphaned tasks of the development user, creating
     // that user is the fix, so the seed must work there.
     let mut conn = db::connect_with_wait(&db.url, global.wait)?;
-    let seeded = seed::seed_user(
-        &mut conn,
-        NewUser {
-            id: Some(&opts.id),
-            email: &opts.email,
-            password: &opts.password,
-            name: Some(&opts.name),
-        },
-    )?;
+    let seeded = seed::seed_user(&mut conn, new)?;
     match seeded {
         Seeded::Created(user) => writeln!(out, "Created user {} <{}>.", user.id, user.email)?,
         Seeded::AlreadyPresent(user) => writeln!(
