@@ -17,9 +17,11 @@ pub enum Error {
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
 
-    /// A query failed.
+    /// A query failed. The driver's message is part of this one, so it is
+    /// not also the error's `source` (printing the cause chain would repeat
+    /// it); see the `From` impl below.
     #[error("database error: {0}")]
-    Query(#[from] DieselError),
+    Query(DieselError),
 
     /// The connection pool could not hand out a connection.
     #[error("connection pool: {0}")]
@@ -79,17 +81,22 @@ pub enum Error {
     #[error("a user with id `{0}` already exists")]
     UserIdTaken(String),
 
-    /// Password hashing failed.
+    /// Password hashing failed (its message is part of this one, like
+    /// [`Error::Query`]'s).
     #[error("password hashing failed: {0}")]
-    Hash(#[from] bcrypt::BcryptError),
+    Hash(bcrypt::BcryptError),
 
     /// Tasks whose user_id matches no user: the foreign key cannot be
     /// validated until they are given an owner or deleted.
-    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. List them with `taskdb orphans`, then give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`, and run `taskdb migrate` again")]
+    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. {}", crate::orphans::remedy(*.owners, *.dev_user_tasks))]
     OrphanedTasks {
         tasks: i64,
         owners: usize,
         sample: String,
+        /// How many of them belong to the development user
+        /// ([`DEV_USER_ID`](crate::seed::DEV_USER_ID)), whom `taskdb seed`
+        /// creates.
+        dev_user_tasks: i64,
     },
 
     /// The operation needs confirmation it did not get.
@@ -99,6 +106,55 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C or SIGTERM).
     #[error("interrupted")]
     Interrupted,
+
+    /// Another connection held the SQLite write lock for longer than the
+    /// busy timeout ([`crate::db::sqlite_busy_timeout`]) this one waited.
+    #[error("the SQLite database is locked by another process or connection (waited {}): its write transaction stayed open; let it finish, or wait longer with TASKDB_SQLITE_BUSY_TIMEOUT", human_duration(*.waited))]
+    SqliteBusy { waited: std::time::Duration },
+
+    /// A value longer than its column (`VARCHAR(max)`) holds, counted in
+    /// characters as the column counts them.
+    #[error("{field} is {length} characters long, but at most {max} characters fit (the column is VARCHAR({max}))")]
+    TooLong {
+        field: &'static str,
+        length: usize,
+        max: usize,
+    },
+
+    /// A transaction failed, and so did rolling it back: `cause` is what
+    /// went wrong; the rollback's failure is secondary.
+    #[error("{cause} (rolling back failed too: {rollback})")]
+    RollbackFailed { cause: Box<Error>, rollback: String },
+}
+
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        // SQLITE_BUSY: the busy handler waited the whole busy timeout. The
+        // driver says only "database is locked", which hides the wait.
+        if let DieselError::DatabaseError(_, info) = &e {
+            if info.message() == "database is locked" {
+                return Error::SqliteBusy {
+                    waited: crate::db::sqlite_busy_timeout(),
+                };
+            }
+        }
+        Error::Query(e)
+    }
+}
+
+impl From<bcrypt::BcryptError> for Error {
+    fn from(e: bcrypt::BcryptError) -> Self {
+        Error::Hash(e)
+    }
+}
+
+/// `30 s`, `700 ms`: how long a wait was, as a person reads it.
+fn human_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 impl Error {
@@ -128,5 +184,30 @@ impl Error {
                 _
             ))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_busy_says_how_long_it_waited() {
+        let err = Error::SqliteBusy {
+            waited: crate::db::SQLITE_BUSY_TIMEOUT,
+        };
+        let text = err.to_string();
+        assert!(text.contains("(waited 30 s)"), "{text}");
+        assert!(text.contains("TASKDB_SQLITE_BUSY_TIMEOUT"), "{text}");
+    }
+
+    #[test]
+    fn a_driver_message_is_printed_once() {
+        let err = Error::from(DieselError::NotFound);
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            "database error: Record not found"
+        );
     }
 }

@@ -29,6 +29,10 @@
 //!   transaction pooler breaks the session state migrations rely on.
 //! - `TASKDB_LOCK_TIMEOUT`: how long one DDL statement may wait for a table
 //!   lock (default `50ms`; a timed-out step is retried), same as `--lock-timeout`.
+//! - `TASKDB_SQLITE_BUSY_TIMEOUT`: how long a SQLite command waits for
+//!   another connection's write lock before it fails (default `30s`), same
+//!   as `--sqlite-busy-timeout`. Library code sets this wait with
+//!   [`db::set_sqlite_busy_timeout`].
 
 pub mod adopt;
 pub mod cli;

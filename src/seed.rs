@@ -1,9 +1,11 @@
 //! Development data: the app's test user (the same account the app's
 //! first migration scripts created, so existing task rows keep an owner).
 
-use crate::db::AnyConnection;
+use crate::db::{AnyConnection, Backend};
 use crate::error::{Error, Result};
-use diesel::Connection;
+use diesel::connection::TransactionManager;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
 
 use crate::models::{user, NewUser, User};
 
@@ -25,16 +27,91 @@ pub enum Seeded {
     AlreadyPresent(User),
 }
 
-/// Creates the user unless it exists. Idempotent: a second run finds the
+/// Columns of `users` the seed writes and reads back.
+const USER_COLUMNS: &[&str] = &[
+    "id",
+    "email",
+    "password_hash",
+    "name",
+    "created_at",
+    "updated_at",
+];
+/// Columns of `tasks` the demo seed writes.
+const TASK_COLUMNS: &[&str] = &[
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "created_at",
+    "updated_at",
+];
+
+/// Checks that the `users` table exists with every column [`seed_user`]
+/// needs. That is all the seed needs: it works on a database whose
+/// migration stopped at the orphaned-tasks check, which is how the app's
+/// tasks of the development user get their owner.
+pub fn require_users_table(conn: &mut AnyConnection) -> Result<()> {
+    require_table(conn, "users", USER_COLUMNS)
+}
+
+/// Checks that `users` and `tasks` exist with every column [`seed_demo`]
+/// writes.
+pub fn require_demo_tables(conn: &mut AnyConnection) -> Result<()> {
+    require_table(conn, "users", USER_COLUMNS)?;
+    require_table(conn, "tasks", TASK_COLUMNS)
+}
+
+fn require_table(conn: &mut AnyConnection, table: &str, needed: &[&str]) -> Result<()> {
+    #[derive(QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    // The table as the connection's search path resolves it, like the
+    // seed's own queries will.
+    let query = match conn.backend() {
+        Backend::Postgres => diesel::sql_query(
+            "SELECT attname::text AS name FROM pg_attribute
+              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+        ),
+        Backend::Sqlite => diesel::sql_query("SELECT name FROM pragma_table_info(?)"),
+    };
+    let present: Vec<String> = query
+        .bind::<Text, _>(table)
+        .load::<Column>(conn)?
+        .into_iter()
+        .map(|c| c.name.to_ascii_lowercase())
+        .collect();
+    if present.is_empty() {
+        return Err(Error::MigrationState(format!(
+            "the database has no `{table}` table yet: run `taskdb migrate` first"
+        )));
+    }
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|c| !present.iter().any(|p| p == c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::MigrationState(format!(
+            "the `{table}` table has no column(s) {}: it is not the shape taskdb's migrations create; run `taskdb migrate` first",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the user unless it exists; needs only the `users` table (see
+/// [`require_users_table`]), not a fully migrated database. Idempotent: a second run finds the
 /// same id and email and changes nothing (not even the password). An
 /// existing user with the same email but another id, or the same id and
 /// another email, is a conflict and changes nothing either.
 pub fn seed_user(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<Seeded> {
-    user::validate_email(new.email)?;
-    user::validate_password(new.password)?;
+    user::validate_new(&new)?;
     let id = new
         .id
         .ok_or_else(|| Error::InvalidInput("seed needs a user id".into()))?;
+    require_users_table(conn)?;
     if let Some(existing) = user::find_by_id(conn, id)? {
         if existing.email.eq_ignore_ascii_case(new.email) {
             return Ok(Seeded::AlreadyPresent(existing));
@@ -96,7 +173,8 @@ impl DemoSeeded {
     }
 }
 
-/// Fills the database with realistic demo users and tasks, all in one
+/// Fills the database with realistic demo users and tasks (see
+/// [`require_demo_tables`] for what it needs), all in one
 /// transaction: PostgreSQL through `COPY … FROM STDIN`, SQLite through
 /// multi-row inserts. The password is hashed once (bcrypt cost 12) and the
 /// hash reused for every demo user. Ids and emails carry a random run id,
@@ -126,10 +204,11 @@ pub fn seed_demo(
             opts.users, opts.tasks_per_user
         )));
     }
+    require_demo_tables(conn)?;
     let hash = user::hash_password(&opts.password)?;
     let gen = demo::Generator::new(opts.users, opts.tasks_per_user);
     let started = std::time::Instant::now();
-    conn.transaction(|conn| match conn {
+    transaction_keeping_cause(conn, |conn| match conn {
         AnyConnection::Postgres(pg) => demo::copy_postgres(pg, &gen, &hash, progress),
         AnyConnection::Sqlite(lite) => demo::insert_sqlite(lite, &gen, &hash, progress),
     })?;
@@ -140,6 +219,34 @@ pub fn seed_demo(
         first_email: gen.user(0).email,
         elapsed: started.elapsed(),
     })
+}
+
+/// Runs `work` in a transaction and, when it fails, reports its error
+/// rather than the rollback's. SQLite rolls a transaction back by itself on
+/// some errors (SQLITE_FULL among them), so the ROLLBACK that follows fails
+/// with "cannot rollback - no transaction is active"; diesel's
+/// `Connection::transaction` would report that and hide the cause.
+fn transaction_keeping_cause<T>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    type Manager = <AnyConnection as Connection>::TransactionManager;
+    Manager::begin_transaction(conn)?;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(cause) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(cause),
+            // Already rolled back: nothing of the work was kept.
+            Err(e) if e.to_string().contains("no transaction is active") => Err(cause),
+            Err(e) => Err(Error::RollbackFailed {
+                cause: Box::new(cause),
+                rollback: e.to_string(),
+            }),
+        },
+    }
 }
 
 mod demo {
@@ -384,8 +491,13 @@ mod demo {
         diesel::result::Error::SerializationError(Box::new(e))
     }
 
+    // Without `treat_none_as_default_value = false` diesel cannot prove no
+    // value is DEFAULT (which SQLite's VALUES lacks), and inserts a batch
+    // row by row inside a savepoint: slower, and on SQLITE_FULL the failed
+    // savepoint rollback hides the cause.
     #[derive(Insertable)]
     #[diesel(table_name = users)]
+    #[diesel(treat_none_as_default_value = false)]
     struct UserRow<'a> {
         id: String,
         email: String,

@@ -66,6 +66,18 @@ pub struct GlobalOpts {
     /// (e.g. 30s, 2m); without it an unreachable server fails at once
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+
+    /// How long a SQLite command waits for another connection's write lock
+    /// before it fails (e.g. 500ms, 30s, 2m)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "TASKDB_SQLITE_BUSY_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub sqlite_busy_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +184,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout);
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();

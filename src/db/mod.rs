@@ -167,12 +167,36 @@ fn is_transient(reason: &str) -> bool {
         && !r.contains("password authentication failed")
 }
 
+/// The busy timeout of SQLite connections, in milliseconds.
+static SQLITE_BUSY_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(SQLITE_BUSY_TIMEOUT.as_millis() as u64);
+
+/// Sets how long SQLite connections opened from now on wait for another
+/// connection's write lock before failing with
+/// [`Error::SqliteBusy`](crate::Error::SqliteBusy) (default
+/// [`SQLITE_BUSY_TIMEOUT`]; the `taskdb` binary takes it from
+/// `TASKDB_SQLITE_BUSY_TIMEOUT` / `--sqlite-busy-timeout`). Process-wide,
+/// like the file lock it is about.
+pub fn set_sqlite_busy_timeout(wait: Duration) {
+    // SQLite takes an int of milliseconds.
+    let ms = u64::try_from(wait.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(i32::MAX as u64);
+    SQLITE_BUSY_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long SQLite connections wait on another writer's lock (see
+/// [`set_sqlite_busy_timeout`]).
+pub fn sqlite_busy_timeout() -> Duration {
+    Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Applies the settings every SQLite connection needs. Without
 /// `foreign_keys = ON` SQLite ignores ON DELETE CASCADE silently.
 pub fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
-        SQLITE_BUSY_TIMEOUT.as_millis()
+        sqlite_busy_timeout().as_millis()
     ))?;
     // Switching to WAL needs a moment of exclusive access; a concurrent
     // opener can make it fail with SQLITE_BUSY despite the busy timeout.

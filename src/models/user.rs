@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{lower, now_utc};
+use super::{check_length, lower, now_utc, MAX_VARCHAR};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 use crate::schema::users;
@@ -51,16 +51,14 @@ struct UserRow<'a> {
 }
 
 /// Checks an email the way sign-up should: one `@`, something on both
-/// sides, a dot in the domain, no spaces, at most 255 bytes.
+/// sides, a dot in the domain, no spaces, at most 255 characters.
 pub fn validate_email(email: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::InvalidInput(format!(
             "invalid email `{email}`: {why}"
         )))
     };
-    if email.len() > 255 {
-        return bad("longer than 255 bytes");
-    }
+    check_length("email", email, MAX_VARCHAR)?;
     if email.chars().any(char::is_whitespace) {
         return bad("contains whitespace");
     }
@@ -76,6 +74,33 @@ pub fn validate_email(email: &str) -> Result<()> {
         }
         _ => bad("expected name@domain.tld"),
     }
+}
+
+/// Checks a user id: not empty, at most 255 characters.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidInput("user id must not be empty".into()));
+    }
+    check_length("user id", id, MAX_VARCHAR)
+}
+
+/// Checks a display name: at most 255 characters.
+pub fn validate_name(name: Option<&str>) -> Result<()> {
+    match name {
+        Some(name) => check_length("user name", name, MAX_VARCHAR),
+        None => Ok(()),
+    }
+}
+
+/// Checks everything [`create`] stores, before any database work: id,
+/// email, name and password.
+pub fn validate_new(new: &NewUser<'_>) -> Result<()> {
+    if let Some(id) = new.id {
+        validate_id(id)?;
+    }
+    validate_email(new.email)?;
+    validate_name(new.name)?;
+    validate_password(new.password)
 }
 
 /// Refuses passwords bcrypt would mangle: empty ones, and ones longer than
@@ -99,7 +124,7 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Creates a user. Fails with [`Error::EmailTaken`] when the email exists in
 /// any letter case (the database enforces it; this only names the error).
 pub fn create(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<User> {
-    validate_email(new.email)?;
+    validate_new(&new)?;
     let hash = hash_password(new.password)?;
     insert_hashed(conn, new.id, new.email, &hash, new.name)
 }
@@ -113,14 +138,15 @@ pub fn insert_hashed(
     password_hash: &str,
     name: Option<&str>,
 ) -> Result<User> {
+    check_length("email", email, MAX_VARCHAR)?;
+    check_length("password hash", password_hash, MAX_VARCHAR)?;
+    validate_name(name)?;
     let generated;
     let id = match id {
-        Some(id) if id.is_empty() || id.len() > 255 => {
-            return Err(Error::InvalidInput(format!(
-                "invalid user id `{id}`: must be 1 to 255 bytes"
-            )))
+        Some(id) => {
+            validate_id(id)?;
+            id
         }
-        Some(id) => id,
         None => {
             generated = uuid::Uuid::new_v4().to_string();
             &generated
@@ -205,6 +231,7 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
 
 /// Changes a user's display name; `updated_at` moves with it.
 pub fn rename(conn: &mut AnyConnection, id: &str, name: Option<&str>) -> Result<bool> {
+    validate_name(name)?;
     Ok(diesel::update(users::table.find(id))
         .set((users::name.eq(name), users::updated_at.eq(now_utc())))
         .execute(conn)?
