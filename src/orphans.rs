@@ -8,7 +8,6 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::db::{AnyConnection, Backend};
 use crate::error::{Error, Result};
-use crate::migrate::LocalMigration;
 use crate::seed::DEV_USER_ID;
 
 /// How many orphan user ids an error message shows.
@@ -46,15 +45,6 @@ impl Orphans {
             .take(SAMPLE_SIZE)
             .map(|o| o.user_id.clone())
             .collect()
-    }
-}
-
-/// True for the migration that checks existing tasks against users: the
-/// VALIDATE on PostgreSQL, the rebuild with the foreign key on SQLite.
-pub fn guards(backend: Backend, m: &LocalMigration) -> bool {
-    match backend {
-        Backend::Postgres => m.name() == "validate_tasks_user_fk",
-        Backend::Sqlite => m.name() == "add_tasks_user_fk",
     }
 }
 

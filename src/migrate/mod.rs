@@ -309,7 +309,6 @@ impl<'r> Migrator<'r> {
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
         let settings = self.settings();
         let mut steps = Vec::new();
-        let backend = self.backend();
         for m in todo {
             interrupt::check()?;
             let conn = self
@@ -319,7 +318,7 @@ impl<'r> Migrator<'r> {
             // Right before the step, not before the run: the step before it
             // builds the index that makes the check cheap, and new orphans
             // cannot appear meanwhile (the NOT VALID key checks new rows).
-            if crate::orphans::guards(backend, m) {
+            if m.checks_task_owners() {
                 (self.report)(Event::CheckingOrphans { migration: m });
                 let started = std::time::Instant::now();
                 crate::orphans::ensure_none(conn).map_err(interrupted)?;
