@@ -1,7 +1,7 @@
 //! Migrations: what is compiled in ([`source`]), what the database has
-//! recorded ([`ledger`]), the two joined ([`plan`]), one migrator at a time
-//! ([`lock`]), running a step ([`apply`]) and what a rollback would destroy
-//! ([`rollback`]).
+//! recorded ([`ledger`]), the two joined ([`plan`]), checks before the
+//! first change ([`preflight`]), one migrator at a time ([`lock`]), running
+//! a step ([`apply`]) and what a rollback would destroy ([`data_loss`]).
 //!
 //! A backend calls [`run_pending`] on start-up. When nothing is pending it
 //! costs one query after connecting: no lock, no DDL, no writes.
@@ -12,7 +12,7 @@ pub mod lock;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
-pub mod rollback;
+pub mod data_loss;
 pub mod source;
 
 use std::time::Duration;
@@ -21,7 +21,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 pub use apply::StepSettings;
 pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
-pub use rollback::TableLoss;
+pub use data_loss::TableLoss;
 pub use source::{migrations, resolve, LocalMigration};
 
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
@@ -378,7 +378,7 @@ impl<'r> Migrator<'r> {
 
     /// Tables the given rollback would drop while they hold rows.
     pub fn data_loss(&mut self, reverting: &[LocalMigration]) -> Result<Vec<TableLoss>> {
-        rollback::data_loss(self.connection()?, reverting)
+        data_loss::data_loss(self.connection()?, reverting)
     }
 
     /// Reverts the given migrations, in the order given (newest first).
