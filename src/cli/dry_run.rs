@@ -38,19 +38,16 @@ pub fn migrate(
     opts: &MigrationOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let limit = to
-        .map(|v| resolve(db.url.backend(), v).map(|m| m.version()))
-        .transpose()?;
+    // An unknown version is an error before anything connects.
+    if let Some(to) = to {
+        resolve(db.url.backend(), to)?;
+    }
     let mut migrator = migrator(db, global, opts);
     let plan = migrator.plan()?;
     if let Err(crate::Error::MigrationsBlocked(blocked)) = plan.ensure_runnable() {
         anyhow::bail!("migrate would refuse: {}", describe_blockers(&blocked));
     }
-    let todo: Vec<LocalMigration> = plan
-        .pending()
-        .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
-        .filter_map(|e| e.local)
-        .collect();
+    let todo = plan.pending_up_to(to)?;
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
         crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
     }

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::output::Output;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{Event, MigrateOptions, MigrationPlan, Migrator};
+use crate::migrate::{Event, MigrateOptions, Migrator};
 
 pub const LONG_ABOUT: &str = "\
 Apply pending migrations, in order, safely when other processes migrate at once.
@@ -66,7 +66,11 @@ pub fn run(
     if let Some(warning) = plan.ahead_warning() {
         eprintln!("warning: {warning}");
     }
-    let pending = pending_up_to(&plan, opts.to.as_deref())?;
+    let pending: Vec<&str> = plan
+        .pending_up_to(opts.to.as_deref())?
+        .iter()
+        .map(|m| m.dir_name())
+        .collect();
     if pending.is_empty() {
         let applied = plan.applied().count();
         writeln!(
@@ -106,18 +110,6 @@ pub fn run(
         }
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Names of pending migrations up to `to`.
-fn pending_up_to(plan: &MigrationPlan, to: Option<&str>) -> anyhow::Result<Vec<String>> {
-    let limit = to
-        .map(|v| crate::migrate::resolve(plan.backend, v).map(|m| m.version()))
-        .transpose()?;
-    Ok(plan
-        .pending()
-        .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
-        .map(|e| e.name.clone())
-        .collect())
 }
 
 /// A migrator for `db` that prints progress to stdout.

@@ -7,12 +7,12 @@
 //! costs one query after connecting: no lock, no DDL, no writes.
 
 pub mod apply;
+pub mod data_loss;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
-pub mod data_loss;
 pub mod source;
 
 use std::time::Duration;
@@ -20,8 +20,8 @@ use std::time::Duration;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 pub use apply::StepSettings;
-pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
 pub use data_loss::TableLoss;
+pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
 pub use source::{migrations, resolve, LocalMigration};
 
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
@@ -275,9 +275,8 @@ impl<'r> Migrator<'r> {
     /// [`migrate`](Self::migrate) with a plan the caller already loaded
     /// (and showed): an up-to-date database then costs no further query.
     pub fn migrate_planned(&mut self, plan: &MigrationPlan, to: Option<&str>) -> Result<Vec<Step>> {
-        let target = to
-            .map(|v| resolve(self.backend(), v).map(|m| m.version()))
-            .transpose()?;
+        // An unknown version is an error even when nothing is pending.
+        plan.pending_up_to(to)?;
         if plan.is_up_to_date() {
             return Ok(Vec::new());
         }
@@ -296,11 +295,7 @@ impl<'r> Migrator<'r> {
                 (self.report)(Event::Backfilled { migration: m });
             }
         }
-        let todo: Vec<LocalMigration> = plan
-            .pending()
-            .filter(|e| target.as_ref().is_none_or(|t| &e.version <= t))
-            .filter_map(|e| e.local)
-            .collect();
+        let todo = plan.pending_up_to(to)?;
         let steps = self.apply_each(&todo)?;
         lock.release()?;
         Ok(steps)

@@ -252,6 +252,20 @@ impl MigrationPlan {
         Ok(())
     }
 
+    /// The migrations `migrate` would apply, oldest first, up to and
+    /// including `to` when given (as stored by Diesel, as the directory
+    /// prefix or as the directory name).
+    pub fn pending_up_to(&self, to: Option<&str>) -> Result<Vec<LocalMigration>> {
+        let limit = to
+            .map(|v| source::resolve(self.backend, v).map(|m| m.version()))
+            .transpose()?;
+        Ok(self
+            .pending()
+            .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
+            .filter_map(|e| e.local)
+            .collect())
+    }
+
     /// Migrations recorded as applied, oldest first.
     pub fn applied(&self) -> impl DoubleEndedIterator<Item = &PlanEntry> {
         self.entries.iter().filter(|e| e.is_recorded())
