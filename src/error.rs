@@ -148,12 +148,18 @@ impl From<bcrypt::BcryptError> for Error {
     }
 }
 
-/// `30 s`, `700 ms`: how long a wait was, as a person reads it.
-fn human_duration(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
+/// `700 ms`, `30 s`, `1.4 s`, `2 min 3 s`: a duration as a person reads it,
+/// in messages of the library and the command line alike.
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 && ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
     } else {
-        format!("{} ms", d.as_millis())
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
     }
 }
 
@@ -190,6 +196,15 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_says_them() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_millis(700)), "700 ms");
+        assert_eq!(human_duration(Duration::from_secs(30)), "30 s");
+        assert_eq!(human_duration(Duration::from_millis(1400)), "1.4 s");
+        assert_eq!(human_duration(Duration::from_secs(123)), "2 min 3 s");
+    }
 
     #[test]
     fn sqlite_busy_says_how_long_it_waited() {

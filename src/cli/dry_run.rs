@@ -7,8 +7,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::migrate::migrator;
 use super::output::Output;
+use super::session::migrator;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
 

@@ -1,13 +1,13 @@
 //! `taskdb migrate`: show the plan, then apply it.
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::Output;
+use super::output::{human_duration, Output};
+use super::session::migrator;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{Event, MigrateOptions, Migrator};
 
 pub const LONG_ABOUT: &str = "\
 Apply pending migrations, in order, safely when other processes migrate at once.
@@ -110,93 +110,4 @@ pub fn run(
         }
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A migrator for `db` that prints progress to stdout.
-pub(super) fn migrator<'a>(
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
-) -> Migrator<'a> {
-    let options = MigrateOptions {
-        lock_timeout: opts.lock_timeout,
-        lock_retries: opts.lock_retries,
-        wait: global.wait,
-        ..MigrateOptions::default()
-    };
-    let mut progress = super::progress::MigrationProgress::new(db.url.clone());
-    Migrator::new(db.url.clone())
-        .with_options(options)
-        .on_event(move |event| {
-            progress.clear();
-            print_event(event);
-            progress.observe(&event);
-        })
-}
-
-/// Prints one progress event (progress is best effort: a closed stdout does
-/// not stop a migration half-way).
-pub(super) fn print_event(event: Event<'_>) {
-    let mut out = io::stdout();
-    let _ = match event {
-        Event::LockWaiting => writeln!(out, "Waiting for another migrator to finish…"),
-        Event::Backfilled { migration } => writeln!(
-            out,
-            "Recorded {} (applied by another tool) in taskdb's ledger",
-            migration.dir_name()
-        ),
-        Event::Applying { migration } => writeln!(
-            out,
-            "→ {}{}",
-            migration.dir_name(),
-            if migration.run_in_transaction() { "" } else { "  (no transaction)" }
-        ),
-        Event::Applied { migration, elapsed } => {
-            writeln!(out, "✓ {}  {}", migration.dir_name(), human_duration(elapsed))
-        }
-        Event::AlreadyApplied { migration } => writeln!(
-            out,
-            "✓ {}  already applied by another migrator",
-            migration.dir_name()
-        ),
-        Event::Reverting { migration } => writeln!(out, "← {}", migration.dir_name()),
-        Event::Reverted { migration, elapsed } => {
-            writeln!(out, "✓ reverted {}  {}", migration.dir_name(), human_duration(elapsed))
-        }
-        Event::LockTimeout { migration, attempt, retry_in } => writeln!(
-            out,
-            "  {} waited too long for a table lock (attempt {attempt}); rolled back, retrying in {}",
-            migration.dir_name(),
-            human_duration(retry_in)
-        ),
-        Event::RebuildingInvalidIndex { migration, index } => writeln!(
-            out,
-            "  {}: index {index} is INVALID (an earlier build failed or was killed); dropping it to build it again",
-            migration.dir_name()
-        ),
-        Event::CheckingOrphans { .. } => Ok(()),
-        Event::OrphansChecked { migration, elapsed } => writeln!(
-            out,
-            "  no orphaned tasks (checked before {} in {})",
-            migration.name(),
-            human_duration(elapsed)
-        ),
-        Event::WaitingForIndexBuild { index, pid } => writeln!(
-            out,
-            "  an earlier build of index {index} is still running on the server (pid {pid}); waiting for it"
-        ),
-    };
-    let _ = out.flush();
-}
-
-/// `12 ms`, `1.4 s`, `2 min 3 s`.
-pub(super) fn human_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
-    }
 }

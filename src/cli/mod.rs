@@ -14,6 +14,7 @@ mod redo;
 mod repair;
 mod rollback;
 mod seed;
+mod session;
 mod status;
 mod verify;
 

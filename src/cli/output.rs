@@ -5,6 +5,8 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
+pub(crate) use crate::error::human_duration;
+
 /// Command output; lines go to stdout until its reader has gone, then
 /// nowhere.
 pub struct Output<'a> {

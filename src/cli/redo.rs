@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::{human_duration, migrator};
+use super::output::human_duration;
 use super::output::Output;
-use super::rollback::confirm_data_loss;
+use super::session::confirm_data_loss;
+use super::session::migrator;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 use crate::migrate::RollbackTarget;
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::migrator;
 use super::output::Output;
+use super::session::migrator;
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 
 /// Re-records the checksum of a migration edited on purpose, forgets one

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::{human_duration, migrator};
+use super::output::human_duration;
 use super::output::Output;
+use super::session::{confirm_data_loss, migrator};
 use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{LocalMigration, Migrator, RollbackTarget};
+use crate::migrate::RollbackTarget;
 
 #[derive(Debug, Args)]
 #[group(id = "which", multiple = false)]
@@ -86,33 +87,4 @@ pub fn run(
         human_duration(started.elapsed())
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Shows the tables that would be dropped with their rows, then needs
-/// `--yes`, or "yes" typed at a terminal. Without a terminal and without
-/// `--yes` it refuses rather than asks.
-pub(super) fn confirm_data_loss(
-    migrator: &mut Migrator<'_>,
-    reverting: &[LocalMigration],
-    yes: bool,
-    out: &mut Output<'_>,
-) -> anyhow::Result<()> {
-    let losses = migrator.data_loss(reverting)?;
-    if losses.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "This drops tables that hold data:")?;
-    for loss in &losses {
-        writeln!(
-            out,
-            "  {}: {} row(s) (dropped by {})",
-            loss.table, loss.rows, loss.migration
-        )?;
-    }
-    let summary = losses
-        .iter()
-        .map(|l| format!("{} ({} rows)", l.table, l.rows))
-        .collect::<Vec<_>>()
-        .join(", ");
-    super::output::confirm(&format!("drop {summary}"), yes, out)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::migrate::human_duration;
+use super::output::human_duration;
 use super::output::Output;
 use super::progress::{format_rows, Ticker};
 use super::{DatabaseChoice, GlobalOpts};
