@@ -453,11 +453,11 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
         .unwrap();
     assert!(status.success());
     let waited = wait_with_limit(waiting, Duration::from_secs(10));
-    assert_eq!(
-        waited.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&waited.stderr)
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("waiting for another migrator's lock, so no migration was in progress"),
+        "{stderr}"
     );
     let finished = wait_with_limit(active, Duration::from_secs(120));
     let stdout = String::from_utf8_lossy(&finished.stdout);

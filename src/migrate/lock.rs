@@ -75,7 +75,7 @@ impl MigrationLock {
             conn.batch_execute("ROLLBACK")?;
             if crate::interrupt::received().is_some() {
                 crate::interrupt::set_outcome(
-                    "it stopped while waiting for another migrator's lock; this run changed nothing",
+                    "it was waiting for another migrator's lock, so no migration was in progress; run the command again to finish",
                 );
                 return Err(Error::Interrupted);
             }

@@ -171,9 +171,13 @@ pub(crate) fn postgres_scratch(
     // scratch database) instead of ending the process, so the clean-up
     // below still runs.
     let cancel = CancelGuard::arm(url);
-    cancel.watch(conn)?;
-    conn.batch_execute(&format!("SELECT pg_advisory_lock({})", scratch_lock(&name)))?;
-    let result = build_in_scratch_database(url, conn, &cancel, &name, build);
+    let result = cancel
+        .watch(conn)
+        .and_then(|()| {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({})", scratch_lock(&name)))
+                .map_err(Error::from)
+        })
+        .and_then(|()| build_in_scratch_database(url, conn, &cancel, &name, build));
     // A session lock outlives the statement that took it: release it, or a
     // failure would keep it until the connection closes. (The sweep only
     // reads it once the database is gone, so a failure here is harmless.)
@@ -181,8 +185,21 @@ pub(crate) fn postgres_scratch(
         "SELECT pg_advisory_unlock({})",
         scratch_lock(&name)
     ));
-    result
+    match result {
+        Err(_) if interrupt::received().is_some() => {
+            if interrupt::outcome().is_none() {
+                interrupt::set_outcome(CUT_SHORT_EARLY);
+            }
+            Err(Error::Interrupted)
+        }
+        other => other,
+    }
 }
+
+/// The interruption's outcome when it came before the scratch database
+/// existed.
+const CUT_SHORT_EARLY: &str =
+    "the comparison was cut short before it built anything; nothing was changed";
 
 /// [`postgres_scratch`] once the scratch database's name is locked.
 fn build_in_scratch_database(
@@ -194,14 +211,14 @@ fn build_in_scratch_database(
 ) -> Result<(Schema, ExpectedSource)> {
     sweep_abandoned(conn);
     if interrupt::received().is_some() {
-        interrupt::set_outcome("verify stopped before it built anything; nothing was changed");
+        interrupt::set_outcome(CUT_SHORT_EARLY);
         return Err(Error::Interrupted);
     }
     if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")) {
         if interrupt::received().is_some() {
             // A cancelled CREATE DATABASE leaves nothing behind.
             interrupt::set_outcome(
-                "verify stopped while creating its scratch database; nothing was changed",
+                "the comparison was cut short while creating its scratch database; nothing was changed",
             );
             return Err(Error::Interrupted);
         }
@@ -213,7 +230,7 @@ fn build_in_scratch_database(
                     // Ends the transaction if a cancelled ROLLBACK did not.
                     let _ = conn.batch_execute("ROLLBACK");
                     interrupt::set_outcome(
-                        "verify stopped; the transaction of its scratch schema was rolled back and nothing was changed",
+                        "the comparison was cut short; the transaction of its scratch schema was rolled back and nothing was changed",
                     );
                     Err(Error::Interrupted)
                 }
@@ -250,10 +267,10 @@ fn build_in_scratch_database(
     if interrupt::received().is_some() {
         interrupt::set_outcome(match &dropped {
             Ok(()) => format!(
-                "verify stopped; its scratch database {name} was dropped and nothing else was changed"
+                "the comparison was cut short; its scratch database {name} was dropped and nothing else was changed"
             ),
             Err(e) => format!(
-                "verify stopped; its scratch database {name} could not be dropped ({}); the next `taskdb verify` drops it",
+                "the comparison was cut short; its scratch database {name} could not be dropped ({}); the next `taskdb verify` drops it",
                 url.scrub(&crate::db::one_line(&e.to_string()))
             ),
         });
