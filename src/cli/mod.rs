@@ -213,8 +213,14 @@ pub fn main() -> ExitCode {
         Err(_) if crate::interrupt::received().is_some() => {
             let _ = out.flush();
             let signal = crate::interrupt::received().unwrap_or_default();
+            // Whatever handled the interruption says what it left behind;
+            // otherwise it was a migration step, rolled back.
+            let outcome = crate::interrupt::outcome().unwrap_or_else(|| {
+                "the migration in progress was rolled back; run the command again to finish"
+                    .to_string()
+            });
             eprintln!(
-                "error: interrupted by {}: the migration in progress was rolled back; run the command again to finish",
+                "error: interrupted by {}: {outcome}",
                 crate::interrupt::signal_name(signal)
             );
             ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1))

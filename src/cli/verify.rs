@@ -19,7 +19,10 @@ pub(super) const LONG_ABOUT: &str = r#"Compares the live schema with the schema 
 fresh for the comparison: on PostgreSQL in a scratch database
 `taskdb_verify_<random>` created and dropped on the same server (needs
 CREATEDB; without it, in a schema of a transaction that is rolled back), on
-SQLite in memory. Compares tables, columns (type, nullability, default),
+SQLite in memory. Ctrl-C or SIGTERM drops the scratch database before
+exiting (130 / 143); one left behind by a verify that was killed outright
+is dropped by the next verify on the server, never one that a running
+verify still uses. Compares tables, columns (type, nullability, default),
 primary keys, unique rules, foreign keys (ON DELETE), indexes and the
 updated_at triggers, and always reports INVALID indexes, NOT VALID
 constraints and duplicate or redundant indexes. Tracking tables

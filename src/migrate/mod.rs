@@ -173,9 +173,8 @@ pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
 pub struct Migrator<'r> {
     url: DatabaseUrl,
     /// `url` with this run's `application_name`, for the connections that
-    /// change the schema (so a signal handler can cancel them).
+    /// change the schema (so people can tell them apart on the server).
     session_url: DatabaseUrl,
-    session_name: String,
     options: MigrateOptions,
     conn: Option<AnyConnection>,
     cancel: Option<CancelGuard>,
@@ -184,10 +183,15 @@ pub struct Migrator<'r> {
 
 impl<'r> Migrator<'r> {
     pub fn new(url: DatabaseUrl) -> Self {
-        let session_name = format!("taskdb-migrate-{}", std::process::id());
+        // The PID for people reading pg_stat_activity; the random part
+        // because replicas in containers share PIDs (see interrupt).
+        let session_name = format!(
+            "taskdb-migrate-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         Migrator {
             session_url: url.with_application_name(&session_name),
-            session_name,
             url,
             options: MigrateOptions::default(),
             conn: None,
@@ -218,7 +222,11 @@ impl<'r> Migrator<'r> {
     /// The migration connection, opened on first use.
     pub fn connection(&mut self) -> Result<&mut AnyConnection> {
         if self.conn.is_none() {
-            self.conn = Some(db::connect_with_wait(&self.session_url, self.options.wait)?);
+            let mut conn = db::connect_with_wait(&self.session_url, self.options.wait)?;
+            if let Some(cancel) = &self.cancel {
+                cancel.watch(&mut conn)?;
+            }
+            self.conn = Some(conn);
         }
         self.conn
             .as_mut()
@@ -248,14 +256,24 @@ impl<'r> Migrator<'r> {
         Ok(lock)
     }
 
-    /// Takes the migration lock (and nothing else).
+    /// Takes the migration lock (and changes nothing else).
     fn acquire_lock(&mut self) -> Result<MigrationLock> {
-        // From here on a signal rolls back instead of killing the process.
-        if self.cancel.is_none() {
-            self.cancel = Some(CancelGuard::register(&self.url, &self.session_name));
-        }
+        // From here on a signal cancels this run's own statements (by
+        // backend PID) and rolls back instead of killing the process. The
+        // PIDs cost a query each, so only past the fast path.
+        let cancel = self
+            .cancel
+            .get_or_insert_with(|| CancelGuard::arm(&self.url));
         let report = &mut self.report;
-        MigrationLock::acquire(&self.session_url, || report(Event::LockWaiting))
+        let lock = MigrationLock::acquire_watched(&self.session_url, Some(cancel), || {
+            report(Event::LockWaiting)
+        })?;
+        self.connection()?;
+        // Before any DDL. (Opened earlier, by the plan, so not watched yet.)
+        if let (Some(cancel), Some(conn)) = (&self.cancel, self.conn.as_mut()) {
+            cancel.watch(conn)?;
+        }
+        Ok(lock)
     }
 
     fn create_tracking_tables(&mut self) -> Result<()> {
