@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use super::output::Output;
 use super::session::migrator;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use super::{Database, MigrateOpts};
 use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
 
 fn header(
@@ -33,16 +33,15 @@ fn header(
 /// Prints what `taskdb migrate [--to VERSION]` would apply.
 pub fn migrate(
     to: Option<&str>,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
+    db: &Database,
+    opts: &MigrateOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
     // An unknown version is an error before anything connects.
     if let Some(to) = to {
         resolve(db.url.backend(), to)?;
     }
-    let mut migrator = migrator(db, global, opts);
+    let mut migrator = migrator(db, opts);
     let plan = migrator.plan()?;
     if let Err(crate::Error::MigrationsBlocked(blocked)) = plan.ensure_runnable() {
         anyhow::bail!("migrate would refuse: {}", describe_blockers(&blocked));
@@ -80,12 +79,11 @@ pub fn migrate(
 /// Prints what `taskdb rollback` would revert for `target`.
 pub fn rollback(
     target: &RollbackTarget,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
+    db: &Database,
+    opts: &MigrateOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let mut migrator = migrator(db, global, opts);
+    let mut migrator = migrator(db, opts);
     let reverting = migrator.rollback_targets(target)?;
     writeln!(
         out,

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::output::{human_duration, Output};
 use super::session::migrator;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use super::{Database, MigrateOpts};
 
 pub const LONG_ABOUT: &str = "\
 Apply pending migrations, in order, safely when other processes migrate at once.
@@ -44,19 +44,14 @@ pub struct Opts {
     pub dry_run: bool,
 
     #[command(flatten)]
-    pub migration: MigrationOpts,
+    pub migration: MigrateOpts,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     if opts.dry_run {
-        return super::dry_run::migrate(opts.to.as_deref(), db, global, &opts.migration, out);
+        return super::dry_run::migrate(opts.to.as_deref(), db, &opts.migration, out);
     }
-    let mut migrator = migrator(db, global, &opts.migration);
+    let mut migrator = migrator(db, &opts.migration);
     if let Some(to) = &opts.to {
         // An unknown version is an error before anything connects.
         crate::migrate::resolve(db.url.backend(), to)?;

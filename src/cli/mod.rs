@@ -25,7 +25,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use config::{DatabaseChoice, DotEnvUrls, UrlSource, UrlVariable};
+pub use config::{Database, DotEnvUrls, UrlSource, UrlVariable};
 
 /// Schema, migrations and seed data for the task app's users and tasks.
 ///
@@ -52,7 +52,7 @@ pub struct GlobalOpts {
     /// file:path or a path ending in .db/.sqlite/.sqlite3; beats
     /// DIRECT_DATABASE_URL, DATABASE_URL and .env
     // `env` only documents the variable in --help: the field may hold
-    // $DATABASE_URL, and the URL a command uses is `DatabaseChoice`.
+    // $DATABASE_URL, and the URL a command uses is `Database`.
     #[arg(
         long,
         short = 'D',
@@ -75,10 +75,9 @@ pub struct GlobalOpts {
         global = true,
         value_name = "DURATION",
         env = "TASKDB_SQLITE_BUSY_TIMEOUT",
-        default_value = "30s",
-        value_parser = parse_duration
+        default_value_t = DurationArg(crate::db::SQLITE_BUSY_TIMEOUT)
     )]
-    pub sqlite_busy_timeout: Duration,
+    pub sqlite_busy_timeout: DurationArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,22 +116,55 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Settings of commands that change the schema.
+/// The command-line form of [`MigrateOptions`](crate::migrate::MigrateOptions):
+/// settings of commands that change the schema.
 #[derive(Debug, Clone, Args)]
-pub struct MigrationOpts {
+pub struct MigrateOpts {
     /// How long one DDL statement may wait for a table lock before it is
     /// rolled back and retried, so the app's queries never queue behind it
     /// for longer (PostgreSQL)
-    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value_t = DurationArg(crate::migrate::DEFAULT_LOCK_TIMEOUT))]
+    pub lock_timeout: DurationArg,
 
     /// How many times a step that hit the lock timeout is retried
-    #[arg(long, value_name = "N", default_value_t = taskdb_default_retries())]
+    #[arg(long, value_name = "N", default_value_t = crate::migrate::DEFAULT_LOCK_RETRIES)]
     pub lock_retries: u32,
 }
 
-fn taskdb_default_retries() -> u32 {
-    crate::migrate::DEFAULT_LOCK_RETRIES
+impl MigrateOpts {
+    /// The library's options for a run against `db`.
+    pub fn options(&self, db: &Database) -> crate::migrate::MigrateOptions {
+        crate::migrate::MigrateOptions {
+            lock_timeout: self.lock_timeout.0,
+            lock_retries: self.lock_retries,
+            wait: db.wait,
+            ..crate::migrate::MigrateOptions::default()
+        }
+    }
+}
+
+/// A duration on the command line: parsed by [`parse_duration`], shown as
+/// `50ms` / `30s` (so a default is written once, as a `Duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(DurationArg)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -185,7 +217,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout);
+    crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout.0);
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
@@ -196,14 +228,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let choice =
-        match DatabaseChoice::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url()) {
-            Ok(choice) => choice,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        };
+    let choice = match Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())
+    {
+        Ok(choice) => choice.with_wait(cli.global.wait),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let stdout = io::stdout();
     let mut out = output::Output::new(stdout.lock());
     match run(&cli, &choice, &mut out) {
@@ -301,11 +333,7 @@ impl Command {
 }
 
 /// Runs one parsed command.
-pub fn run(
-    cli: &Cli,
-    db: &DatabaseChoice,
-    out: &mut output::Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Result<ExitCode> {
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
     }
@@ -316,15 +344,15 @@ pub fn run(
         );
     }
     match &cli.command {
-        Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),
-        Command::Status(opts) => status::run(opts, db, &cli.global, out),
-        Command::Rollback(opts) => rollback::run(opts, db, &cli.global, out),
-        Command::Redo(opts) => redo::run(opts, db, &cli.global, out),
-        Command::Seed(opts) => seed::run(opts, db, &cli.global, out),
-        Command::Orphans(opts) => orphans::run(opts, db, &cli.global, out),
-        Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
-        Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
-        Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),
+        Command::Migrate(opts) => migrate::run(opts, db, out),
+        Command::Status(opts) => status::run(opts, db, out),
+        Command::Rollback(opts) => rollback::run(opts, db, out),
+        Command::Redo(opts) => redo::run(opts, db, out),
+        Command::Seed(opts) => seed::run(opts, db, out),
+        Command::Orphans(opts) => orphans::run(opts, db, out),
+        Command::Repair(opts) => repair::run(opts, db, out),
+        Command::Verify(opts) => verify::run(opts, db, out),
+        Command::Adopt(opts) => adopt::run(opts, db, out),
     }
 }
 
@@ -367,6 +395,18 @@ mod tests {
         // DATABASE_URL the test runner happens to export.
         let (_, flag) = parse(["taskdb", "status"]).unwrap();
         assert_eq!(flag, None);
+    }
+
+    #[test]
+    fn duration_arguments_show_as_they_are_typed() {
+        assert_eq!(
+            DurationArg(crate::migrate::DEFAULT_LOCK_TIMEOUT).to_string(),
+            "50ms"
+        );
+        assert_eq!(DurationArg(Duration::from_secs(30)).to_string(), "30s");
+        for text in ["50ms", "30s", "1500ms"] {
+            assert_eq!(text.parse::<DurationArg>().unwrap().to_string(), text);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use clap::Args;
 use super::output::human_duration;
 use super::output::Output;
 use super::session::{confirm_data_loss, migrator};
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use super::{Database, MigrateOpts};
 use crate::migrate::RollbackTarget;
 
 #[derive(Debug, Args)]
@@ -37,15 +37,10 @@ pub struct Opts {
     pub dry_run: bool,
 
     #[command(flatten)]
-    pub migration: MigrationOpts,
+    pub migration: MigrateOpts,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let target = if opts.all {
         RollbackTarget::All
     } else if let Some(to) = &opts.to {
@@ -54,9 +49,9 @@ pub fn run(
         RollbackTarget::Steps(opts.steps.unwrap_or(1) as usize)
     };
     if opts.dry_run {
-        return super::dry_run::rollback(&target, db, global, &opts.migration, out);
+        return super::dry_run::rollback(&target, db, &opts.migration, out);
     }
-    let mut migrator = migrator(db, global, &opts.migration);
+    let mut migrator = migrator(db, &opts.migration);
     let reverting = migrator.rollback_targets(&target)?;
     if reverting.is_empty() {
         if matches!(target, RollbackTarget::To(_)) {

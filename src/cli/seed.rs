@@ -8,8 +8,7 @@ use clap::{Args, Subcommand};
 use super::output::human_duration;
 use super::output::Output;
 use super::progress::{format_rows, Ticker};
-use super::{DatabaseChoice, GlobalOpts};
-use crate::db;
+use super::Database;
 use crate::models::NewUser;
 use crate::seed::{self, Seeded};
 
@@ -63,14 +62,9 @@ pub struct DemoOpts {
     pub password: String,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     if let Some(SeedCommand::Demo(demo)) = &opts.demo {
-        return run_demo(demo, db, global, out);
+        return run_demo(demo, db, out);
     }
     let new = NewUser {
         id: Some(&opts.id),
@@ -83,7 +77,7 @@ pub fn run(
     // The seed checks the tables it writes, not the migration state: when
     // `migrate` stops at orphaned tasks of the development user, creating
     // that user is the fix, so the seed must work there.
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+    let mut conn = db.connect()?;
     let seeded = seed::seed_user(&mut conn, new)?;
     match seeded {
         Seeded::Created(user) => writeln!(out, "Created user {} <{}>.", user.id, user.email)?,
@@ -99,14 +93,9 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_demo(
-    opts: &DemoOpts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+fn run_demo(opts: &DemoOpts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     crate::models::user::validate_password(&opts.password)?;
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+    let mut conn = db.connect()?;
     let ticker = Ticker::start("seeding demo data".into(), None);
     let seeded = seed::seed_demo(
         &mut conn,

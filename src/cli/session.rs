@@ -7,21 +7,12 @@ use std::io::{self, Write};
 
 use super::output::{self, human_duration, Output};
 use super::progress;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{Event, LocalMigration, MigrateOptions, Migrator};
+use super::{Database, MigrateOpts};
+use crate::migrate::{Event, LocalMigration, Migrator};
 
 /// A migrator for `db` that prints progress to stdout.
-pub fn migrator<'a>(
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
-) -> Migrator<'a> {
-    let options = MigrateOptions {
-        lock_timeout: opts.lock_timeout,
-        lock_retries: opts.lock_retries,
-        wait: global.wait,
-        ..MigrateOptions::default()
-    };
+pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
+    let options = opts.options(db);
     let mut progress = progress::MigrationProgress::new(db.url.clone());
     Migrator::new(db.url.clone())
         .with_options(options)

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts};
-use crate::db;
+use super::Database;
 use crate::migrate::{MigrationPlan, MigrationState};
 
 #[derive(Debug, Args)]
@@ -29,16 +28,11 @@ pub struct Opts {
     pub format: super::OutputFormat,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let plan = if db.url.is_missing_sqlite_file() {
         MigrationPlan::for_new_database(db.url.backend())
     } else {
-        let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+        let mut conn = db.connect()?;
         let mut plan = MigrationPlan::load(&mut conn)?;
         plan.observe_running(&mut conn)?;
         plan
@@ -128,7 +122,7 @@ mod json {
     use std::io::Write;
 
     use crate::cli::output::Output;
-    use crate::cli::DatabaseChoice;
+    use crate::cli::Database;
     use crate::migrate::{MigrationPlan, PlanEntry};
 
     #[derive(serde::Serialize)]
@@ -166,7 +160,7 @@ mod json {
 
     pub(super) fn print(
         plan: &MigrationPlan,
-        db: &DatabaseChoice,
+        db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
         let status = Status {

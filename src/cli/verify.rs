@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts, OutputFormat};
-use crate::db;
+use super::{Database, OutputFormat};
 use crate::verify::catalog::{ConstraintKind, Index, Table};
 use crate::verify::{self, Report};
 
@@ -76,13 +75,8 @@ struct JsonReport<'a> {
     schema: &'a verify::catalog::Schema,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let mut conn = db.connect()?;
     // Best effort: a role may see the schema but not the tracking tables.
     let pending = crate::migrate::MigrationPlan::load(&mut conn)
         .ok()
