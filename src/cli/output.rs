@@ -87,6 +87,15 @@ pub fn confirm(change: &str, yes: bool, out: &mut Output<'_>) -> anyhow::Result<
     Ok(())
 }
 
+/// `Applied` from `applied`: a state name at the start of a summary line.
+pub fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

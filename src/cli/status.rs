@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::Output;
+use super::output::{self, Output};
 use super::Database;
 use crate::migrate::{MigrationPlan, MigrationState};
 
@@ -68,7 +68,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
     ] {
         let n = plan.count(state);
         if n > 0 {
-            writeln!(out, "{}: {n}", capitalised(state.as_str()))?;
+            writeln!(out, "{}: {n}", output::capitalised(state.as_str()))?;
         }
     }
     writeln!(out)?;
@@ -106,14 +106,6 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
         )?;
     }
     Ok(())
-}
-
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// `status --format json`. The fields are a stable interface for deploy

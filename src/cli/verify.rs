@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::Output;
+use super::output::{self, Output};
 use super::{Database, OutputFormat};
 use crate::verify::catalog::{ConstraintKind, Index, Table};
 use crate::verify::{self, Report};
@@ -126,7 +126,7 @@ fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     tables.sort_by_key(|t| (t.name != "users", t.name != "tasks", t.name.clone()));
     for table in &tables {
         writeln!(out)?;
-        writeln!(out, "{} Table:", capitalised(&table.name))?;
+        writeln!(out, "{} Table:", output::capitalised(&table.name))?;
         writeln!(
             out,
             "{:<15} {:<28} {:<9} Default",
@@ -145,7 +145,7 @@ fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     }
     for table in &tables {
         writeln!(out)?;
-        writeln!(out, "Indexes on {}:", capitalised(&table.name))?;
+        writeln!(out, "Indexes on {}:", output::capitalised(&table.name))?;
         if table.indexes.is_empty() {
             writeln!(out, "- none")?;
         }
@@ -227,12 +227,4 @@ fn describe_index(index: &Index) -> String {
             format!(" [{}]", notes.join(", "))
         }
     )
-}
-
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
