@@ -35,8 +35,8 @@ pub enum Error {
     /// missing from this build while older than its newest, or dirty); each
     /// names its way out. A database merely *ahead* of this build (a later
     /// release applied newer migrations) is not refused.
-    #[error("refusing to migrate: {}", crate::migrate::plan::describe_blockers(.0))]
-    MigrationsBlocked(Vec<crate::migrate::plan::Blocker>),
+    #[error("refusing to migrate: {}", describe_blocked(.0))]
+    MigrationsBlocked(Vec<BlockedMigration>),
 
     /// The server ended the session in the middle of a migration (a
     /// restart, a failover, a terminated backend).
@@ -88,15 +88,17 @@ pub enum Error {
 
     /// Tasks whose user_id matches no user: the foreign key cannot be
     /// validated until they are given an owner or deleted.
-    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. {}", crate::orphans::remedy(*.owners, *.dev_user_tasks))]
+    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. {remedy}")]
     OrphanedTasks {
         tasks: i64,
         owners: usize,
         sample: String,
-        /// How many of them belong to the development user
-        /// ([`DEV_USER_ID`](crate::seed::DEV_USER_ID)), whom `taskdb seed`
-        /// creates.
+        /// How many of them belong to the development user (`user123`),
+        /// whom `taskdb seed` creates.
         dev_user_tasks: i64,
+        /// What to do about them, naming `taskdb seed` when the
+        /// development user owns some.
+        remedy: String,
     },
 
     /// The operation needs confirmation it did not get.
@@ -108,7 +110,7 @@ pub enum Error {
     Interrupted,
 
     /// Another connection held the SQLite write lock for longer than the
-    /// busy timeout ([`crate::db::sqlite_busy_timeout`]) this one waited.
+    /// busy timeout ((`db::sqlite_busy_timeout`)) this one waited.
     #[error("the SQLite database is locked by another process or connection (waited {}): its write transaction stayed open; let it finish, or wait longer with TASKDB_SQLITE_BUSY_TIMEOUT", human_duration(*.waited))]
     SqliteBusy { waited: std::time::Duration },
 
@@ -127,6 +129,59 @@ pub enum Error {
     RollbackFailed { cause: Box<Error>, rollback: String },
 }
 
+/// A migration whose state `migrate` cannot run past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedMigration {
+    /// As Diesel stores it, e.g. `20260208000005`.
+    pub version: String,
+    /// Directory name (from the code, or as the ledger remembers it).
+    pub name: String,
+    pub reason: BlockReason,
+}
+
+/// Why `migrate` stops at a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockReason {
+    /// Its `up.sql` changed after it was applied.
+    Modified,
+    /// Applied, not in this build, and older than the build's newest
+    /// migration: a gap, not a rolled-back release.
+    Missing,
+    /// A run without a transaction failed part-way (the recorded error).
+    Dirty { error: Option<String> },
+}
+
+impl std::fmt::Display for BlockedMigration {
+    /// One sentence naming the way out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = &self.name;
+        match &self.reason {
+            BlockReason::Modified => write!(
+                f,
+                "{name} was modified after it was applied (its up.sql no longer matches the recorded checksum): restore the file, or if the edit is deliberate and already reflected in the database run `taskdb repair`"
+            ),
+            BlockReason::Missing => write!(
+                f,
+                "{name} is applied in the database but no longer in this taskdb build: deploy a build that has it, or if it was removed on purpose run `taskdb repair` to forget it"
+            ),
+            BlockReason::Dirty { error } => write!(
+                f,
+                "{name} failed part-way{}: fix the cause, then run `taskdb repair` to clear the mark and `taskdb migrate` to run it again",
+                error.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Every blocker, each with its way out.
+fn describe_blocked(blocked: &[BlockedMigration]) -> String {
+    blocked
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl From<DieselError> for Error {
     fn from(e: DieselError) -> Self {
         // SQLITE_BUSY: the busy handler waited the whole busy timeout. The
@@ -134,7 +189,7 @@ impl From<DieselError> for Error {
         if let DieselError::DatabaseError(_, info) = &e {
             if info.message() == "database is locked" {
                 return Error::SqliteBusy {
-                    waited: crate::db::sqlite_busy_timeout(),
+                    waited: crate::settings::sqlite_busy_timeout(),
                 };
             }
         }
@@ -209,7 +264,7 @@ mod tests {
     #[test]
     fn sqlite_busy_says_how_long_it_waited() {
         let err = Error::SqliteBusy {
-            waited: crate::db::SQLITE_BUSY_TIMEOUT,
+            waited: crate::settings::SQLITE_BUSY_TIMEOUT,
         };
         let text = err.to_string();
         assert!(text.contains("(waited 30 s)"), "{text}");

@@ -44,6 +44,7 @@ pub mod models;
 pub mod orphans;
 pub mod schema;
 pub mod seed;
+mod settings;
 pub mod verify;
 
 // Compiles the README's Rust snippets as doc tests, so they stay true.
@@ -52,4 +53,4 @@ pub mod verify;
 pub struct ReadmeDoctests;
 
 pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
-pub use error::{Error, Result};
+pub use error::{BlockReason, BlockedMigration, Error, Result};

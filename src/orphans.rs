@@ -128,15 +128,18 @@ pub fn ensure_none(conn: &mut AnyConnection) -> Result<()> {
     if found.is_empty() {
         return Ok(());
     }
+    let owners = found.owners.len();
+    let dev_user_tasks = found
+        .owners
+        .iter()
+        .find(|o| o.user_id == DEV_USER_ID)
+        .map_or(0, |o| o.tasks);
     Err(Error::OrphanedTasks {
         tasks: found.total(),
-        owners: found.owners.len(),
+        owners,
         sample: found.sample().join(", "),
-        dev_user_tasks: found
-            .owners
-            .iter()
-            .find(|o| o.user_id == DEV_USER_ID)
-            .map_or(0, |o| o.tasks),
+        dev_user_tasks,
+        remedy: remedy(owners, dev_user_tasks),
     })
 }
 
@@ -144,7 +147,7 @@ pub fn ensure_none(conn: &mut AnyConnection) -> Result<()> {
 /// tasks from before user accounts belong to the development user, and
 /// `taskdb seed` exists to create exactly that user: when it is among the
 /// unknown owners, that is the first remedy named.
-pub(crate) fn remedy(owners: usize, dev_user_tasks: i64) -> String {
+fn remedy(owners: usize, dev_user_tasks: i64) -> String {
     const AGAIN: &str = "and run `taskdb migrate` again";
     const GENERIC: &str = "give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`";
     if dev_user_tasks == 0 {

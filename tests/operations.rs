@@ -85,7 +85,7 @@ both_backends!(a_gap_in_the_middle_still_refuses, migrated, |db| {
             assert!(
                 blocked
                     .iter()
-                    .any(|b| b.version == removed && b.state == MigrationState::Missing),
+                    .any(|b| b.version == removed && b.reason == taskdb::BlockReason::Missing),
                 "{err}"
             );
         }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use super::output::Output;
 use super::session::migrator;
 use super::{Database, MigrateOpts};
-use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
+use crate::migrate::{resolve, LocalMigration, RollbackTarget};
 
 fn header(
     out: &mut Output<'_>,
@@ -44,7 +44,8 @@ pub fn migrate(
     let mut migrator = migrator(db, opts);
     let plan = migrator.plan()?;
     if let Err(crate::Error::MigrationsBlocked(blocked)) = plan.ensure_runnable() {
-        anyhow::bail!("migrate would refuse: {}", describe_blockers(&blocked));
+        let reasons: Vec<String> = blocked.iter().map(ToString::to_string).collect();
+        anyhow::bail!("migrate would refuse: {}", reasons.join("; "));
     }
     let todo = plan.pending_up_to(to)?;
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {

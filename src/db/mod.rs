@@ -21,15 +21,13 @@ use crate::error::{Error, Result};
 mod url;
 
 pub use self::url::{mask_url_passwords, redact_url, DatabaseUrl, SECRET_PARAMETERS};
+pub use crate::settings::{set_sqlite_busy_timeout, sqlite_busy_timeout, SQLITE_BUSY_TIMEOUT};
 
 /// File used when no database URL is configured anywhere.
 pub const DEFAULT_SQLITE_FILE: &str = "taskdb.db";
 
 /// How long a PostgreSQL connection attempt may take before it fails.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a SQLite writer waits on another writer's lock before failing.
-pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to either backend. Queries that both backends share are
 /// written once against this type; backend-specific code matches on it
@@ -165,30 +163,6 @@ fn is_transient(reason: &str) -> bool {
     .iter()
     .any(|needle| r.contains(needle))
         && !r.contains("password authentication failed")
-}
-
-/// The busy timeout of SQLite connections, in milliseconds.
-static SQLITE_BUSY_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(SQLITE_BUSY_TIMEOUT.as_millis() as u64);
-
-/// Sets how long SQLite connections opened from now on wait for another
-/// connection's write lock before failing with
-/// [`Error::SqliteBusy`](crate::Error::SqliteBusy) (default
-/// [`SQLITE_BUSY_TIMEOUT`]; the `taskdb` binary takes it from
-/// `TASKDB_SQLITE_BUSY_TIMEOUT` / `--sqlite-busy-timeout`). Process-wide,
-/// like the file lock it is about.
-pub fn set_sqlite_busy_timeout(wait: Duration) {
-    // SQLite takes an int of milliseconds.
-    let ms = u64::try_from(wait.as_millis())
-        .unwrap_or(u64::MAX)
-        .min(i32::MAX as u64);
-    SQLITE_BUSY_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How long SQLite connections wait on another writer's lock (see
-/// [`set_sqlite_busy_timeout`]).
-pub fn sqlite_busy_timeout() -> Duration {
-    Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Applies the settings every SQLite connection needs. Without

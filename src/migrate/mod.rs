@@ -22,7 +22,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 pub use data_loss::TableLoss;
 pub use migrator::Migrator;
-pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
+pub use plan::{MigrationPlan, MigrationState, PlanEntry};
 pub use source::{migrations, resolve, LocalMigration};
 
 use crate::db::DatabaseUrl;
