@@ -45,6 +45,8 @@ pub mod orphans;
 pub mod schema;
 pub mod seed;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod verify;
 
 // Compiles the README's Rust snippets as doc tests, so they stay true.

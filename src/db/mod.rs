@@ -237,8 +237,21 @@ pub fn pool_builder() -> r2d2::Builder<ConnectionManager> {
         .connection_timeout(Duration::from_secs(10))
 }
 
-/// Builds a pool of up to `max_size` connections to `url`.
+/// An in-memory SQLite database exists only inside the connection that
+/// opened it: every other connection sees an empty one.
+pub(crate) fn refuse_in_memory(url: &DatabaseUrl, what: &str) -> Result<()> {
+    if url.is_in_memory() {
+        return Err(Error::InvalidInput(format!(
+            "{what} cannot use an in-memory SQLite database: each connection would get its own empty one; use a file (taskdb::testing::TestDb::sqlite() makes one per test)"
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a pool of up to `max_size` connections to `url`. An in-memory
+/// SQLite database is refused (see [`DatabaseUrl::is_in_memory`]).
 pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool> {
+    refuse_in_memory(url, "a pool")?;
     pool_builder()
         .max_size(max_size)
         .build(ConnectionManager::new(url.clone()))

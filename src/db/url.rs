@@ -200,11 +200,21 @@ impl DatabaseUrl {
     /// The SQLite file this URL names (None for PostgreSQL and `:memory:`).
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         match self.backend {
-            Backend::Sqlite if self.driver_url != ":memory:" => {
+            Backend::Sqlite if !self.is_in_memory() => {
                 Some(PathBuf::from(self.redacted.trim_start_matches("sqlite://")))
             }
             _ => None,
         }
+    }
+
+    /// An in-memory SQLite database: it lives and dies with one connection,
+    /// so a pool of them, or migrations run on one, would hand out empty
+    /// databases.
+    pub fn is_in_memory(&self) -> bool {
+        self.backend == Backend::Sqlite
+            && (self.driver_url == ":memory:"
+                || self.redacted == "sqlite://:memory:"
+                || self.driver_url.contains("mode=memory"))
     }
 
     /// A SQLite file that does not exist yet: opening it would create it,

@@ -159,6 +159,7 @@ pub struct Repair {
 /// migrations, then the app was rolled back) starts normally: a warning
 /// goes to stderr and nothing is applied past the gap-free part.
 pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
+    crate::db::refuse_in_memory(url, "run_pending")?;
     let mut migrator = Migrator::new(url.clone());
     let plan = migrator.plan()?;
     if let Some(warning) = plan.ahead_warning() {
