@@ -7,6 +7,7 @@ mod adopt;
 mod config;
 mod dry_run;
 mod migrate;
+mod new;
 mod orphans;
 mod output;
 mod progress;
@@ -93,6 +94,9 @@ pub enum Command {
     /// taskdb, recording the migrations it already satisfies
     #[command(long_about = adopt::LONG_ABOUT)]
     Adopt(adopt::Opts),
+    /// Write the next migration for both backends, in its online-safe shape
+    #[command(long_about = new::LONG_ABOUT)]
+    New(new::Opts),
 }
 
 /// How a command prints its result.
@@ -286,6 +290,10 @@ pub fn run(
     db: &DatabaseChoice,
     out: &mut output::Output<'_>,
 ) -> anyhow::Result<ExitCode> {
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files; no database is involved.
+        return new::run(opts, out);
+    }
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
     }
@@ -305,6 +313,7 @@ pub fn run(
         Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
         Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
         Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),
+        Command::New(opts) => new::run(opts, out),
     }
 }
 
