@@ -14,7 +14,6 @@ use common::{schema_dump, taskdb_cmd, TestDb, BOTH};
 use predicates::prelude::*;
 use predicates::str::contains;
 use taskdb::scaffold::{self, Checkout};
-use taskdb::Backend;
 
 /// The newest migration numbered before `taskdb new` existed. SQLite
 /// reached the same schema in fewer steps up to it; every later migration
