@@ -251,7 +251,14 @@ both_backends!(
         revert.args(["migration", "revert", "--database-url", db.url()]);
         revert.args(["--migration-dir", dir_for(db.backend), "--config-file"]);
         revert.arg(config.path());
+        let schema_rs = concat!(env!("CARGO_MANIFEST_DIR"), "/src/schema.rs");
+        let committed = std::fs::read_to_string(schema_rs).unwrap();
         run_ok(&mut revert);
+        assert_eq!(
+            std::fs::read_to_string(schema_rs).unwrap(),
+            committed,
+            "the diesel CLI rewrote src/schema.rs"
+        );
         let status = String::from_utf8(
             db.taskdb()
                 .arg("status")

@@ -339,6 +339,68 @@ mod tests {
         assert_eq!(parse_dir_name("2026-02-08-000003_"), None);
     }
 
+    /// A checkout with empty migration directories named `dirs`.
+    fn checkout_with(dirs: &[&str]) -> (tempfile::TempDir, Checkout) {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("Cargo.toml"), "").unwrap();
+        for backend in BACKEND_DIRS {
+            fs::create_dir_all(root.path().join(backend)).unwrap();
+        }
+        for dir in dirs {
+            fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        let checkout = Checkout::find(root.path()).unwrap();
+        (root, checkout)
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn numbers_follow_the_newest_of_both_backends() {
+        let (_root, checkout) = checkout_with(&[
+            "migrations/postgres/00000000000000_diesel_initial_setup",
+            "migrations/postgres/2026-02-08-000012_twelve",
+            "migrations/sqlite/2026-03-01-000014_fourteen",
+            "migrations/sqlite/.diesel_lock",
+        ]);
+        let planned = plan(&checkout, "next", &Recipe::Skeleton, day("2026-11-27")).unwrap();
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].dir_name, "2026-11-27-000015_next");
+        // A clock behind the newest migration never dates one before it.
+        let planned = plan(&checkout, "next", &Recipe::Skeleton, day("2026-01-01")).unwrap();
+        assert_eq!(planned[0].dir_name, "2026-03-01-000015_next");
+        // An empty history starts at 1.
+        let (_root, empty) = checkout_with(&[]);
+        let planned = plan(&empty, "first", &Recipe::Skeleton, day("2026-11-27")).unwrap();
+        assert_eq!(planned[0].dir_name, "2026-11-27-000001_first");
+    }
+
+    #[test]
+    fn write_refuses_a_directory_that_exists() {
+        let (root, checkout) = checkout_with(&["migrations/sqlite/2026-11-27-000001_first"]);
+        let planned = vec![NewMigration {
+            dir_name: "2026-11-27-000001_first".into(),
+            postgres: MigrationFiles {
+                up: "SELECT 1;".into(),
+                down: "SELECT 1;".into(),
+                metadata: None,
+            },
+            sqlite: MigrationFiles {
+                up: "SELECT 1;".into(),
+                down: "SELECT 1;".into(),
+                metadata: None,
+            },
+        }];
+        assert!(write(&checkout, &planned).is_err());
+        // Nothing was written for the other backend either.
+        assert!(!root
+            .path()
+            .join("migrations/postgres/2026-11-27-000001_first")
+            .exists());
+    }
+
     #[test]
     fn names_are_lowercase_words() {
         assert!(is_valid_name("add_tasks_due_date"));
