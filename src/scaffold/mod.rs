@@ -183,12 +183,11 @@ impl Checkout {
 /// Splits `2026-02-08-000003_add_tasks_user_fk` into its date, number and name.
 pub fn parse_dir_name(dir_name: &str) -> Option<(&str, u32, &str)> {
     let (prefix, name) = dir_name.split_once('_')?;
-    let bytes = prefix.as_bytes();
     let shape_ok = prefix.len() == 17
         && prefix.char_indices().all(|(i, c)| {
             matches!(i, 4 | 7 | 10) == (c == '-') && (c == '-' || c.is_ascii_digit())
         });
-    if !shape_ok || name.is_empty() || bytes.is_empty() {
+    if !shape_ok || name.is_empty() {
         return None;
     }
     let number = prefix[11..].parse().ok()?;

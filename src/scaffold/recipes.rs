@@ -356,19 +356,20 @@ fn add_column(name: &str, c: &AddColumn, schema: &SqliteSchema) -> Result<Vec<St
     if let Some(default) = &c.default {
         definition.push_str(&format!(" DEFAULT {}", default.trim()));
     }
-    let why_postgres = match (&c.default, c.not_null) {
-        (None, _) => {
-            "Nullable and without a default: existing rows read NULL and none is rewritten."
-                .to_string()
+    // Why this ALTER rewrites no row, on a line of its own.
+    let why_postgres = match &c.default {
+        None => {
+            "Nullable, without a default: existing rows read NULL, none is rewritten.".to_string()
         }
-        (Some(d), _) => format!(
-            "The default {} is a constant: PostgreSQL keeps it in the catalog and rewrites no row.",
+        Some(d) => format!(
+            "The default {} is a constant: kept in the catalog, no row is rewritten.",
             d.trim()
         ),
     };
     let postgres_up = format!(
         "\
--- Adds {table}.{col}. {why_postgres}
+-- Adds {table}.{col}.
+-- {why_postgres}
 -- The ALTER needs a brief ACCESS EXCLUSIVE lock; taskdb's lock timeout keeps
 -- it from queueing the app's queries behind it.
 ALTER TABLE {table} ADD COLUMN {definition};
