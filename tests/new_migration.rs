@@ -106,10 +106,10 @@ fn new_writes_the_next_migration_for_both_backends() {
     let before = listing(dir.path());
     new_in(dir.path())
         .args([
-            "add_tasks_due_date",
+            "probe_add_due_date",
             "--add-column",
             "tasks",
-            "due_date",
+            "probe_due_date",
             "timestamp",
         ])
         .assert()
@@ -121,7 +121,7 @@ fn new_writes_the_next_migration_for_both_backends() {
         .stdout(contains("scripts/test"))
         // No database is involved.
         .stdout(predicate::str::starts_with("database:").not());
-    let name = format!("{}-{:06}_add_tasks_due_date", today(), newest_number() + 1);
+    let name = format!("{}-{:06}_probe_add_due_date", today(), newest_number() + 1);
     assert_eq!(
         added(dir.path(), &before),
         [format!("postgres/{name}"), format!("sqlite/{name}")]
@@ -130,7 +130,7 @@ fn new_writes_the_next_migration_for_both_backends() {
         let migration = dir.path().join("migrations").join(backend).join(&name);
         let up = fs::read_to_string(migration.join("up.sql")).unwrap();
         assert!(
-            up.contains("ALTER TABLE tasks ADD COLUMN due_date TIMESTAMP;"),
+            up.contains("ALTER TABLE tasks ADD COLUMN probe_due_date TIMESTAMP;"),
             "{up}"
         );
         assert!(migration.join("down.sql").is_file());
@@ -142,16 +142,16 @@ fn new_writes_the_next_migration_for_both_backends() {
     let before = listing(dir.path());
     new_in(&dir.path().join("migrations"))
         .args([
-            "index_tasks_due",
+            "probe_index_due",
             "--add-index",
             "tasks",
-            "user_id,due_date",
+            "user_id,probe_due_date",
             "--where",
             "NOT completed",
         ])
         .assert()
         .success();
-    let name = format!("{}-{:06}_index_tasks_due", today(), newest_number() + 2);
+    let name = format!("{}-{:06}_probe_index_due", today(), newest_number() + 2);
     assert_eq!(
         added(dir.path(), &before),
         [format!("postgres/{name}"), format!("sqlite/{name}")]
@@ -166,10 +166,51 @@ fn new_writes_the_next_migration_for_both_backends() {
 fn new_writes_as_many_migrations_as_each_kind_needs() {
     let dir = checkout_copy();
     for (args, count) in [
-        (&["add_projects"][..], 1),
-        (&["x_fk", "--add-foreign-key", "tasks.title", "users.id"], 2),
-        (&["x_check", "--add-check", "tasks", "length(title) > 0"], 2),
-        (&["x_not_null", "--set-not-null", "tasks.description"], 3),
+        (&["probe_skeleton"][..], 1),
+        (
+            &[
+                "probe_label",
+                "--add-column",
+                "tasks",
+                "probe_label",
+                "text",
+                "--default",
+                "'x'",
+            ],
+            1,
+        ),
+        (
+            &[
+                "probe_index",
+                "--add-index",
+                "tasks",
+                "probe_label",
+                "--unique",
+            ],
+            1,
+        ),
+        (
+            &[
+                "probe_fk",
+                "--add-foreign-key",
+                "tasks.probe_label",
+                "users.id",
+            ],
+            2,
+        ),
+        (
+            &[
+                "probe_check",
+                "--add-check",
+                "tasks",
+                "length(probe_label) > 0",
+            ],
+            2,
+        ),
+        (
+            &["probe_not_null", "--set-not-null", "tasks.probe_label"],
+            3,
+        ),
     ] {
         let before = listing(dir.path());
         new_in(dir.path()).args(args).assert().success();
@@ -188,7 +229,7 @@ fn new_without_a_kind_writes_commented_skeletons() {
     let dir = checkout_copy();
     let before = listing(dir.path());
     new_in(dir.path())
-        .arg("add_projects")
+        .arg("probe_skeleton")
         .assert()
         .success()
         .stdout(contains("Write up.sql and down.sql"));
@@ -258,10 +299,10 @@ fn new_refuses_a_volatile_default_with_the_backfill_recipe() {
     for default in ["now()", "CURRENT_TIMESTAMP", "gen_random_uuid()"] {
         assert_refused(
             &[
-                "add_tasks_due_date",
+                "probe_add_due_date",
                 "--add-column",
                 "tasks",
-                "due_date",
+                "probe_due_date",
                 "timestamp",
                 "--not-null",
                 "--default",
@@ -275,19 +316,19 @@ fn new_refuses_a_volatile_default_with_the_backfill_recipe() {
             "x",
             "--add-column",
             "tasks",
-            "due_date",
+            "probe_due_date",
             "timestamp",
             "--default",
             "now()",
         ],
-        "--set-not-null tasks.due_date",
+        "--set-not-null tasks.probe_due_date",
     );
     assert_refused(
         &[
             "x",
             "--add-column",
             "tasks",
-            "due_date",
+            "probe_due_date",
             "timestamp",
             "--not-null",
         ],
@@ -298,19 +339,19 @@ fn new_refuses_a_volatile_default_with_the_backfill_recipe() {
 #[test]
 fn new_refuses_unknown_tables_and_columns() {
     assert_refused(
-        &["x", "--add-index", "projects", "id"],
-        "no table `projects`",
+        &["x", "--add-index", "probe_missing", "id"],
+        "no table `probe_missing`",
     );
     assert_refused(
-        &["x", "--add-index", "tasks", "user_id,due_date"],
-        "no column `tasks.due_date`",
+        &["x", "--add-index", "tasks", "user_id,probe_due_date"],
+        "no column `tasks.probe_due_date`",
     );
 }
 
 #[test]
 fn new_refuses_outside_a_crate_with_both_migration_directories() {
     let empty = tempfile::tempdir().unwrap();
-    let out = new_in(empty.path()).arg("add_projects").assert().code(1);
+    let out = new_in(empty.path()).arg("probe_skeleton").assert().code(1);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -321,7 +362,7 @@ fn new_refuses_outside_a_crate_with_both_migration_directories() {
     let half = checkout_copy();
     fs::remove_dir_all(half.path().join("migrations/sqlite")).unwrap();
     new_in(half.path())
-        .arg("add_projects")
+        .arg("probe_skeleton")
         .assert()
         .code(1)
         .stderr(contains("migrations/postgres and migrations/sqlite"));
@@ -331,7 +372,7 @@ fn new_refuses_outside_a_crate_with_both_migration_directories() {
             .unwrap()
             .file_name()
             .to_string_lossy()
-            .contains("add_projects")));
+            .contains("probe_skeleton")));
 }
 
 #[test]
@@ -368,12 +409,12 @@ fn a_migration_added_to_one_backend_only_is_caught() {
     fs::create_dir(&one_sided).unwrap();
     fs::write(
         one_sided.join("up.sql"),
-        "ALTER TABLE tasks ADD COLUMN due_date TIMESTAMP;",
+        "ALTER TABLE tasks ADD COLUMN probe_due_date TIMESTAMP;",
     )
     .unwrap();
     fs::write(
         one_sided.join("down.sql"),
-        "ALTER TABLE tasks DROP COLUMN due_date;",
+        "ALTER TABLE tasks DROP COLUMN probe_due_date;",
     )
     .unwrap();
     let checkout = Checkout::find(dir.path()).unwrap();
@@ -505,73 +546,85 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
         copy_dir(&crate_root().join(sub), &dir.join(sub));
     }
     let before = listing(&dir);
-    let kinds: [&[&str]; 8] = [
+    // Columns of its own (probe_*), so that a real migration adding the same
+    // column one day does not break this test.
+    let kinds: [&[&str]; 9] = [
         &[
-            "add_tasks_due_date",
+            "probe_add_due_date",
             "--add-column",
             "tasks",
-            "due_date",
+            "probe_due_date",
             "timestamp",
         ],
         &[
-            "add_tasks_priority",
+            "probe_add_priority",
             "--add-column",
             "tasks",
-            "priority",
+            "probe_priority",
             "integer",
             "--not-null",
             "--default",
             "0",
         ],
         &[
-            "index_tasks_open_by_due_date",
+            "probe_index_open_by_due_date",
             "--add-index",
             "tasks",
-            "user_id,due_date",
+            "user_id,probe_due_date",
             "--where",
             "NOT completed",
         ],
         &[
-            "add_tasks_reviewer_id",
+            "probe_add_reviewer_id",
             "--add-column",
             "tasks",
-            "reviewer_id",
+            "probe_reviewer_id",
             "varchar(255)",
         ],
         &[
-            "tasks_reviewer_fk",
+            "probe_reviewer_fk",
             "--add-foreign-key",
-            "tasks.reviewer_id",
+            "tasks.probe_reviewer_id",
             "users.id",
             "--on-delete",
             "set-null",
         ],
         &[
-            "tasks_title_not_empty",
+            "probe_title_not_empty",
             "--add-check",
             "tasks",
             "length(title) > 0",
         ],
+        // Existing rows get the constant, so NOT NULL can be validated.
         &[
-            "index_users_name",
-            "--add-index",
-            "users",
-            "name",
-            "--unique",
-            "--where",
-            "name IS NOT NULL",
+            "probe_add_label",
+            "--add-column",
+            "tasks",
+            "probe_label",
+            "text",
+            "--default",
+            "'open'",
         ],
         &[
-            "tasks_description_not_null",
+            "probe_index_label",
+            "--add-index",
+            "tasks",
+            "user_id,probe_label",
+            "--unique",
+            "--where",
+            "probe_label IS NOT NULL",
+        ],
+        &[
+            "probe_label_not_null",
             "--set-not-null",
-            "tasks.description",
+            "tasks.probe_label",
         ],
     ];
     for args in kinds {
         new_in(&dir).args(args).assert().success();
     }
     let steps = added(&dir, &before).len() / 2;
-    assert_eq!(steps, 12);
+    assert_eq!(steps, 13);
     let checkout = Checkout::find(&dir).unwrap();
     assert_eq!(
         scaffold::unpaired(&checkout, PAIRED_AFTER).unwrap(),
@@ -616,7 +669,7 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
         // Every row came through the rebuilds and reverts.
         rows::assert_every_table_has_rows(&db);
         assert_eq!(
-            db.scalar("SELECT COUNT(*) FROM tasks WHERE description = 'row-1'"),
+            db.scalar("SELECT COUNT(*) FROM tasks WHERE probe_label = 'open'"),
             1
         );
     }
