@@ -674,3 +674,17 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
         );
     }
 }
+
+#[test]
+fn new_reads_no_database_url() {
+    // A URL the other commands would refuse (or a .env that does not
+    // parse) is none of `taskdb new`'s business.
+    let dir = checkout_copy();
+    fs::write(dir.path().join(".env"), "DATABASE_URL=\"unterminated\n").unwrap();
+    new_in(dir.path())
+        .env("DATABASE_URL", "mysql://someone:secret@elsewhere/db")
+        .arg("probe_skeleton")
+        .assert()
+        .success()
+        .stdout(contains("Created 1 migration(s)"));
+}

@@ -176,6 +176,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files and reads no database: a URL set anywhere,
+        // valid or not, has no say.
+        let stdout = io::stdout();
+        let mut out = output::Output::new(stdout.lock());
+        return match new::run(opts, &mut out) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("error: {}", crate::db::one_line(&error_chain(&e)));
+                ExitCode::from(1)
+            }
+        };
+    }
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
