@@ -42,6 +42,7 @@ pub mod interrupt;
 pub mod migrate;
 pub mod models;
 pub mod orphans;
+pub mod scaffold;
 pub mod schema;
 pub mod seed;
 mod settings;

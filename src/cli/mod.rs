@@ -7,6 +7,7 @@ mod adopt;
 mod config;
 mod dry_run;
 mod migrate;
+mod new;
 mod orphans;
 mod output;
 mod progress;
@@ -105,6 +106,9 @@ pub enum Command {
     /// taskdb, recording the migrations it already satisfies
     #[command(long_about = adopt::LONG_ABOUT)]
     Adopt(adopt::Opts),
+    /// Write the next migration for both backends, in its online-safe shape
+    #[command(long_about = new::LONG_ABOUT)]
+    New(new::Opts),
 }
 
 /// How a command prints its result.
@@ -218,6 +222,20 @@ pub fn main() -> ExitCode {
         }
     };
     crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout.0);
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files and reads no database: a URL set anywhere,
+        // valid or not, has no say.
+        let stdout = io::stdout();
+        let mut out = output::Output::new(stdout.lock());
+        return match new::run(opts, &mut out) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("error: {}", crate::db::one_line(&error_chain(&e)));
+                ExitCode::from(1)
+            }
+        };
+    }
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
@@ -334,6 +352,10 @@ impl Command {
 
 /// Runs one parsed command.
 pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Result<ExitCode> {
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files; no database is involved.
+        return new::run(opts, out);
+    }
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
     }
@@ -353,6 +375,7 @@ pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Re
         Command::Repair(opts) => repair::run(opts, db, out),
         Command::Verify(opts) => verify::run(opts, db, out),
         Command::Adopt(opts) => adopt::run(opts, db, out),
+        Command::New(opts) => new::run(opts, out),
     }
 }
 
