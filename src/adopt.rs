@@ -24,7 +24,7 @@ use diesel::sql_types::Text;
 
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
 use crate::error::{Error, Result};
-use crate::migrate::{self, apply, ledger, lock::MigrationLock, MigrationPlan, StepSettings};
+use crate::migrate::{self, apply, ledger, lock::MigrationLock, MigrateOptions, MigrationPlan};
 use crate::verify::{self, expected, Difference, DifferenceKind};
 
 /// The schema the Python runner left.
@@ -107,10 +107,10 @@ pub fn adopt(url: &DatabaseUrl, wait: Option<std::time::Duration>) -> Result<Ado
         .collect::<Result<Vec<_>>>()?;
 
     let _lock = MigrationLock::acquire(url, || {})?;
-    let settings = StepSettings {
-        lock_timeout: migrate::DEFAULT_LOCK_TIMEOUT,
+    let settings = MigrateOptions {
         lock_retries: 0,
         applied_by: APPLIED_BY.into(),
+        ..MigrateOptions::default()
     };
     let recorded = apply::in_write_transaction(&mut conn, &settings, |c| {
         ledger::create_tables(c)?;

@@ -17,9 +17,11 @@ pub enum Error {
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
 
-    /// A query failed.
+    /// A query failed. The driver's message is part of this one, so it is
+    /// not also the error's `source` (printing the cause chain would repeat
+    /// it); see the `From` impl below.
     #[error("database error: {0}")]
-    Query(#[from] DieselError),
+    Query(DieselError),
 
     /// The connection pool could not hand out a connection.
     #[error("connection pool: {0}")]
@@ -33,8 +35,8 @@ pub enum Error {
     /// missing from this build while older than its newest, or dirty); each
     /// names its way out. A database merely *ahead* of this build (a later
     /// release applied newer migrations) is not refused.
-    #[error("refusing to migrate: {}", crate::migrate::plan::describe_blockers(.0))]
-    MigrationsBlocked(Vec<crate::migrate::plan::Blocker>),
+    #[error("refusing to migrate: {}", describe_blocked(.0))]
+    MigrationsBlocked(Vec<BlockedMigration>),
 
     /// The server ended the session in the middle of a migration (a
     /// restart, a failover, a terminated backend).
@@ -79,17 +81,24 @@ pub enum Error {
     #[error("a user with id `{0}` already exists")]
     UserIdTaken(String),
 
-    /// Password hashing failed.
+    /// Password hashing failed (its message is part of this one, like
+    /// [`Error::Query`]'s).
     #[error("password hashing failed: {0}")]
-    Hash(#[from] bcrypt::BcryptError),
+    Hash(bcrypt::BcryptError),
 
     /// Tasks whose user_id matches no user: the foreign key cannot be
     /// validated until they are given an owner or deleted.
-    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. List them with `taskdb orphans`, then give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`, and run `taskdb migrate` again")]
+    #[error("{tasks} task(s) belong to no user ({owners} unknown user_id(s), e.g. {sample}), so the tasks → users foreign key cannot be validated; nothing past the safe steps was applied. {remedy}")]
     OrphanedTasks {
         tasks: i64,
         owners: usize,
         sample: String,
+        /// How many of them belong to the development user (`user123`),
+        /// whom `taskdb seed` creates.
+        dev_user_tasks: i64,
+        /// What to do about them, naming `taskdb seed` when the
+        /// development user owns some.
+        remedy: String,
     },
 
     /// The operation needs confirmation it did not get.
@@ -100,6 +109,25 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// Another connection held the SQLite write lock for longer than the
+    /// busy timeout ((`db::sqlite_busy_timeout`)) this one waited.
+    #[error("the SQLite database is locked by another process or connection (waited {}): its write transaction stayed open; let it finish, or wait longer with TASKDB_SQLITE_BUSY_TIMEOUT", human_duration(*.waited))]
+    SqliteBusy { waited: std::time::Duration },
+
+    /// A value longer than its column (`VARCHAR(max)`) holds, counted in
+    /// characters as the column counts them.
+    #[error("{field} is {length} characters long, but at most {max} characters fit (the column is VARCHAR({max}))")]
+    TooLong {
+        field: &'static str,
+        length: usize,
+        max: usize,
+    },
+
+    /// A transaction failed, and so did rolling it back: `cause` is what
+    /// went wrong; the rollback's failure is secondary.
+    #[error("{cause} (rolling back failed too: {rollback})")]
+    RollbackFailed { cause: Box<Error>, rollback: String },
+
     /// The pre-flight found a pending migration that would hold a blocking
     /// lock on a table above the size threshold (each entry names the
     /// migration, the rule, the table's size and the safe recipe); nothing
@@ -109,6 +137,95 @@ pub enum Error {
         threshold: u64,
         refused: Vec<String>,
     },
+}
+
+/// A migration whose state `migrate` cannot run past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedMigration {
+    /// As Diesel stores it, e.g. `20260208000005`.
+    pub version: String,
+    /// Directory name (from the code, or as the ledger remembers it).
+    pub name: String,
+    pub reason: BlockReason,
+}
+
+/// Why `migrate` stops at a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockReason {
+    /// Its `up.sql` changed after it was applied.
+    Modified,
+    /// Applied, not in this build, and older than the build's newest
+    /// migration: a gap, not a rolled-back release.
+    Missing,
+    /// A run without a transaction failed part-way (the recorded error).
+    Dirty { error: Option<String> },
+}
+
+impl std::fmt::Display for BlockedMigration {
+    /// One sentence naming the way out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = &self.name;
+        match &self.reason {
+            BlockReason::Modified => write!(
+                f,
+                "{name} was modified after it was applied (its up.sql no longer matches the recorded checksum): restore the file, or if the edit is deliberate and already reflected in the database run `taskdb repair`"
+            ),
+            BlockReason::Missing => write!(
+                f,
+                "{name} is applied in the database but no longer in this taskdb build: deploy a build that has it, or if it was removed on purpose run `taskdb repair` to forget it"
+            ),
+            BlockReason::Dirty { error } => write!(
+                f,
+                "{name} failed part-way{}: fix the cause, then run `taskdb repair` to clear the mark and `taskdb migrate` to run it again",
+                error.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Every blocker, each with its way out.
+fn describe_blocked(blocked: &[BlockedMigration]) -> String {
+    blocked
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        // SQLITE_BUSY: the busy handler waited the whole busy timeout. The
+        // driver says only "database is locked", which hides the wait.
+        if let DieselError::DatabaseError(_, info) = &e {
+            if info.message() == "database is locked" {
+                return Error::SqliteBusy {
+                    waited: crate::settings::sqlite_busy_timeout(),
+                };
+            }
+        }
+        Error::Query(e)
+    }
+}
+
+impl From<bcrypt::BcryptError> for Error {
+    fn from(e: bcrypt::BcryptError) -> Self {
+        Error::Hash(e)
+    }
+}
+
+/// `700 ms`, `30 s`, `1.4 s`, `2 min 3 s`: a duration as a person reads it,
+/// in messages of the library and the command line alike.
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 && ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    }
 }
 
 impl Error {
@@ -138,5 +255,39 @@ impl Error {
                 _
             ))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_a_person_says_them() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_millis(700)), "700 ms");
+        assert_eq!(human_duration(Duration::from_secs(30)), "30 s");
+        assert_eq!(human_duration(Duration::from_millis(1400)), "1.4 s");
+        assert_eq!(human_duration(Duration::from_secs(123)), "2 min 3 s");
+    }
+
+    #[test]
+    fn sqlite_busy_says_how_long_it_waited() {
+        let err = Error::SqliteBusy {
+            waited: crate::settings::SQLITE_BUSY_TIMEOUT,
+        };
+        let text = err.to_string();
+        assert!(text.contains("(waited 30 s)"), "{text}");
+        assert!(text.contains("TASKDB_SQLITE_BUSY_TIMEOUT"), "{text}");
+    }
+
+    #[test]
+    fn a_driver_message_is_printed_once() {
+        let err = Error::from(DieselError::NotFound);
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            "database error: Record not found"
+        );
     }
 }

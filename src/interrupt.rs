@@ -1,35 +1,77 @@
 //! Ctrl-C and SIGTERM while the schema changes.
 //!
-//! The `taskdb` binary calls [`install`]. A signal outside a migration, or
-//! during one on SQLite (an uncommitted SQLite transaction never survives
-//! its process), ends the process at once (exit 128 + signal). During a
-//! PostgreSQL migration, a [`Migrator`]
-//! has registered its connection's `application_name` with
-//! [`CancelGuard`]: the signal is recorded, the statement that connection
-//! is running is cancelled server-side (a client that merely stops reading
-//! leaves a blocked `ALTER TABLE` queued on the server), the transaction
-//! rolls back and the run returns [`Error::Interrupted`]. A second signal
-//! ends the process at once.
+//! The `taskdb` binary calls [`install`]. A signal while no [`CancelGuard`]
+//! is alive, or while only SQLite work is guarded (an uncommitted SQLite
+//! transaction never survives its process), ends the process at once (exit
+//! 128 + signal). While a PostgreSQL [`CancelGuard`] is alive (a
+//! [`Migrator`] from taking its lock to the end of the run, `verify` while
+//! its scratch database exists), the signal is recorded and the statements
+//! of the backends the guard watches are cancelled server-side (a client
+//! that merely stops reading leaves a blocked `ALTER TABLE` queued on the
+//! server); the work fails, rolls back or cleans up, and returns
+//! [`Error::Interrupted`]. A second signal ends the process at once.
+//!
+//! A guard cancels only backends this process opened: each is known by its
+//! PID (`pg_backend_pid()`), read when the guard starts watching the
+//! connection, together with its start time (a later backend can reuse a
+//! PID) and its `application_name` (behind a transaction pooler a PID
+//! belongs to a server connection that may serve another client later).
+//! Never by a name alone: replicas in containers are often all PID 1, so a
+//! name made from the PID is shared, and a signal to a replica that only
+//! waits for the migration lock would cancel the active replica's work.
 //!
 //! [`Migrator`]: crate::migrate::Migrator
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Bool, Integer, Text};
 
-use crate::db::{self, Backend, DatabaseUrl};
+use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
 use crate::error::{Error, Result};
 
 /// The first signal received (0: none).
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// The migration connections to cancel: URL and `application_name`.
-static TARGET: Mutex<Option<(DatabaseUrl, String)>> = Mutex::new(None);
+/// Identifies each [`CancelGuard`] in [`GUARDS`].
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// The live guards, innermost last.
+static GUARDS: Mutex<Vec<Guarded>> = Mutex::new(Vec::new());
+
+/// What an interruption left behind, for the final message; `None` means
+/// the migration step in progress was rolled back.
+static OUTCOME: Mutex<Option<String>> = Mutex::new(None);
+
+/// How often, and how long, the backends are cancelled after a signal: a
+/// statement sent just after one cancel would still block.
+const CANCEL_EVERY: Duration = Duration::from_millis(250);
+const CANCEL_ROUNDS: u32 = 40;
+
+/// One guard's server and the backends it cancels.
+struct Guarded {
+    id: u64,
+    url: DatabaseUrl,
+    backends: Vec<ServerBackend>,
+}
+
+/// A backend this process opened, as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+struct ServerBackend {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+    /// `backend_start` as text with its UTC offset, so it reads back
+    /// exactly whatever the cancelling session's time zone.
+    #[diesel(sql_type = Text)]
+    started: String,
+    #[diesel(sql_type = Text)]
+    application_name: String,
+}
 
 /// Routes SIGINT and SIGTERM to a thread that records them and cancels the
-/// running migration statement. Call once, from a binary.
+/// guarded statements. Call once, from a binary.
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -47,54 +89,70 @@ fn on_signal(signal: i32) {
     let first = SIGNAL
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
         .is_ok();
-    let target = TARGET.lock().map(|t| t.clone()).unwrap_or(None);
-    match target {
-        Some((url, app)) if first && url.backend() == Backend::Postgres => {
-            // A statement sent just after one cancel would still block: keep
-            // cancelling until the run has rolled back and the process exits
-            // (on a thread of its own, so a second signal is still heard).
-            let _ = std::thread::Builder::new()
-                .name("taskdb-cancel".into())
-                .spawn(move || {
-                    for _ in 0..40 {
-                        cancel(&url, &app);
-                        std::thread::sleep(std::time::Duration::from_millis(250));
-                    }
-                });
-        }
-        // Nothing to roll back, asked twice, or SQLite (whose unfinished
-        // transaction is discarded when the process ends, while its thread
-        // may sit in a busy wait no other thread can cut short): stop now.
-        _ => {
-            eprintln!(
-                "error: interrupted by {}; nothing unfinished was kept",
-                signal_name(signal)
-            );
-            std::process::exit(exit_code(signal))
+    let guarded = GUARDS
+        .lock()
+        .map(|g| g.iter().any(|g| g.url.backend() == Backend::Postgres))
+        .unwrap_or(false);
+    if first && guarded {
+        // Keep cancelling until the work has rolled back and the process
+        // exits (on a thread of its own, so a second signal is still heard).
+        let _ = std::thread::Builder::new()
+            .name("taskdb-cancel".into())
+            .spawn(|| {
+                for _ in 0..CANCEL_ROUNDS {
+                    cancel_watched();
+                    std::thread::sleep(CANCEL_EVERY);
+                }
+            });
+        return;
+    }
+    // Nothing to clean up, asked twice, or SQLite (whose unfinished
+    // transaction is discarded when the process ends, while its thread may
+    // sit in a busy wait no other thread can cut short): stop now.
+    eprintln!(
+        "error: interrupted by {}; nothing unfinished was kept",
+        signal_name(signal)
+    );
+    std::process::exit(exit_code(signal))
+}
+
+/// Cancels whatever the watched backends are running. Best effort: if the
+/// server is unreachable the statements fail on their own anyway.
+fn cancel_watched() {
+    let targets: Vec<(DatabaseUrl, Vec<ServerBackend>)> = match GUARDS.lock() {
+        Ok(guards) => guards
+            .iter()
+            .filter(|g| g.url.backend() == Backend::Postgres && !g.backends.is_empty())
+            .map(|g| (g.url.clone(), g.backends.clone()))
+            .collect(),
+        Err(_) => return,
+    };
+    for (url, backends) in targets {
+        let Ok(mut conn) = db::connect(&url) else {
+            continue;
+        };
+        for backend in backends {
+            let _ = cancel(&mut conn, &backend);
         }
     }
 }
 
-/// Cancels whatever the migration connections are running. Best effort: if
-/// the server is unreachable the statement fails on its own anyway.
-fn cancel(url: &DatabaseUrl, app: &str) {
-    if url.backend() != Backend::Postgres {
-        return;
-    }
-    let Ok(mut conn) = db::connect(url) else {
-        return;
-    };
+fn cancel(conn: &mut AnyConnection, backend: &ServerBackend) -> QueryResult<()> {
     #[derive(QueryableByName)]
     struct Cancelled {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
+        #[diesel(sql_type = Bool)]
         _ok: bool,
     }
-    let _ = diesel::sql_query(
+    diesel::sql_query(
         "SELECT pg_cancel_backend(pid) AS _ok FROM pg_stat_activity
-          WHERE application_name = $1 AND pid <> pg_backend_pid()",
+          WHERE pid = $1 AND backend_start = CAST($2 AS timestamptz)
+            AND application_name = $3",
     )
-    .bind::<Text, _>(app)
-    .load::<Cancelled>(&mut conn);
+    .bind::<Integer, _>(backend.pid)
+    .bind::<Text, _>(&backend.started)
+    .bind::<Text, _>(&backend.application_name)
+    .load::<Cancelled>(conn)
+    .map(|_| ())
 }
 
 /// The signal received, if any.
@@ -113,6 +171,20 @@ pub fn check() -> Result<()> {
     }
 }
 
+/// Records what an interruption left behind when it was not a rolled-back
+/// migration step (`verify` dropped its scratch database, a migrator
+/// stopped while it waited for the lock), for the final message.
+pub fn set_outcome(outcome: impl Into<String>) {
+    if let Ok(mut slot) = OUTCOME.lock() {
+        *slot = Some(outcome.into());
+    }
+}
+
+/// What [`set_outcome`] recorded, if anything.
+pub fn outcome() -> Option<String> {
+    OUTCOME.lock().ok().and_then(|o| o.clone())
+}
+
 /// The shell's convention: 128 + signal number (130 SIGINT, 143 SIGTERM).
 pub fn exit_code(signal: i32) -> i32 {
     128 + signal
@@ -127,27 +199,69 @@ pub fn signal_name(signal: i32) -> String {
     }
 }
 
-/// While alive, a signal cancels the statements of connections opened with
-/// `application_name = app` instead of ending the process. One target per
-/// process: the CLI runs one migrator (embedded callers install no handler,
-/// so for them this is inert).
+/// While alive, a signal cancels the statements of the backends this guard
+/// [watches](Self::watch) instead of ending the process. Guards nest (a
+/// `verify` migrating its scratch database runs a migrator inside its own
+/// guard); each cancels only its own backends. Embedded callers install no
+/// handler, so for them this is inert.
 pub struct CancelGuard {
-    _private: (),
+    id: u64,
 }
 
 impl CancelGuard {
-    pub fn register(url: &DatabaseUrl, app: &str) -> Self {
-        if let Ok(mut target) = TARGET.lock() {
-            *target = Some((url.clone(), app.to_string()));
+    /// From now on a signal is left to the caller (see the module docs).
+    /// Cancelling connects to `url`'s server.
+    pub fn arm(url: &DatabaseUrl) -> Self {
+        let id = NEXT_GUARD.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut guards) = GUARDS.lock() {
+            guards.push(Guarded {
+                id,
+                url: url.clone(),
+                backends: Vec::new(),
+            });
         }
-        CancelGuard { _private: () }
+        CancelGuard { id }
+    }
+
+    /// Cancels `conn`'s statements on a signal. Learns its backend with one
+    /// query (PostgreSQL; SQLite needs nothing); watching it again is a
+    /// no-op.
+    pub fn watch(&self, conn: &mut AnyConnection) -> Result<()> {
+        if conn.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        let backend: ServerBackend = diesel::sql_query(
+            "SELECT pid, CAST(backend_start AS text) AS started,
+                    COALESCE(application_name, '') AS application_name
+               FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        )
+        .get_result(conn)?;
+        if let Ok(mut guards) = GUARDS.lock() {
+            if let Some(g) = guards.iter_mut().find(|g| g.id == self.id) {
+                if !g.backends.contains(&backend) {
+                    g.backends.push(backend);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops cancelling this guard's backends, so the clean-up after an
+    /// interruption (e.g. dropping a scratch database on a watched
+    /// connection) is not cancelled in turn. The guard stays armed.
+    pub fn unwatch_all(&self) {
+        if let Ok(mut guards) = GUARDS.lock() {
+            if let Some(g) = guards.iter_mut().find(|g| g.id == self.id) {
+                g.backends.clear();
+            }
+        }
     }
 }
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
-        if let Ok(mut target) = TARGET.lock() {
-            *target = None;
+        if let Ok(mut guards) = GUARDS.lock() {
+            guards.retain(|g| g.id != self.id);
         }
     }
 }

@@ -29,6 +29,10 @@
 //!   transaction pooler breaks the session state migrations rely on.
 //! - `TASKDB_LOCK_TIMEOUT`: how long one DDL statement may wait for a table
 //!   lock (default `50ms`; a timed-out step is retried), same as `--lock-timeout`.
+//! - `TASKDB_SQLITE_BUSY_TIMEOUT`: how long a SQLite command waits for
+//!   another connection's write lock before it fails (default `30s`), same
+//!   as `--sqlite-busy-timeout`. Library code sets this wait with
+//!   [`db::set_sqlite_busy_timeout`].
 
 pub mod adopt;
 pub mod cli;
@@ -39,8 +43,12 @@ pub mod lint;
 pub mod migrate;
 pub mod models;
 pub mod orphans;
+pub mod scaffold;
 pub mod schema;
 pub mod seed;
+mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod verify;
 
 // Compiles the README's Rust snippets as doc tests, so they stay true.
@@ -49,4 +57,4 @@ pub mod verify;
 pub struct ReadmeDoctests;
 
 pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
-pub use error::{Error, Result};
+pub use error::{BlockReason, BlockedMigration, Error, Result};

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::db::{AnyConnection, Backend};
 use crate::error::{Error, Result};
-use crate::migrate::LocalMigration;
+use crate::seed::DEV_USER_ID;
 
 /// How many orphan user ids an error message shows.
 pub const SAMPLE_SIZE: usize = 5;
@@ -45,15 +45,6 @@ impl Orphans {
             .take(SAMPLE_SIZE)
             .map(|o| o.user_id.clone())
             .collect()
-    }
-}
-
-/// True for the migration that checks existing tasks against users: the
-/// VALIDATE on PostgreSQL, the rebuild with the foreign key on SQLite.
-pub fn guards(backend: Backend, m: &LocalMigration) -> bool {
-    match backend {
-        Backend::Postgres => m.name() == "validate_tasks_user_fk",
-        Backend::Sqlite => m.name() == "add_tasks_user_fk",
     }
 }
 
@@ -137,11 +128,40 @@ pub fn ensure_none(conn: &mut AnyConnection) -> Result<()> {
     if found.is_empty() {
         return Ok(());
     }
+    let owners = found.owners.len();
+    let dev_user_tasks = found
+        .owners
+        .iter()
+        .find(|o| o.user_id == DEV_USER_ID)
+        .map_or(0, |o| o.tasks);
     Err(Error::OrphanedTasks {
         tasks: found.total(),
-        owners: found.owners.len(),
+        owners,
         sample: found.sample().join(", "),
+        dev_user_tasks,
+        remedy: remedy(owners, dev_user_tasks),
     })
+}
+
+/// What to do about orphaned tasks, for [`Error::OrphanedTasks`]. The app's
+/// tasks from before user accounts belong to the development user, and
+/// `taskdb seed` exists to create exactly that user: when it is among the
+/// unknown owners, that is the first remedy named.
+fn remedy(owners: usize, dev_user_tasks: i64) -> String {
+    const AGAIN: &str = "and run `taskdb migrate` again";
+    const GENERIC: &str = "give them to an existing user with `taskdb orphans --assign-to USER_ID --yes` or delete them with `taskdb orphans --delete --yes`";
+    if dev_user_tasks == 0 {
+        return format!("List them with `taskdb orphans`, then {GENERIC}, {AGAIN}");
+    }
+    let seed = format!(
+        "create the development user `{DEV_USER_ID}` with `taskdb seed` (choose its login with --email and --password)"
+    );
+    if owners <= 1 {
+        return format!("They belong to `{DEV_USER_ID}`: {seed}, {AGAIN}");
+    }
+    format!(
+        "{dev_user_tasks} of them belong to `{DEV_USER_ID}`: {seed}; list the others with `taskdb orphans`, then {GENERIC}, {AGAIN}"
+    )
 }
 
 /// What a fix changed.
@@ -215,5 +235,24 @@ mod tests {
         };
         assert_eq!(found.total(), 28);
         assert_eq!(found.sample(), vec!["u0", "u1", "u2", "u3", "u4"]);
+    }
+
+    #[test]
+    fn the_seed_is_named_when_the_dev_user_owns_some() {
+        let generic = remedy(2, 0);
+        assert!(!generic.contains("taskdb seed"), "{generic}");
+        assert!(generic.contains("--assign-to") && generic.contains("--delete"));
+        let only_dev = remedy(1, 3);
+        assert!(only_dev.contains("`taskdb seed`"), "{only_dev}");
+        assert!(!only_dev.contains("--assign-to"), "{only_dev}");
+        let mixed = remedy(3, 2);
+        assert!(
+            mixed.starts_with("2 of them belong to `user123`")
+                && mixed.contains("`taskdb seed`")
+                && mixed.contains("the others")
+                && mixed.contains("--assign-to"),
+            "{mixed}"
+        );
+        assert!(mixed.ends_with("run `taskdb migrate` again"), "{mixed}");
     }
 }

@@ -165,6 +165,42 @@ fn wrong_password() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// `--wait D` against a port nothing listens on: it keeps trying for the
+/// whole of D (one last try at the deadline), then says how long it really
+/// waited.
+#[test]
+fn wait_waits_as_long_as_asked_and_says_how_long() {
+    let port = closed_port();
+    for (wait, secs) in [("1s", 1.0), ("3s", 3.0)] {
+        let started = Instant::now();
+        let out = with_url(
+            &format!("postgres://u@127.0.0.1:{port}/tasks"),
+            &["--wait", wait, "status"],
+        )
+        .output()
+        .unwrap();
+        let took = started.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            took >= secs && took < secs + 3.0,
+            "--wait {wait} took {took:.2}s: {stderr}"
+        );
+        // "(still failing after waiting 3.0s)": the time it really waited.
+        let said: f64 = stderr
+            .split("still failing after waiting ")
+            .nth(1)
+            .and_then(|rest| rest.split('s').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("--wait {wait}: no time waited in: {stderr}"));
+        assert!(
+            said >= secs && said <= took + 0.05,
+            "--wait {wait}: says {said}s, took {took:.2}s: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_role_without_ddl_rights() {
     common::admin()

@@ -56,7 +56,7 @@ fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
 /// Backends of the taskdb process `pid` waiting on a lock.
 fn blocked_backends(db: &TestDb, pid: u32) -> i64 {
     db.scalar(&format!(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'taskdb-migrate-{pid}' \
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name LIKE 'taskdb-migrate-{pid}-%' \
           AND wait_event_type = 'Lock'"
     ))
 }
@@ -140,8 +140,9 @@ fn sigterm_while_blocked_on_a_lock_rolls_back_and_exits_143() {
 
 #[test]
 fn sigint_through_pgbouncer_cancels_the_blocked_statement_too() {
-    // The cancelling connection finds the blocked one by application_name,
-    // which PgBouncer passes on to the server connection it assigns.
+    // The cancelling connection finds the blocked one by backend PID, start
+    // time and application_name (which PgBouncer passes on to the server
+    // connection it assigns).
     let bouncer = PgBouncer::start("transaction");
     interrupted_while_blocked("INT", 130, Some(&bouncer));
 }
@@ -306,7 +307,7 @@ fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
     let pid = child.id();
     wait_until("the index build runs", Duration::from_secs(20), || {
         db.scalar(&format!(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'taskdb-migrate-{pid}' \
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name LIKE 'taskdb-migrate-{pid}-%' \
               AND query ILIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
         )) > 0
     });
@@ -376,6 +377,111 @@ fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
         ),
         1,
         "rebuilt as the migration defines it"
+    );
+    db.taskdb().arg("verify").assert().success();
+}
+
+/// `taskdb` in a PID namespace of its own, where it is PID 1 like a
+/// replica in a container. Returns the `unshare` process; signal the
+/// taskdb inside it with [`namespaced_taskdb_pid`].
+fn spawn_taskdb_as_pid_1(db: &TestDb, args: &[&str]) -> Child {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(assert_cmd::cargo::cargo_bin("taskdb"))
+        .current_dir(std::env::temp_dir())
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .env_remove("TASKDB_LOCK_TIMEOUT")
+        .args(["--database-url", db.url()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The taskdb process `unshare` forked (its PID outside the namespace):
+/// unshare does not pass SIGTERM on to its child.
+fn namespaced_taskdb_pid(unshare: &Child) -> u32 {
+    let pid = unshare.id();
+    let mut children = String::new();
+    wait_until("unshare forks taskdb", Duration::from_secs(5), || {
+        children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        !children.trim().is_empty()
+    });
+    children.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_build_alone() {
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000003"])
+        .assert()
+        .success();
+    // Enough rows that the index build takes a while.
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title, completed)
+           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
+    );
+    let name = db.pg_name().unwrap().to_string();
+    let building = || {
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{name}' \
+              AND query ILIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
+        ))
+    };
+    // Replica A builds the index, replica B waits for the migration lock;
+    // both are PID 1 in their own namespaces.
+    let active = spawn_taskdb_as_pid_1(&db, &["migrate"]);
+    wait_until(
+        "replica A builds the index",
+        Duration::from_secs(20),
+        || building() > 0,
+    );
+    let mut waiting = spawn_taskdb_as_pid_1(&db, &["migrate"]);
+    let _stdout = read_until(&mut waiting, "Waiting for another migrator");
+    assert!(
+        building() > 0,
+        "the build finished before the test could signal"
+    );
+    let status = Command::new("kill")
+        .args(["-s", "TERM", &namespaced_taskdb_pid(&waiting).to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let waited = wait_with_limit(waiting, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("waiting for another migrator's lock, so no migration was in progress"),
+        "{stderr}"
+    );
+    let finished = wait_with_limit(active, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    assert!(
+        finished.status.success(),
+        "replica A failed: {}{stdout}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid"
+        ),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM __taskdb_ledger WHERE state <> 'applied'"),
+        0,
+        "nothing is dirty or left running"
     );
     db.taskdb().arg("verify").assert().success();
 }

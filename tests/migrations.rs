@@ -2,6 +2,8 @@
 //! the generated schema.rs; `--to`, rollback and redo through the library.
 
 mod common;
+#[path = "rows/mod.rs"]
+mod rows;
 
 use std::process::Command;
 
@@ -152,6 +154,26 @@ fn diesel_for(backend: Backend, args: &[&str], url: &str) -> Command {
     cmd
 }
 
+/// A diesel CLI config naming only `backend`'s migration directory. A
+/// revert changes the schema whenever the newest migration changes columns
+/// (most do): under diesel.toml the CLI would then rewrite src/schema.rs,
+/// or with `--locked-schema` refuse. Without a `[print_schema]` section it
+/// leaves the schema file alone, as diesel-sqlite.toml does.
+fn migrations_only_config(backend: Backend) -> tempfile::NamedTempFile {
+    let mut config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir_for(backend));
+    std::io::Write::write_all(
+        &mut config,
+        format!(
+            "[migrations_directory]\ndir = {:?}\n",
+            dir.display().to_string()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    config
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run {cmd:?}: {e} (scripts/test-env installs the diesel CLI)")
@@ -222,12 +244,21 @@ both_backends!(
             migrate::migrations(db.backend).len(),
             "{list}"
         );
-        // And the diesel CLI can revert what taskdb applied.
-        let mut revert = diesel_for(db.backend, &["migration", "revert"], db.url());
-        if db.backend == Backend::Postgres {
-            revert.arg("--locked-schema");
-        }
+        // And the diesel CLI can revert what taskdb applied, whatever the
+        // newest migration changes.
+        let config = migrations_only_config(db.backend);
+        let mut revert = diesel_cli();
+        revert.args(["migration", "revert", "--database-url", db.url()]);
+        revert.args(["--migration-dir", dir_for(db.backend), "--config-file"]);
+        revert.arg(config.path());
+        let schema_rs = concat!(env!("CARGO_MANIFEST_DIR"), "/src/schema.rs");
+        let committed = std::fs::read_to_string(schema_rs).unwrap();
         run_ok(&mut revert);
+        assert_eq!(
+            std::fs::read_to_string(schema_rs).unwrap(),
+            committed,
+            "the diesel CLI rewrote src/schema.rs"
+        );
         let status = String::from_utf8(
             db.taskdb()
                 .arg("status")
@@ -318,4 +349,38 @@ fn sqlite_enforces_foreign_keys_on_every_connection() {
         ),
         ["1"]
     );
+}
+
+#[test]
+fn sqlite_every_migration_applies_to_tables_holding_rows() {
+    // SQLite accepts `ADD COLUMN … DEFAULT CURRENT_TIMESTAMP` on an empty
+    // table and refuses it once the table has rows: apply the migrations one
+    // by one, every table that exists by then holding a row.
+    let db = TestDb::empty(Backend::Sqlite);
+    let url = db.database_url();
+    for m in migrate::migrations(Backend::Sqlite) {
+        rows::fill_every_table(&db);
+        Migrator::new(url.clone())
+            .migrate(Some(&m.version()))
+            .unwrap_or_else(|e| panic!("{} on tables holding rows: {e}", m.dir_name()));
+    }
+    rows::fill_every_table(&db);
+    rows::assert_every_table_has_rows(&db);
+    assert!(!rows::tables(&db).is_empty());
+}
+
+#[test]
+fn tables_holding_rows_catch_a_non_constant_default_sqlite() {
+    // The check above can fail: the trap it guards against, on a database
+    // built the same way.
+    let db = TestDb::migrated(Backend::Sqlite);
+    let trap = "ALTER TABLE tasks ADD COLUMN due_date TIMESTAMP DEFAULT CURRENT_TIMESTAMP";
+    db.execute(&format!(
+        "SAVEPOINT empty; {trap}; ROLLBACK TO empty; RELEASE empty"
+    ));
+    rows::fill_every_table(&db);
+    rows::assert_every_table_has_rows(&db);
+    let err =
+        diesel::connection::SimpleConnection::batch_execute(&mut db.conn(), trap).unwrap_err();
+    assert!(err.to_string().contains("non-constant default"), "{err}");
 }

@@ -85,7 +85,7 @@ both_backends!(a_gap_in_the_middle_still_refuses, migrated, |db| {
             assert!(
                 blocked
                     .iter()
-                    .any(|b| b.version == removed && b.state == MigrationState::Missing),
+                    .any(|b| b.version == removed && b.reason == taskdb::BlockReason::Missing),
                 "{err}"
             );
         }
@@ -119,21 +119,29 @@ fn concurrent_index_statements_waiting(db: &TestDb) -> i64 {
     )
 }
 
-#[test]
-fn rollback_chooses_what_to_revert_under_the_migration_lock() {
+/// A database migrated up to the foreign key, and a `migrate` holding the
+/// migration lock while its concurrent index build waits for a writer's
+/// open transaction (returned: commit it to let the build go on).
+fn migrate_waiting_in_its_index_build() -> (TestDb, PgConnection, std::process::Child) {
     let db = TestDb::empty(Backend::Postgres);
     db.taskdb()
         .args(["migrate", "--to", "2026-02-08-000003"])
         .assert()
         .success();
-    // `migrate` takes the lock and waits in its index build …
-    let mut writer = hold_a_write_lock_on_tasks(&db);
+    let writer = hold_a_write_lock_on_tasks(&db);
     let migrate = spawn_taskdb_at(db.url(), &["migrate"]);
     wait_until(
         "migrate waits in its index build",
         Duration::from_secs(30),
         || concurrent_index_statements_waiting(&db) > 0,
     );
+    (db, writer, migrate)
+}
+
+#[test]
+fn rollback_chooses_what_to_revert_under_the_migration_lock() {
+    // `migrate` takes the lock and waits in its index build …
+    let (db, mut writer, migrate) = migrate_waiting_in_its_index_build();
     // … while a rollback planned against the state before it (the foreign
     // key is the newest migration) waits for the lock.
     let mut rollback = spawn_taskdb_at(db.url(), &["rollback", "--steps", "1", "--yes"]);
@@ -336,18 +344,7 @@ fn a_connection_lost_mid_step_is_named_as_such() {
 
 #[test]
 fn status_calls_a_build_in_progress_running_not_interrupted() {
-    let db = TestDb::empty(Backend::Postgres);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000003"])
-        .assert()
-        .success();
-    let mut writer = hold_a_write_lock_on_tasks(&db);
-    let migrate = spawn_taskdb_at(db.url(), &["migrate"]);
-    wait_until(
-        "migrate waits in its index build",
-        Duration::from_secs(30),
-        || concurrent_index_statements_waiting(&db) > 0,
-    );
+    let (db, mut writer, migrate) = migrate_waiting_in_its_index_build();
     let out = db.taskdb().arg("status").output().unwrap();
     let text = stdout_and_stderr(&out);
     let line = text

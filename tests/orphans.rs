@@ -202,3 +202,143 @@ fn the_library_runner_stops_too() {
     );
     assert!(predicate::str::contains("ghost-a").eval(&err.to_string()));
 }
+
+/// The app's database from before user accounts: a `tasks` table whose rows
+/// all belong to the development user `user123`, and no `users` table.
+fn pre_auth_app(backend: Backend) -> TestDb {
+    let db = TestDb::empty(backend);
+    match backend {
+        // As SQLModel created it (see tests/fixtures/legacy_postgres.sql).
+        Backend::Postgres => db.execute(
+            "CREATE TABLE tasks (
+                id SERIAL NOT NULL,
+                user_id VARCHAR(255) NOT NULL,
+                title VARCHAR(255) NOT NULL,
+                description TEXT,
+                completed BOOLEAN NOT NULL DEFAULT false,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (id)
+            );
+            CREATE INDEX ix_tasks_user_id ON tasks (user_id);",
+        ),
+        Backend::Sqlite => {
+            db.taskdb()
+                .args(["migrate", "--to", "2026-02-08-000001"])
+                .assert()
+                .success();
+        }
+    }
+    db.execute(
+        "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) VALUES
+           ('user123', 'Buy groceries', false, '2026-01-10 09:00:00', '2026-01-10 09:00:00'),
+           ('user123', 'Write report', true, '2026-01-11 14:30:00', '2026-01-12 08:15:00'),
+           ('user123', 'Call the bank', false, '2026-01-15 10:00:00', '2026-01-15 10:00:00');",
+    );
+    db
+}
+
+both_backends!(seed_is_the_remedy_for_the_dev_users_tasks, empty, |_db| {
+    let db = pre_auth_app(_db.backend);
+    let out = db.taskdb().arg("migrate").assert().failure().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("3 task(s) belong to no user"), "{stderr}");
+    // The error names the remedy the seed was made for.
+    assert!(stderr.contains("`taskdb seed`"), "{stderr}");
+    assert!(stderr.contains("user123"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(applied(&db), safe_steps(db.backend));
+
+    // The remedy works without hand-written SQL.
+    db.taskdb()
+        .arg("seed")
+        .assert()
+        .success()
+        .stdout(contains("Created user user123 <test@example.com>"));
+    db.taskdb().arg("seed").assert().success();
+    db.taskdb()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(contains("no orphaned tasks"));
+    db.taskdb()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(contains("Pending: 0"));
+    // The app's tasks kept their owner and now have a user behind it.
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM tasks t JOIN users u ON u.id = t.user_id WHERE u.id = 'user123'"
+        ),
+        3
+    );
+    let mut conn = db.conn();
+    assert!(taskdb::models::user::authenticate(
+        &mut conn,
+        "test@example.com",
+        taskdb::seed::DEV_USER_PASSWORD
+    )
+    .unwrap()
+    .is_some());
+});
+
+both_backends!(seed_demo_works_once_the_tables_exist, empty, |_db| {
+    let db = pre_auth_app(_db.backend);
+    db.taskdb().arg("migrate").assert().failure().code(1);
+    db.taskdb()
+        .args(["seed", "demo", "--users", "3", "--tasks-per-user", "2"])
+        .assert()
+        .success()
+        .stdout(contains("Created 3 demo user(s) and 6 task(s)"));
+});
+
+both_backends!(
+    the_seed_remedy_is_named_only_for_the_dev_user,
+    empty,
+    |_db| {
+        let db = with_orphans(_db.backend);
+        let out = db.taskdb().arg("migrate").assert().failure().code(1);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(!stderr.contains("taskdb seed"), "{stderr}");
+    }
+);
+
+#[test]
+fn seed_without_a_users_table_says_to_migrate() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let db = TestDb::empty(backend);
+        if backend == Backend::Sqlite {
+            // The tasks table alone, as the app had it.
+            db.taskdb()
+                .args(["migrate", "--to", "2026-02-08-000001"])
+                .assert()
+                .success();
+        }
+        for args in [&["seed"][..], &["seed", "demo"][..]] {
+            let out = db.taskdb().args(args).assert().failure().code(1);
+            let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+            assert!(stderr.contains("no `users` table"), "{backend}: {stderr}");
+            assert!(stderr.contains("`taskdb migrate`"), "{backend}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn seed_refuses_a_users_table_of_another_shape() {
+    let db = TestDb::empty(Backend::Sqlite);
+    db.taskdb()
+        .args(["migrate", "--to", "2026-02-08-000001"])
+        .assert()
+        .success();
+    db.execute(
+        "CREATE TABLE users (id VARCHAR(255) PRIMARY KEY NOT NULL, email VARCHAR(255) NOT NULL)",
+    );
+    let out = db.taskdb().arg("seed").assert().failure().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("password_hash") && stderr.contains("`taskdb migrate`"),
+        "{stderr}"
+    );
+}

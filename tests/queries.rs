@@ -346,3 +346,125 @@ fn both_backends_give_the_same_answers() {
         .collect();
     assert_eq!(answers[0], answers[1]);
 }
+
+/// The one-line message for a value longer than its VARCHAR(255) column:
+/// names the field and the limit, on both backends (SQLite would store it).
+fn assert_too_long(err: &Error, field: &str) {
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{field} is 300 characters long")),
+        "{text}"
+    );
+    assert!(text.contains("at most 255 characters"), "{text}");
+    assert!(!text.contains("character varying"), "{text}");
+    assert!(!text.contains(&"x".repeat(300)), "{text}");
+}
+
+both_backends!(too_long_values_name_the_field_and_limit, migrated, |db| {
+    let mut conn = db.conn();
+    let long = "x".repeat(300);
+    let email = format!("{}@example.com", "x".repeat(288));
+    let cases = [
+        (
+            NewUser {
+                name: Some(&long),
+                ..new_user("u1", "u1@example.com")
+            },
+            "user name",
+        ),
+        (new_user(&long, "u1@example.com"), "user id"),
+        (new_user("u1", &email), "email"),
+    ];
+    for (new, field) in cases {
+        let err = user::create(&mut conn, new).unwrap_err();
+        assert_too_long(&err, field);
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM users"), 0);
+
+    user::create(&mut conn, new_user("u1", "u1@example.com")).unwrap();
+    let err = user::rename(&mut conn, "u1", Some(&long)).unwrap_err();
+    assert_too_long(&err, "user name");
+    let long_title = NewTask {
+        title: &long,
+        ..Default::default()
+    };
+    assert_too_long(
+        &task::create(&mut conn, "u1", long_title).unwrap_err(),
+        "task title",
+    );
+    let ok = NewTask {
+        title: "short",
+        ..Default::default()
+    };
+    assert_too_long(&task::create(&mut conn, &long, ok).unwrap_err(), "user id");
+    let t = task::create(&mut conn, "u1", ok).unwrap();
+    let err = task::update(
+        &mut conn,
+        "u1",
+        t.id,
+        TaskChanges {
+            title: Some(&long),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_too_long(&err, "task title");
+    assert_eq!(
+        user::find_by_id(&mut conn, "u1")
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Someone")
+    );
+    assert_eq!(
+        task::get(&mut conn, "u1", t.id).unwrap().unwrap().title,
+        "short"
+    );
+});
+
+// VARCHAR(255) counts characters: 255 of them fit even when they take more
+// bytes.
+both_backends!(the_length_limit_counts_characters, migrated, |db| {
+    let mut conn = db.conn();
+    let id = "é".repeat(255);
+    let name = "名".repeat(255);
+    let created = user::create(
+        &mut conn,
+        NewUser {
+            name: Some(&name),
+            ..new_user(&id, "e@example.com")
+        },
+    )
+    .unwrap();
+    let title = "ü".repeat(255);
+    let t = task::create(
+        &mut conn,
+        &created.id,
+        NewTask {
+            title: &title,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(t.title, title);
+    let err = user::create(
+        &mut conn,
+        NewUser {
+            name: Some(&"名".repeat(256)),
+            ..new_user("u2", "u2@example.com")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLong {
+                field: "user name",
+                length: 256,
+                max: 255
+            }
+        ),
+        "{err:?}"
+    );
+});

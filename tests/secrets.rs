@@ -104,6 +104,20 @@ fn error_paths_of_every_command_hide_the_password() {
             format!("mysql://app:{SENTINEL}@127.0.0.1/tasks"),
         ),
         (
+            "`#` and `?` in the password",
+            format!(
+                "postgres://app:a#b?{SENTINEL}@127.0.0.1:{}/tasks",
+                closed_port()
+            ),
+        ),
+        (
+            "secret query parameters",
+            format!(
+                "postgres://app@127.0.0.1:{}/tasks?sslmode=prefer&sslpassword={SENTINEL}&pass%77ord={SENTINEL}",
+                closed_port()
+            ),
+        ),
+        (
             "password as a query parameter",
             format!(
                 "postgres://app@127.0.0.1:{}/tasks?password={SENTINEL}",
@@ -185,6 +199,15 @@ fn usage_errors_and_bad_dotenv_hide_the_password() {
         vec![url.clone()],
         vec!["migrate".into(), url.clone()],
         vec!["status".into(), "--format".into(), url.clone()],
+        // Where the authority does not end at `#`, `?` or a space.
+        vec![
+            "migrate".into(),
+            format!("postgres://app:a#b?c {SENTINEL}@db.example.com/tasks"),
+        ],
+        vec![
+            "migrate".into(),
+            format!("postgres://app@db.example.com/tasks?sslpassword={SENTINEL}"),
+        ],
     ];
     for args in &cases {
         let mut cmd = taskdb_cmd();

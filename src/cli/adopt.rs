@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts};
+use super::Database;
 use crate::adopt::{self, Adoption};
 
 /// `adopt --help`.
@@ -28,13 +28,8 @@ Python runner never ran on SQLite.";
 #[derive(Debug, Args)]
 pub struct Opts {}
 
-pub fn run(
-    _opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    match adopt::adopt(&db.url, global.wait)? {
+pub fn run(_opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    match adopt::adopt(&db.url, db.wait)? {
         Adoption::AlreadyManaged { applied } => {
             writeln!(
                 out,

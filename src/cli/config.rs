@@ -21,8 +21,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::db::DatabaseUrl;
+use crate::db::{self, AnyConnection, DatabaseUrl};
 use crate::error::{Error, Result};
 
 /// The two variables that name a database.
@@ -92,13 +93,17 @@ impl fmt::Display for UrlSource {
     }
 }
 
-/// The database a command uses.
+/// The database a command uses, and how to reach it: what every
+/// subcommand gets (like sqlx-cli's `ConnectOpts`).
 #[derive(Debug, Clone)]
-pub struct DatabaseChoice {
+pub struct Database {
     pub url: DatabaseUrl,
     pub source: UrlSource,
     /// URLs that were set, differ from the one used, and lost by precedence.
     pub ignored: Vec<UrlSource>,
+    /// `--wait`: keep retrying the first connection this long while the
+    /// server is unreachable (`None`: fail at once).
+    pub wait: Option<Duration>,
 }
 
 /// The database URLs written in `.env`, kept apart from the environment so
@@ -171,7 +176,7 @@ fn find_dotenv(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
-impl DatabaseChoice {
+impl Database {
     /// Picks the URL by the precedence above. `flag` is `--database-url`
     /// when given on the command line (not clap's fallback to
     /// `DATABASE_URL`); `prefer_direct` is true for schema-changing commands.
@@ -208,10 +213,11 @@ impl DatabaseChoice {
     fn choose(candidates: Vec<(UrlSource, String)>) -> Result<Self> {
         let mut set = candidates.into_iter();
         let Some((source, chosen)) = set.next() else {
-            return Ok(DatabaseChoice {
+            return Ok(Database {
                 url: DatabaseUrl::default_sqlite(),
                 source: UrlSource::Default,
                 ignored: Vec::new(),
+                wait: None,
             });
         };
         let chose_direct = source.variable() == Some(UrlVariable::DirectDatabaseUrl);
@@ -225,11 +231,24 @@ impl DatabaseChoice {
             })
             .map(|(lost, _)| lost)
             .collect();
-        Ok(DatabaseChoice {
+        Ok(Database {
             url: parse_from(&chosen, source)?,
             source,
             ignored,
+            wait: None,
         })
+    }
+
+    /// The same database, reached with `--wait`'s patience.
+    pub fn with_wait(mut self, wait: Option<Duration>) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Opens a connection, retrying for [`wait`](Self::wait) while the
+    /// server is unreachable.
+    pub fn connect(&self) -> Result<AnyConnection> {
+        db::connect_with_wait(&self.url, self.wait)
     }
 
     /// `postgres://app@db/tasks (from DATABASE_URL)`, plus the URLs that
@@ -288,8 +307,8 @@ mod tests {
     const STAGING: &str = "postgres://app@staging/tasks";
     const OTHER: &str = "postgres://app@other/tasks";
 
-    fn choose(candidates: &[(UrlSource, &str)]) -> DatabaseChoice {
-        DatabaseChoice::choose(
+    fn choose(candidates: &[(UrlSource, &str)]) -> Database {
+        Database::choose(
             candidates
                 .iter()
                 .map(|(s, u)| (*s, u.to_string()))
@@ -355,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_bad_url_names_where_it_came_from() {
-        let err = DatabaseChoice::choose(vec![(DotEnv(Direct), "mysql://x/y".into())])
+        let err = Database::choose(vec![(DotEnv(Direct), "mysql://x/y".into())])
             .unwrap_err()
             .to_string();
         assert!(err.contains("from DIRECT_DATABASE_URL in .env"), "{err}");

@@ -7,10 +7,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::migrate::migrator;
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{describe_blockers, resolve, LocalMigration, RollbackTarget};
+use super::session::migrator;
+use super::{Database, MigrateOpts};
+use crate::migrate::{resolve, LocalMigration, RollbackTarget};
 
 fn header(
     out: &mut Output<'_>,
@@ -33,24 +33,21 @@ fn header(
 /// Prints what `taskdb migrate [--to VERSION]` would apply.
 pub fn migrate(
     to: Option<&str>,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
+    db: &Database,
+    opts: &MigrateOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let limit = to
-        .map(|v| resolve(db.url.backend(), v).map(|m| m.version()))
-        .transpose()?;
-    let mut migrator = migrator(db, global, opts);
+    // An unknown version is an error before anything connects.
+    if let Some(to) = to {
+        resolve(db.url.backend(), to)?;
+    }
+    let mut migrator = migrator(db, opts);
     let plan = migrator.plan()?;
     if let Err(crate::Error::MigrationsBlocked(blocked)) = plan.ensure_runnable() {
-        anyhow::bail!("migrate would refuse: {}", describe_blockers(&blocked));
+        let reasons: Vec<String> = blocked.iter().map(ToString::to_string).collect();
+        anyhow::bail!("migrate would refuse: {}", reasons.join("; "));
     }
-    let todo: Vec<LocalMigration> = plan
-        .pending()
-        .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
-        .filter_map(|e| e.local)
-        .collect();
+    let todo = plan.pending_up_to(to)?;
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
         crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
         for line in
@@ -88,12 +85,11 @@ pub fn migrate(
 /// Prints what `taskdb rollback` would revert for `target`.
 pub fn rollback(
     target: &RollbackTarget,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    opts: &MigrationOpts,
+    db: &Database,
+    opts: &MigrateOpts,
     out: &mut Output<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let mut migrator = migrator(db, global, opts);
+    let mut migrator = migrator(db, opts);
     let reverting = migrator.rollback_targets(target)?;
     writeln!(
         out,

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::output::Output;
-use super::{DatabaseChoice, UrlSource};
-use crate::db::Backend;
+use crate::db::{Backend, DatabaseUrl};
 use crate::lint::{self, render};
 
 pub const LONG_ABOUT: &str = "\
@@ -98,7 +97,42 @@ fn usage(message: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(2))
 }
 
-pub fn run(opts: &Opts, db: &DatabaseChoice, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+/// Runs lint as the whole process: `flag` is `--database-url` when it was
+/// given on the command line.
+pub fn main(opts: &Opts, flag: Option<&str>) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = Output::new(stdout.lock());
+    let url = match flag.map(DatabaseUrl::parse).transpose() {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: {}", crate::db::one_line(&e.to_string()));
+            return ExitCode::from(1);
+        }
+    };
+    match run(opts, url.as_ref(), &mut out) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = out.flush();
+            let text = format!("{e:#}");
+            let text = match &url {
+                Some(url) => url.scrub(&text),
+                None => text,
+            };
+            eprintln!(
+                "error: {}",
+                crate::db::one_line(&crate::db::mask_url_passwords(&text))
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Lints; with `url` (PostgreSQL), adds live table sizes.
+pub fn run(
+    opts: &Opts,
+    url: Option<&DatabaseUrl>,
+    out: &mut Output<'_>,
+) -> anyhow::Result<ExitCode> {
     let paths = if opts.paths.is_empty() {
         vec![
             PathBuf::from("migrations/postgres"),
@@ -160,8 +194,8 @@ pub fn run(opts: &Opts, db: &DatabaseChoice, out: &mut Output<'_>) -> anyhow::Re
         Ok(r) => r,
         Err(e) => return usage(&e.0),
     };
-    if db.source == UrlSource::Flag && db.url.backend() == Backend::Postgres {
-        let mut conn = crate::db::connect(&db.url)?;
+    if let Some(url) = url.filter(|u| u.backend() == Backend::Postgres) {
+        let mut conn = crate::db::connect(url)?;
         lint::preflight::annotate(&mut conn, &mut report.findings)?;
     }
     match opts.format {

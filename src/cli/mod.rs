@@ -8,6 +8,7 @@ mod config;
 mod dry_run;
 mod lint;
 mod migrate;
+mod new;
 mod orphans;
 mod output;
 mod progress;
@@ -15,6 +16,7 @@ mod redo;
 mod repair;
 mod rollback;
 mod seed;
+mod session;
 mod status;
 mod verify;
 
@@ -25,7 +27,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use config::{DatabaseChoice, DotEnvUrls, UrlSource, UrlVariable};
+pub use config::{Database, DotEnvUrls, UrlSource, UrlVariable};
 
 /// Schema, migrations and seed data for the task app's users and tasks.
 ///
@@ -52,7 +54,7 @@ pub struct GlobalOpts {
     /// file:path or a path ending in .db/.sqlite/.sqlite3; beats
     /// DIRECT_DATABASE_URL, DATABASE_URL and .env
     // `env` only documents the variable in --help: the field may hold
-    // $DATABASE_URL, and the URL a command uses is `DatabaseChoice`.
+    // $DATABASE_URL, and the URL a command uses is `Database`.
     #[arg(
         long,
         short = 'D',
@@ -67,6 +69,17 @@ pub struct GlobalOpts {
     /// (e.g. 30s, 2m); without it an unreachable server fails at once
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+
+    /// How long a SQLite command waits for another connection's write lock
+    /// before it fails (e.g. 500ms, 30s, 2m)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "TASKDB_SQLITE_BUSY_TIMEOUT",
+        default_value_t = DurationArg(crate::db::SQLITE_BUSY_TIMEOUT)
+    )]
+    pub sqlite_busy_timeout: DurationArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +107,9 @@ pub enum Command {
     /// taskdb, recording the migrations it already satisfies
     #[command(long_about = adopt::LONG_ABOUT)]
     Adopt(adopt::Opts),
+    /// Write the next migration for both backends, in its online-safe shape
+    #[command(long_about = new::LONG_ABOUT)]
+    New(new::Opts),
     /// Check migrations for statements that block a busy table or break the
     /// running app, with the safe way to write each
     #[command(long_about = lint::LONG_ABOUT)]
@@ -109,17 +125,18 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Settings of commands that change the schema.
+/// The command-line form of [`MigrateOptions`](crate::migrate::MigrateOptions):
+/// settings of commands that change the schema.
 #[derive(Debug, Clone, Args)]
-pub struct MigrationOpts {
+pub struct MigrateOpts {
     /// How long one DDL statement may wait for a table lock before it is
     /// rolled back and retried, so the app's queries never queue behind it
     /// for longer (PostgreSQL)
-    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value = "50ms", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[arg(long, value_name = "DURATION", env = "TASKDB_LOCK_TIMEOUT", default_value_t = DurationArg(crate::migrate::DEFAULT_LOCK_TIMEOUT))]
+    pub lock_timeout: DurationArg,
 
     /// How many times a step that hit the lock timeout is retried
-    #[arg(long, value_name = "N", default_value_t = taskdb_default_retries())]
+    #[arg(long, value_name = "N", default_value_t = crate::migrate::DEFAULT_LOCK_RETRIES)]
     pub lock_retries: u32,
 
     /// Refuse to start when `taskdb lint` finds an error (not allowed) in a
@@ -131,8 +148,41 @@ pub struct MigrationOpts {
     pub unsafe_threshold: u64,
 }
 
-fn taskdb_default_retries() -> u32 {
-    crate::migrate::DEFAULT_LOCK_RETRIES
+impl MigrateOpts {
+    /// The library's options for a run against `db`.
+    pub fn options(&self, db: &Database) -> crate::migrate::MigrateOptions {
+        crate::migrate::MigrateOptions {
+            lock_timeout: self.lock_timeout.0,
+            lock_retries: self.lock_retries,
+            wait: db.wait,
+            unsafe_threshold: self.unsafe_threshold,
+            ..crate::migrate::MigrateOptions::default()
+        }
+    }
+}
+
+/// A duration on the command line: parsed by [`parse_duration`], shown as
+/// `50ms` / `30s` (so a default is written once, as a `Duration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl std::str::FromStr for DurationArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(DurationArg)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -185,6 +235,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout.0);
+    if let Command::Lint(opts) = &cli.command {
+        // Reads migration files, and a database only when --database-url
+        // names one: DATABASE_URL and .env have no say.
+        return lint::main(opts, flag.as_deref());
+    }
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files and reads no database: a URL set anywhere,
+        // valid or not, has no say.
+        let stdout = io::stdout();
+        let mut out = output::Output::new(stdout.lock());
+        return match new::run(opts, &mut out) {
+            Ok(code) => code,
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("error: {}", crate::db::one_line(&error_chain(&e)));
+                ExitCode::from(1)
+            }
+        };
+    }
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
@@ -195,14 +265,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let choice =
-        match DatabaseChoice::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url()) {
-            Ok(choice) => choice,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        };
+    let choice = match Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())
+    {
+        Ok(choice) => choice.with_wait(cli.global.wait),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let stdout = io::stdout();
     let mut out = output::Output::new(stdout.lock());
     match run(&cli, &choice, &mut out) {
@@ -212,8 +282,14 @@ pub fn main() -> ExitCode {
         Err(_) if crate::interrupt::received().is_some() => {
             let _ = out.flush();
             let signal = crate::interrupt::received().unwrap_or_default();
+            // Whatever handled the interruption says what it left behind;
+            // otherwise it was a migration step, rolled back.
+            let outcome = crate::interrupt::outcome().unwrap_or_else(|| {
+                "the migration in progress was rolled back; run the command again to finish"
+                    .to_string()
+            });
             eprintln!(
-                "error: interrupted by {}: the migration in progress was rolled back; run the command again to finish",
+                "error: interrupted by {}: {outcome}",
                 crate::interrupt::signal_name(signal)
             );
             ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1))
@@ -300,11 +376,11 @@ impl Command {
 }
 
 /// Runs one parsed command.
-pub fn run(
-    cli: &Cli,
-    db: &DatabaseChoice,
-    out: &mut output::Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Result<ExitCode> {
+    if let Command::New(opts) = &cli.command {
+        // Writes migration files; no database is involved.
+        return new::run(opts, out);
+    }
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
     }
@@ -315,16 +391,19 @@ pub fn run(
         );
     }
     match &cli.command {
-        Command::Migrate(opts) => migrate::run(opts, db, &cli.global, out),
-        Command::Status(opts) => status::run(opts, db, &cli.global, out),
-        Command::Rollback(opts) => rollback::run(opts, db, &cli.global, out),
-        Command::Redo(opts) => redo::run(opts, db, &cli.global, out),
-        Command::Seed(opts) => seed::run(opts, db, &cli.global, out),
-        Command::Orphans(opts) => orphans::run(opts, db, &cli.global, out),
-        Command::Repair(opts) => repair::run(opts, db, &cli.global, out),
-        Command::Verify(opts) => verify::run(opts, db, &cli.global, out),
-        Command::Adopt(opts) => adopt::run(opts, db, &cli.global, out),
-        Command::Lint(opts) => lint::run(opts, db, out),
+        Command::Migrate(opts) => migrate::run(opts, db, out),
+        Command::Status(opts) => status::run(opts, db, out),
+        Command::Rollback(opts) => rollback::run(opts, db, out),
+        Command::Redo(opts) => redo::run(opts, db, out),
+        Command::Seed(opts) => seed::run(opts, db, out),
+        Command::Orphans(opts) => orphans::run(opts, db, out),
+        Command::Repair(opts) => repair::run(opts, db, out),
+        Command::Verify(opts) => verify::run(opts, db, out),
+        Command::Adopt(opts) => adopt::run(opts, db, out),
+        Command::New(opts) => new::run(opts, out),
+        Command::Lint(opts) => {
+            lint::run(opts, (db.source == UrlSource::Flag).then_some(&db.url), out)
+        }
     }
 }
 
@@ -367,6 +446,18 @@ mod tests {
         // DATABASE_URL the test runner happens to export.
         let (_, flag) = parse(["taskdb", "status"]).unwrap();
         assert_eq!(flag, None);
+    }
+
+    #[test]
+    fn duration_arguments_show_as_they_are_typed() {
+        assert_eq!(
+            DurationArg(crate::migrate::DEFAULT_LOCK_TIMEOUT).to_string(),
+            "50ms"
+        );
+        assert_eq!(DurationArg(Duration::from_secs(30)).to_string(), "30s");
+        for text in ["50ms", "30s", "1500ms"] {
+            assert_eq!(text.parse::<DurationArg>().unwrap().to_string(), text);
+        }
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts};
-use crate::db;
+use super::Database;
 use crate::models::user;
 use crate::orphans;
 
@@ -28,13 +27,8 @@ pub struct Opts {
     pub yes: bool,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let mut conn = db.connect()?;
     let found = orphans::find(&mut conn)?;
     if found.is_empty() {
         writeln!(out, "No orphaned tasks: every task belongs to a user.")?;

@@ -5,6 +5,8 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
+pub(crate) use crate::error::human_duration;
+
 /// Command output; lines go to stdout until its reader has gone, then
 /// nowhere.
 pub struct Output<'a> {
@@ -83,6 +85,15 @@ pub fn confirm(change: &str, yes: bool, out: &mut Output<'_>) -> anyhow::Result<
         anyhow::bail!("not confirmed; nothing was changed");
     }
     Ok(())
+}
+
+/// `Applied` from `applied`: a state name at the start of a summary line.
+pub fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::{human_duration, migrator};
+use super::output::human_duration;
 use super::output::Output;
-use super::rollback::confirm_data_loss;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use super::session::confirm_data_loss;
+use super::session::migrator;
+use super::{Database, MigrateOpts};
 use crate::migrate::RollbackTarget;
 
 #[derive(Debug, Args)]
@@ -23,16 +24,11 @@ pub struct Opts {
     pub yes: bool,
 
     #[command(flatten)]
-    pub migration: MigrationOpts,
+    pub migration: MigrateOpts,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    let mut migrator = migrator(db, global, &opts.migration);
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let mut migrator = migrator(db, &opts.migration);
     let reverting = migrator.rollback_targets(&RollbackTarget::Steps(opts.steps as usize))?;
     if reverting.is_empty() {
         anyhow::bail!("nothing to redo: no migration is applied");

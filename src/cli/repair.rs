@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::migrator;
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
+use super::session::migrator;
+use super::{Database, MigrateOpts};
 
 /// Re-records the checksum of a migration edited on purpose, forgets one
 /// removed from the code, and clears the dirty mark of one that failed
@@ -15,16 +15,11 @@ use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
 #[derive(Debug, Args)]
 pub struct Opts {
     #[command(flatten)]
-    pub migration: MigrationOpts,
+    pub migration: MigrateOpts,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    let mut migrator = migrator(db, global, &opts.migration);
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let mut migrator = migrator(db, &opts.migration);
     let repairs = migrator.repair()?;
     if repairs.is_empty() {
         writeln!(

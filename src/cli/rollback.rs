@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::migrate::{human_duration, migrator};
+use super::output::human_duration;
 use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts, MigrationOpts};
-use crate::migrate::{LocalMigration, Migrator, RollbackTarget};
+use super::session::{confirm_data_loss, migrator};
+use super::{Database, MigrateOpts};
+use crate::migrate::RollbackTarget;
 
 #[derive(Debug, Args)]
 #[group(id = "which", multiple = false)]
@@ -36,15 +37,10 @@ pub struct Opts {
     pub dry_run: bool,
 
     #[command(flatten)]
-    pub migration: MigrationOpts,
+    pub migration: MigrateOpts,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let target = if opts.all {
         RollbackTarget::All
     } else if let Some(to) = &opts.to {
@@ -53,9 +49,9 @@ pub fn run(
         RollbackTarget::Steps(opts.steps.unwrap_or(1) as usize)
     };
     if opts.dry_run {
-        return super::dry_run::rollback(&target, db, global, &opts.migration, out);
+        return super::dry_run::rollback(&target, db, &opts.migration, out);
     }
-    let mut migrator = migrator(db, global, &opts.migration);
+    let mut migrator = migrator(db, &opts.migration);
     let reverting = migrator.rollback_targets(&target)?;
     if reverting.is_empty() {
         if matches!(target, RollbackTarget::To(_)) {
@@ -86,33 +82,4 @@ pub fn run(
         human_duration(started.elapsed())
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Shows the tables that would be dropped with their rows, then needs
-/// `--yes`, or "yes" typed at a terminal. Without a terminal and without
-/// `--yes` it refuses rather than asks.
-pub(super) fn confirm_data_loss(
-    migrator: &mut Migrator<'_>,
-    reverting: &[LocalMigration],
-    yes: bool,
-    out: &mut Output<'_>,
-) -> anyhow::Result<()> {
-    let losses = migrator.data_loss(reverting)?;
-    if losses.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "This drops tables that hold data:")?;
-    for loss in &losses {
-        writeln!(
-            out,
-            "  {}: {} row(s) (dropped by {})",
-            loss.table, loss.rows, loss.migration
-        )?;
-    }
-    let summary = losses
-        .iter()
-        .map(|l| format!("{} ({} rows)", l.table, l.rows))
-        .collect::<Vec<_>>()
-        .join(", ");
-    super::output::confirm(&format!("drop {summary}"), yes, out)
 }

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts};
-use crate::db;
+use super::output::{self, Output};
+use super::Database;
 use crate::migrate::{MigrationPlan, MigrationState};
 
 #[derive(Debug, Args)]
@@ -29,16 +28,11 @@ pub struct Opts {
     pub format: super::OutputFormat,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let plan = if db.url.is_missing_sqlite_file() {
         MigrationPlan::for_new_database(db.url.backend())
     } else {
-        let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+        let mut conn = db.connect()?;
         let mut plan = MigrationPlan::load(&mut conn)?;
         plan.observe_running(&mut conn)?;
         plan
@@ -74,7 +68,7 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
     ] {
         let n = plan.count(state);
         if n > 0 {
-            writeln!(out, "{}: {n}", capitalised(state.as_str()))?;
+            writeln!(out, "{}: {n}", output::capitalised(state.as_str()))?;
         }
     }
     writeln!(out)?;
@@ -114,21 +108,13 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
 /// `status --format json`. The fields are a stable interface for deploy
 /// scripts and CI; see `Opts::format` for their meaning.
 mod json {
     use std::io::Write;
 
     use crate::cli::output::Output;
-    use crate::cli::DatabaseChoice;
+    use crate::cli::Database;
     use crate::migrate::{MigrationPlan, PlanEntry};
 
     #[derive(serde::Serialize)]
@@ -166,7 +152,7 @@ mod json {
 
     pub(super) fn print(
         plan: &MigrationPlan,
-        db: &DatabaseChoice,
+        db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
         let status = Status {

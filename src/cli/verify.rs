@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::output::Output;
-use super::{DatabaseChoice, GlobalOpts, OutputFormat};
-use crate::db;
+use super::output::{self, Output};
+use super::{Database, OutputFormat};
 use crate::verify::catalog::{ConstraintKind, Index, Table};
 use crate::verify::{self, Report};
 
@@ -19,7 +18,10 @@ pub(super) const LONG_ABOUT: &str = r#"Compares the live schema with the schema 
 fresh for the comparison: on PostgreSQL in a scratch database
 `taskdb_verify_<random>` created and dropped on the same server (needs
 CREATEDB; without it, in a schema of a transaction that is rolled back), on
-SQLite in memory. Compares tables, columns (type, nullability, default),
+SQLite in memory. Ctrl-C or SIGTERM drops the scratch database before
+exiting (130 / 143); one left behind by a verify that was killed outright
+is dropped by the next verify on the server, never one that a running
+verify still uses. Compares tables, columns (type, nullability, default),
 primary keys, unique rules, foreign keys (ON DELETE), indexes and the
 updated_at triggers, and always reports INVALID indexes, NOT VALID
 constraints and duplicate or redundant indexes. Tracking tables
@@ -73,13 +75,8 @@ struct JsonReport<'a> {
     schema: &'a verify::catalog::Schema,
 }
 
-pub fn run(
-    opts: &Opts,
-    db: &DatabaseChoice,
-    global: &GlobalOpts,
-    out: &mut Output<'_>,
-) -> anyhow::Result<ExitCode> {
-    let mut conn = db::connect_with_wait(&db.url, global.wait)?;
+pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    let mut conn = db.connect()?;
     // Best effort: a role may see the schema but not the tracking tables.
     let pending = crate::migrate::MigrationPlan::load(&mut conn)
         .ok()
@@ -129,7 +126,7 @@ fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     tables.sort_by_key(|t| (t.name != "users", t.name != "tasks", t.name.clone()));
     for table in &tables {
         writeln!(out)?;
-        writeln!(out, "{} Table:", capitalised(&table.name))?;
+        writeln!(out, "{} Table:", output::capitalised(&table.name))?;
         writeln!(
             out,
             "{:<15} {:<28} {:<9} Default",
@@ -148,7 +145,7 @@ fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     }
     for table in &tables {
         writeln!(out)?;
-        writeln!(out, "Indexes on {}:", capitalised(&table.name))?;
+        writeln!(out, "Indexes on {}:", output::capitalised(&table.name))?;
         if table.indexes.is_empty() {
             writeln!(out, "- none")?;
         }
@@ -230,12 +227,4 @@ fn describe_index(index: &Index) -> String {
             format!(" [{}]", notes.join(", "))
         }
     )
-}
-
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }

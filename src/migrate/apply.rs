@@ -21,20 +21,9 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::ledger::{self, LedgerState};
 use super::source::LocalMigration;
-use super::Event;
+use super::{Event, MigrateOptions};
 use crate::db::{one_line, AnyConnection, Backend};
 use crate::error::{Error, Result};
-
-/// Settings that shape how each step runs.
-#[derive(Debug, Clone)]
-pub struct StepSettings {
-    /// How long one DDL statement may wait for a lock (PostgreSQL).
-    pub lock_timeout: Duration,
-    /// How many times a step that hit the lock timeout is tried again.
-    pub lock_retries: u32,
-    /// Recorded in the ledger as who applied each migration.
-    pub applied_by: String,
-}
 
 /// What happened to one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +37,7 @@ pub enum StepOutcome {
 pub fn apply(
     conn: &mut AnyConnection,
     m: &LocalMigration,
-    settings: &StepSettings,
+    settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     if m.run_in_transaction() {
@@ -75,7 +64,7 @@ pub fn apply(
 fn apply_outside_transaction(
     conn: &mut AnyConnection,
     m: &LocalMigration,
-    settings: &StepSettings,
+    settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     // Recorded, yet marked `reverting`: a revert was cut off half-way and
@@ -149,7 +138,7 @@ fn apply_outside_transaction(
 pub fn revert(
     conn: &mut AnyConnection,
     m: &LocalMigration,
-    settings: &StepSettings,
+    settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     let Some(down) = m.down_sql() else {
@@ -217,7 +206,7 @@ pub fn revert(
 /// on PostgreSQL.
 pub(crate) fn in_write_transaction<T>(
     conn: &mut AnyConnection,
-    settings: &StepSettings,
+    settings: &MigrateOptions,
     body: impl FnOnce(&mut AnyConnection) -> Result<T>,
 ) -> Result<T> {
     match conn.backend() {
@@ -244,7 +233,7 @@ pub(crate) fn in_write_transaction<T>(
 /// the app's own retries do not fall into step).
 fn with_lock_retries(
     m: &LocalMigration,
-    settings: &StepSettings,
+    settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
     mut step: impl FnMut() -> Result<StepOutcome>,
 ) -> Result<StepOutcome> {

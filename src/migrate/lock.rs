@@ -23,6 +23,7 @@ use diesel::sql_types::Bool;
 
 use crate::db::{self, AnyConnection, DatabaseUrl};
 use crate::error::{Error, Result};
+use crate::interrupt::CancelGuard;
 
 /// Advisory lock key: "taskdb" in ASCII.
 pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_6462;
@@ -35,7 +36,18 @@ pub struct MigrationLock {
 
 impl MigrationLock {
     /// Takes the lock, calling `on_wait` once if another migrator holds it.
-    pub fn acquire(url: &DatabaseUrl, mut on_wait: impl FnMut()) -> Result<Self> {
+    pub fn acquire(url: &DatabaseUrl, on_wait: impl FnMut()) -> Result<Self> {
+        Self::acquire_watched(url, None, on_wait)
+    }
+
+    /// [`acquire`](Self::acquire), and once the lock is held `cancel`
+    /// watches the connection holding it, so a signal cancels only what
+    /// this process opened.
+    pub fn acquire_watched(
+        url: &DatabaseUrl,
+        cancel: Option<&CancelGuard>,
+        mut on_wait: impl FnMut(),
+    ) -> Result<Self> {
         if url.backend() == db::Backend::Sqlite {
             return Ok(MigrationLock { holder: None });
         }
@@ -47,15 +59,26 @@ impl MigrationLock {
             conn.batch_execute("BEGIN")
                 .map_err(|e| refuse_statement_pooling(url, e))?;
             if try_lock(&mut conn)? {
-                // The extended-protocol query above leaves its portal, and
-                // with it a snapshot, open until the next query; a snapshot
-                // would make CREATE INDEX CONCURRENTLY wait for this
-                // transaction. A simple query drops it.
+                // Learned inside the transaction that holds the lock: behind
+                // a transaction pooler only that pins the server backend, so
+                // the PID stays this connection's for the whole run.
+                if let Some(cancel) = cancel {
+                    cancel.watch(&mut conn)?;
+                }
+                // The extended-protocol queries above leave their portal,
+                // and with it a snapshot, open until the next query; a
+                // snapshot would make CREATE INDEX CONCURRENTLY wait for
+                // this transaction. A simple query drops it.
                 conn.batch_execute("SELECT 1")?;
                 return Ok(MigrationLock { holder: Some(conn) });
             }
             conn.batch_execute("ROLLBACK")?;
-            crate::interrupt::check()?;
+            if crate::interrupt::received().is_some() {
+                crate::interrupt::set_outcome(
+                    "it was waiting for another migrator's lock, so no migration was in progress; run the command again to finish",
+                );
+                return Err(Error::Interrupted);
+            }
             if !told {
                 on_wait();
                 told = true;

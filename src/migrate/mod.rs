@@ -1,34 +1,32 @@
 //! Migrations: what is compiled in ([`source`]), what the database has
-//! recorded ([`ledger`]), the two joined ([`plan`]), one migrator at a time
-//! ([`lock`]), running a step ([`apply`]) and what a rollback would destroy
-//! ([`rollback`]).
+//! recorded ([`ledger`]), the two joined ([`plan`]), checks before the
+//! first change ([`preflight`]), one migrator at a time ([`lock`]), running
+//! a step ([`apply`]) and what a rollback would destroy ([`data_loss`]).
 //!
 //! A backend calls [`run_pending`] on start-up. When nothing is pending it
 //! costs one query after connecting: no lock, no DDL, no writes.
 
 pub mod apply;
+pub mod data_loss;
 pub mod ledger;
 pub mod lock;
+mod migrator;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
-pub mod rollback;
 pub mod source;
 
 use std::time::Duration;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-pub use apply::StepSettings;
-pub use plan::{describe_blockers, Blocker, MigrationPlan, MigrationState, PlanEntry};
-pub use rollback::TableLoss;
+pub use data_loss::TableLoss;
+pub use migrator::Migrator;
+pub use plan::{MigrationPlan, MigrationState, PlanEntry};
 pub use source::{migrations, resolve, LocalMigration};
 
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
-use crate::error::{Error, Result};
-use crate::interrupt::{self, CancelGuard};
-use apply::StepOutcome;
-use lock::MigrationLock;
+use crate::db::DatabaseUrl;
+use crate::error::Result;
 
 /// The PostgreSQL migrations for Diesel's own harness (`MigrationHarness`),
 /// for code that wants the stock runner. taskdb's runner uses the same files.
@@ -102,7 +100,7 @@ pub enum Event<'a> {
     },
 }
 
-/// Settings of a migration run.
+/// Settings of a migration run, and of each step in it.
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
     /// How long one DDL statement may wait for a lock before it is retried.
@@ -165,389 +163,11 @@ pub struct Repair {
 /// migrations, then the app was rolled back) starts normally: a warning
 /// goes to stderr and nothing is applied past the gap-free part.
 pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
+    crate::db::refuse_in_memory(url, "run_pending")?;
     let mut migrator = Migrator::new(url.clone());
     let plan = migrator.plan()?;
     if let Some(warning) = plan.ahead_warning() {
         eprintln!("taskdb: warning: {warning}");
     }
     migrator.migrate_planned(&plan, None)
-}
-
-/// Runs migrations against one database: plan, lock, apply, record.
-pub struct Migrator<'r> {
-    url: DatabaseUrl,
-    /// `url` with this run's `application_name`, for the connections that
-    /// change the schema (so a signal handler can cancel them).
-    session_url: DatabaseUrl,
-    session_name: String,
-    options: MigrateOptions,
-    conn: Option<AnyConnection>,
-    cancel: Option<CancelGuard>,
-    report: Box<dyn FnMut(Event<'_>) + 'r>,
-}
-
-impl<'r> Migrator<'r> {
-    pub fn new(url: DatabaseUrl) -> Self {
-        let session_name = format!("taskdb-migrate-{}", std::process::id());
-        Migrator {
-            session_url: url.with_application_name(&session_name),
-            session_name,
-            url,
-            options: MigrateOptions::default(),
-            conn: None,
-            cancel: None,
-            report: Box::new(|_| {}),
-        }
-    }
-
-    pub fn with_options(mut self, options: MigrateOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Calls `report` with each [`Event`] of the run.
-    pub fn on_event(mut self, report: impl FnMut(Event<'_>) + 'r) -> Self {
-        self.report = Box::new(report);
-        self
-    }
-
-    pub fn url(&self) -> &DatabaseUrl {
-        &self.url
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.url.backend()
-    }
-
-    /// The migration connection, opened on first use.
-    pub fn connection(&mut self) -> Result<&mut AnyConnection> {
-        if self.conn.is_none() {
-            self.conn = Some(db::connect_with_wait(&self.session_url, self.options.wait)?);
-        }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| Error::MigrationState("no connection".into()))
-    }
-
-    /// The plan as the database stands. Changes nothing.
-    pub fn plan(&mut self) -> Result<MigrationPlan> {
-        if self.conn.is_none() && self.url.is_missing_sqlite_file() {
-            return Ok(MigrationPlan::for_new_database(self.backend()));
-        }
-        MigrationPlan::load(self.connection()?)
-    }
-
-    fn settings(&self) -> StepSettings {
-        StepSettings {
-            lock_timeout: self.options.lock_timeout,
-            lock_retries: self.options.lock_retries,
-            applied_by: self.options.applied_by.clone(),
-        }
-    }
-
-    /// Takes the lock and makes sure the tracking tables exist.
-    fn lock(&mut self) -> Result<MigrationLock> {
-        let lock = self.acquire_lock()?;
-        self.create_tracking_tables()?;
-        Ok(lock)
-    }
-
-    /// Takes the migration lock (and nothing else).
-    fn acquire_lock(&mut self) -> Result<MigrationLock> {
-        // From here on a signal rolls back instead of killing the process.
-        if self.cancel.is_none() {
-            self.cancel = Some(CancelGuard::register(&self.url, &self.session_name));
-        }
-        let report = &mut self.report;
-        MigrationLock::acquire(&self.session_url, || report(Event::LockWaiting))
-    }
-
-    fn create_tracking_tables(&mut self) -> Result<()> {
-        let settings = self.settings();
-        let conn = self.connection()?;
-        apply::in_write_transaction(conn, &settings, ledger::create_tables)
-    }
-
-    /// Applies pending migrations in order, up to and including `to` when
-    /// given. Refuses to start while any migration is modified, missing or
-    /// dirty.
-    pub fn migrate(&mut self, to: Option<&str>) -> Result<Vec<Step>> {
-        let plan = self.plan()?;
-        self.migrate_planned(&plan, to)
-    }
-
-    /// [`migrate`](Self::migrate) with a plan the caller already loaded
-    /// (and showed): an up-to-date database then costs no further query.
-    pub fn migrate_planned(&mut self, plan: &MigrationPlan, to: Option<&str>) -> Result<Vec<Step>> {
-        let target = to
-            .map(|v| resolve(self.backend(), v).map(|m| m.version()))
-            .transpose()?;
-        if plan.is_up_to_date() {
-            return Ok(Vec::new());
-        }
-        let lock = self.acquire_lock()?;
-        let plan = self.plan()?;
-        plan.ensure_runnable()?;
-        // Lint's findings on the steps this run applies, against live table
-        // sizes: refused before any lock on a table or any change.
-        crate::lint::check_pending(
-            &plan
-                .pending()
-                .filter(|e| target.as_ref().is_none_or(|t| &e.version <= t))
-                .filter_map(|e| e.local)
-                .collect::<Vec<_>>(),
-            self.options.unsafe_threshold,
-            self.connection()?,
-        )?
-        .announce();
-        // Under the lock (no other migrator changes the schema meanwhile)
-        // and before the tracking tables: a refused database is left
-        // exactly as it was.
-        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
-        preflight::check_existing_tables(self.connection()?, &pending)?;
-        self.create_tracking_tables()?;
-        for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
-            if let Some(m) = &entry.local {
-                ledger::backfill(self.connection()?, m)?;
-                (self.report)(Event::Backfilled { migration: m });
-            }
-        }
-        let todo: Vec<LocalMigration> = plan
-            .pending()
-            .filter(|e| target.as_ref().is_none_or(|t| &e.version <= t))
-            .filter_map(|e| e.local)
-            .collect();
-        let steps = self.apply_each(&todo)?;
-        lock.release()?;
-        Ok(steps)
-    }
-
-    fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
-        let settings = self.settings();
-        let mut steps = Vec::new();
-        let backend = self.backend();
-        for m in todo {
-            interrupt::check()?;
-            let conn = self
-                .conn
-                .as_mut()
-                .ok_or_else(|| Error::MigrationState("no connection".into()))?;
-            // Right before the step, not before the run: the step before it
-            // builds the index that makes the check cheap, and new orphans
-            // cannot appear meanwhile (the NOT VALID key checks new rows).
-            if crate::orphans::guards(backend, m) {
-                (self.report)(Event::CheckingOrphans { migration: m });
-                let started = std::time::Instant::now();
-                crate::orphans::ensure_none(conn).map_err(interrupted)?;
-                (self.report)(Event::OrphansChecked {
-                    migration: m,
-                    elapsed: started.elapsed(),
-                });
-            }
-            (self.report)(Event::Applying { migration: m });
-            match apply::apply(conn, m, &settings, &mut self.report)
-                .map_err(interrupted)
-                .map_err(|e| connection_lost(e, m, Direction::Up))?
-            {
-                StepOutcome::Done(elapsed) => {
-                    (self.report)(Event::Applied {
-                        migration: m,
-                        elapsed,
-                    });
-                    steps.push(step(m, elapsed));
-                }
-                StepOutcome::AlreadyDone => (self.report)(Event::AlreadyApplied { migration: m }),
-            }
-        }
-        Ok(steps)
-    }
-
-    /// The applied migrations `target` would revert, newest first.
-    pub fn rollback_targets(&mut self, target: &RollbackTarget) -> Result<Vec<LocalMigration>> {
-        let backend = self.backend();
-        let floor = match target {
-            RollbackTarget::To(v) => Some(resolve(backend, v)?.version()),
-            _ => None,
-        };
-        let plan = self.plan()?;
-        let mut applied: Vec<&PlanEntry> = plan.applied().collect();
-        applied.reverse();
-        let chosen: Vec<&PlanEntry> = match target {
-            RollbackTarget::Steps(n) => applied.into_iter().take(*n).collect(),
-            RollbackTarget::All => applied,
-            RollbackTarget::To(_) => applied
-                .into_iter()
-                .filter(|e| floor.as_ref().is_some_and(|f| &e.version > f))
-                .collect(),
-        };
-        chosen
-            .into_iter()
-            .map(|e| {
-                e.local.ok_or_else(|| {
-                    Error::MigrationState(format!(
-                        "cannot revert {}: it is not in this taskdb build, so its down.sql is unknown",
-                        e.name
-                    ))
-                })
-            })
-            .collect()
-    }
-
-    /// Tables the given rollback would drop while they hold rows.
-    pub fn data_loss(&mut self, reverting: &[LocalMigration]) -> Result<Vec<TableLoss>> {
-        rollback::data_loss(self.connection()?, reverting)
-    }
-
-    /// Reverts the given migrations, in the order given (newest first).
-    ///
-    /// They were chosen (and shown, and confirmed) before the lock was
-    /// taken; another migrator may have applied newer ones meanwhile. So,
-    /// under the lock, they must still be exactly the newest applied
-    /// migrations, or nothing is reverted.
-    pub fn rollback(&mut self, reverting: &[LocalMigration]) -> Result<Vec<Step>> {
-        let lock = self.lock()?;
-        self.ensure_still_newest(reverting)?;
-        let settings = self.settings();
-        let mut steps = Vec::new();
-        for m in reverting {
-            interrupt::check()?;
-            (self.report)(Event::Reverting { migration: m });
-            let conn = self
-                .conn
-                .as_mut()
-                .ok_or_else(|| Error::MigrationState("no connection".into()))?;
-            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, &settings, &mut self.report)
-                .map_err(interrupted)
-                .map_err(|e| connection_lost(e, m, Direction::Down))?
-            {
-                (self.report)(Event::Reverted {
-                    migration: m,
-                    elapsed,
-                });
-                steps.push(step(m, elapsed));
-            }
-        }
-        lock.release()?;
-        Ok(steps)
-    }
-
-    /// Refuses when `reverting` is no longer the newest applied migrations,
-    /// newest first.
-    fn ensure_still_newest(&mut self, reverting: &[LocalMigration]) -> Result<()> {
-        let plan = self.plan()?;
-        let newest: Vec<&str> = plan
-            .applied()
-            .rev()
-            .take(reverting.len())
-            .map(|e| e.name.as_str())
-            .collect();
-        let chosen: Vec<&str> = reverting.iter().map(|m| m.dir_name()).collect();
-        if newest == chosen {
-            return Ok(());
-        }
-        Err(Error::MigrationState(format!(
-            "the database changed while this rollback waited for the migration lock: the newest applied migration(s) are now {}, not {} as planned; nothing was reverted. Run the command again to see the new plan",
-            if newest.is_empty() { "none".to_string() } else { newest.join(", ") },
-            chosen.join(", ")
-        )))
-    }
-
-    /// Reverts the newest `n` migrations and applies them again.
-    pub fn redo(&mut self, reverting: &[LocalMigration]) -> Result<(Vec<Step>, Vec<Step>)> {
-        let reverted = self.rollback(reverting)?;
-        let lock = self.lock()?;
-        let mut again: Vec<LocalMigration> = reverting.to_vec();
-        again.reverse();
-        let applied = self.apply_each(&again)?;
-        lock.release()?;
-        Ok((reverted, applied))
-    }
-
-    /// The way out of a blocked `migrate`: re-records the checksum of a
-    /// modified migration (after a deliberate edit), forgets a missing one,
-    /// and clears the dirty mark of one that failed part-way so `migrate`
-    /// runs it again.
-    pub fn repair(&mut self) -> Result<Vec<Repair>> {
-        let lock = self.lock()?;
-        let settings = self.settings();
-        let plan = self.plan()?;
-        let mut repairs = Vec::new();
-        for entry in plan.blockers() {
-            let conn = self.connection()?;
-            let action = match (entry.state, &entry.local) {
-                (MigrationState::Modified, Some(m)) => {
-                    apply::in_write_transaction(conn, &settings, |c| {
-                        ledger::forget_ledger(c, &entry.version)?;
-                        ledger::backfill(c, m)
-                    })?;
-                    "re-recorded the checksum of its current up.sql"
-                }
-                (MigrationState::Missing, _) => {
-                    apply::in_write_transaction(conn, &settings, |c| {
-                        ledger::forget(c, &entry.version)
-                    })?;
-                    "forgot it (it is no longer applied as far as taskdb and Diesel know)"
-                }
-                (MigrationState::Dirty, _) => {
-                    apply::in_write_transaction(conn, &settings, |c| {
-                        ledger::forget_ledger(c, &entry.version)
-                    })?;
-                    "cleared the dirty mark; `taskdb migrate` runs it again"
-                }
-                _ => continue,
-            };
-            repairs.push(Repair {
-                name: entry.name.clone(),
-                action,
-            });
-        }
-        lock.release()?;
-        Ok(repairs)
-    }
-}
-
-/// A statement cancelled by the signal handler fails with the server's
-/// "canceling statement" message; report it as the interrupt it was.
-fn interrupted(e: Error) -> Error {
-    match interrupt::received() {
-        Some(_) => Error::Interrupted,
-        None => e,
-    }
-}
-
-/// Which way a step runs.
-#[derive(Clone, Copy)]
-enum Direction {
-    Up,
-    Down,
-}
-
-/// A step that failed because the session ended says so, and what to run
-/// next, instead of the driver's bare "no connection to the server".
-fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error {
-    if !e.is_connection_lost() {
-        return e;
-    }
-    let reason = match &e {
-        Error::MigrationFailed { reason, .. } => reason.clone(),
-        other => db::one_line(&other.to_string()),
-    };
-    let (action, rerun) = match direction {
-        Direction::Up => ("applying", "taskdb migrate"),
-        Direction::Down => ("reverting", "taskdb rollback"),
-    };
-    Error::ConnectionLost {
-        action,
-        migration: m.dir_name().to_string(),
-        reason,
-        rerun,
-    }
-}
-
-fn step(m: &LocalMigration, elapsed: Duration) -> Step {
-    Step {
-        version: m.version(),
-        name: m.dir_name().to_string(),
-        elapsed,
-    }
 }

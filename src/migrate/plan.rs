@@ -8,7 +8,7 @@ use diesel::sql_types::{Bool, Text};
 use super::ledger::{self, LedgerState, TrackedVersion};
 use super::source::{self, LocalMigration};
 use crate::db::{AnyConnection, Backend};
-use crate::error::{Error, Result};
+use crate::error::{BlockReason, BlockedMigration, Error, Result};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -252,6 +252,20 @@ impl MigrationPlan {
         Ok(())
     }
 
+    /// The migrations `migrate` would apply, oldest first, up to and
+    /// including `to` when given (as stored by Diesel, as the directory
+    /// prefix or as the directory name).
+    pub fn pending_up_to(&self, to: Option<&str>) -> Result<Vec<LocalMigration>> {
+        let limit = to
+            .map(|v| source::resolve(self.backend, v).map(|m| m.version()))
+            .transpose()?;
+        Ok(self
+            .pending()
+            .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
+            .filter_map(|e| e.local)
+            .collect())
+    }
+
     /// Migrations recorded as applied, oldest first.
     pub fn applied(&self) -> impl DoubleEndedIterator<Item = &PlanEntry> {
         self.entries.iter().filter(|e| e.is_recorded())
@@ -268,7 +282,7 @@ impl MigrationPlan {
     /// Refuses (with every blocker) when `migrate` cannot run past a
     /// migration's state.
     pub fn ensure_runnable(&self) -> Result<()> {
-        let blocked: Vec<Blocker> = self.blockers().into_iter().map(Blocker::of).collect();
+        let blocked: Vec<BlockedMigration> = self.blockers().into_iter().map(blocked).collect();
         if blocked.is_empty() {
             Ok(())
         } else {
@@ -337,51 +351,18 @@ fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) ->
     }
 }
 
-/// A migration whose state `migrate` cannot run past.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blocker {
-    pub version: String,
-    /// Directory name (from the code, or as the ledger remembers it).
-    pub name: String,
-    /// [`Modified`](MigrationState::Modified),
-    /// [`Missing`](MigrationState::Missing) or
-    /// [`Dirty`](MigrationState::Dirty).
-    pub state: MigrationState,
-    /// The recorded error of a dirty migration.
-    pub error: Option<String>,
-}
-
-impl Blocker {
-    fn of(entry: &PlanEntry) -> Self {
-        Blocker {
-            version: entry.version.clone(),
-            name: entry.name.clone(),
-            state: entry.state,
+/// What `migrate` reports for a blocking entry.
+fn blocked(entry: &PlanEntry) -> BlockedMigration {
+    let reason = match entry.state {
+        MigrationState::Modified => BlockReason::Modified,
+        MigrationState::Missing => BlockReason::Missing,
+        _ => BlockReason::Dirty {
             error: entry.error().map(str::to_string),
-        }
+        },
+    };
+    BlockedMigration {
+        version: entry.version.clone(),
+        name: entry.name.clone(),
+        reason,
     }
-}
-
-/// One line per blocker, each naming the way out.
-pub fn describe_blockers(blockers: &[Blocker]) -> String {
-    let lines: Vec<String> = blockers
-        .iter()
-        .map(|e| match e.state {
-            MigrationState::Modified => format!(
-                "{} was modified after it was applied (its up.sql no longer matches the recorded checksum): restore the file, or if the edit is deliberate and already reflected in the database run `taskdb repair`",
-                e.name
-            ),
-            MigrationState::Missing => format!(
-                "{} is applied in the database but no longer in this taskdb build: deploy a build that has it, or if it was removed on purpose run `taskdb repair` to forget it",
-                e.name
-            ),
-            MigrationState::Dirty => format!(
-                "{} failed part-way{}: fix the cause, then run `taskdb repair` to clear the mark and `taskdb migrate` to run it again",
-                e.name,
-                e.error.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
-            ),
-            _ => e.name.clone(),
-        })
-        .collect();
-    lines.join("; ")
 }

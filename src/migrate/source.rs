@@ -53,6 +53,14 @@ impl LocalMigration {
         self.sql.down
     }
 
+    /// True when this migration checks the existing tasks against users
+    /// (a `VALIDATE` of the tasks → users foreign key on PostgreSQL, a
+    /// rebuild of `tasks` with it on SQLite), so it fails on tasks that
+    /// belong to no user. `migrate` looks for those right before it.
+    pub fn checks_task_owners(&self) -> bool {
+        checks_task_owners(self.sql.up)
+    }
+
     /// False when `metadata.toml` says `run_in_transaction = false`.
     pub fn run_in_transaction(&self) -> bool {
         self.sql.run_in_transaction
@@ -70,6 +78,14 @@ pub fn checksum(sql: &str) -> String {
     let normalised = sql.replace("\r\n", "\n");
     let digest = Sha256::digest(normalised.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// See [`LocalMigration::checks_task_owners`].
+fn checks_task_owners(up_sql: &str) -> bool {
+    let sql = up_sql.to_ascii_lowercase();
+    let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    sql.contains("validate constraint fk_tasks_user_id")
+        || (sql.contains("references users") && !sql.contains("not valid"))
 }
 
 /// Diesel's version for a directory name.
@@ -107,6 +123,20 @@ pub fn resolve(backend: Backend, input: &str) -> Result<LocalMigration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_that_check_existing_task_owners() {
+        assert!(checks_task_owners(
+            "ALTER TABLE tasks\n  VALIDATE CONSTRAINT fk_tasks_user_id;"
+        ));
+        assert!(checks_task_owners(
+            "CREATE TABLE tasks_new (user_id VARCHAR(255) NOT NULL REFERENCES users (id));"
+        ));
+        assert!(!checks_task_owners(
+            "ALTER TABLE tasks ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"
+        ));
+        assert!(!checks_task_owners("CREATE INDEX ON tasks (user_id);"));
+    }
 
     #[test]
     fn versions_follow_diesel() {

@@ -12,6 +12,20 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+/// The length of the `VARCHAR(255)` columns (ids, emails, names, titles).
+pub const MAX_VARCHAR: usize = 255;
+
+/// Refuses a value longer than its `VARCHAR(max)` column, naming the field:
+/// PostgreSQL would fail with a message that names neither, and SQLite
+/// would store it anyway. Counted in characters, as VARCHAR counts.
+pub(crate) fn check_length(field: &'static str, value: &str, max: usize) -> crate::Result<()> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(crate::Error::TooLong { field, length, max });
+    }
+    Ok(())
+}
+
 /// The current time as stored in `TIMESTAMP` columns (UTC, no zone).
 pub(crate) fn now_utc() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()

@@ -5,7 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::now_utc;
+use super::{check_length, now_utc, MAX_VARCHAR};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 use crate::schema::tasks;
@@ -77,18 +77,15 @@ fn validate_title(title: &str) -> Result<()> {
     if title.trim().is_empty() {
         return Err(Error::InvalidInput("task title must not be empty".into()));
     }
-    if title.len() > 255 {
-        return Err(Error::InvalidInput(
-            "task title is longer than 255 bytes".into(),
-        ));
-    }
-    Ok(())
+    check_length("task title", title, MAX_VARCHAR)
 }
 
 /// Creates a task owned by `owner`. Fails with a foreign-key error when no
 /// such user exists.
 pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
     validate_title(new.title)?;
+    // No user has a longer id; PostgreSQL would only say "value too long".
+    check_length("user id", owner, MAX_VARCHAR)?;
     let row = TaskRow {
         user_id: owner,
         title: new.title,

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
 use diesel::{PgConnection, SqliteConnection};
 
-use crate::db::AnyConnection;
+use crate::db::{one_line, AnyConnection};
 use crate::error::Result;
 
 /// Tables that hold migration history, not the app's data: Diesel's and
@@ -148,11 +148,6 @@ pub fn read(conn: &mut AnyConnection) -> Result<Schema> {
         .tables
         .retain(|name, _| !IGNORED_TABLES.contains(&name.as_str()));
     Ok(schema)
-}
-
-/// Collapses runs of whitespace, so formatting never counts as a change.
-fn normalise(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Splits on a separator that cannot occur in identifiers or expressions.
@@ -319,7 +314,7 @@ fn read_postgres(conn: &mut PgConnection) -> Result<Schema> {
     let current: CurrentSchema =
         diesel::sql_query("SELECT current_schema()::text AS name").get_result(conn)?;
     let unqualified = |sql: &str| {
-        normalise(sql)
+        one_line(sql)
             .replace(&format!(" {}.", current.name), " ")
             .replace(&format!("({}.", current.name), "(")
     };
@@ -553,7 +548,7 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
                 definition: format!("UNIQUE ({})", columns.join(", ")),
             });
         }
-        let definition = row.definition.as_deref().map(normalise).unwrap_or_else(|| {
+        let definition = row.definition.as_deref().map(one_line).unwrap_or_else(|| {
             format!(
                 "{} ({}) implied by the table definition",
                 if row.origin == "pk" {
@@ -641,7 +636,7 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
             .triggers
             .push(Trigger {
                 name: row.name,
-                definition: normalise(&row.definition.unwrap_or_default()),
+                definition: one_line(&row.definition.unwrap_or_default()),
             });
     }
     Ok(schema)
@@ -678,7 +673,7 @@ fn index_key_list(sql: &str) -> Vec<String> {
     parts.push(current);
     parts
         .into_iter()
-        .map(|p| normalise(&p))
+        .map(|p| one_line(&p))
         .filter(|p| !p.is_empty())
         .collect()
 }

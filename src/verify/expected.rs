@@ -15,16 +15,37 @@
 //!   no table of the app is locked.
 //! - SQLite: an in-memory database migrated with the SQLite migrations.
 //!
-//! A `verify` killed between creating and dropping its scratch database
-//! leaves a `taskdb_verify_*` database behind; nothing refers to it, so it
-//! is safe to drop.
+//! The scratch database lives only as long as the comparison. While it
+//! exists, a Ctrl-C or SIGTERM cancels what is running on its behalf,
+//! drops it and ends `verify` with [`Error::Interrupted`] (see
+//! [`crate::interrupt`]). A `verify` killed outright (`kill -9`, a crash, a
+//! lost server connection) leaves a `taskdb_verify_*` database behind; the
+//! next one drops it. To tell those from the scratch databases of
+//! `verify`s still running (on any database of the server), each `verify`
+//! holds a session advisory lock keyed on its scratch database's name,
+//! [`SCRATCH_LOCK_CLASS`] and `hashtext(name)`, from before it creates the
+//! database until it has dropped it. The sweep drops only the
+//! `taskdb_verify_*` databases whose lock no session holds and that no
+//! session is connected to (the latter also spares those of an older
+//! taskdb, which took no lock).
 
 use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
 
 use super::catalog::{self, Schema};
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
 use crate::error::{Error, Result};
+use crate::interrupt::{self, CancelGuard};
 use crate::migrate;
+
+/// First key of the advisory lock a `verify` holds on its scratch
+/// database's name ("tvrf" in ASCII); the second is `hashtext(name)`.
+/// Advisory locks are per database, but `pg_locks` shows those of every
+/// database, which is where the sweep looks.
+pub const SCRATCH_LOCK_CLASS: i32 = 0x7476_7266;
+
+/// Prefix of every scratch database's name.
+const SCRATCH_PREFIX: &str = "taskdb_verify_";
 
 /// Where the expected schema was built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,9 +100,49 @@ fn in_memory_sqlite() -> Result<Schema> {
 
 fn scratch_name() -> String {
     format!(
-        "taskdb_verify_{}",
+        "{SCRATCH_PREFIX}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// The advisory lock that marks scratch database `name` as in use. Names
+/// are made by [`scratch_name`] (letters, digits, `_`), so they are
+/// quoted as they are.
+fn scratch_lock(name: &str) -> String {
+    format!("{SCRATCH_LOCK_CLASS}, hashtext('{name}')")
+}
+
+/// Drops the scratch databases that `verify`s killed before they could
+/// drop them left behind (see the module docs). Best effort: one that
+/// cannot be dropped now (no privilege, still in use) is left for later.
+fn sweep_abandoned(conn: &mut AnyConnection) {
+    let abandoned = diesel::sql_query(format!(
+        "SELECT d.datname AS name FROM pg_database d
+          WHERE d.datname LIKE '{}%'
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                             WHERE l.locktype = 'advisory' AND l.objsubid = 2
+                               AND l.classid = CAST({SCRATCH_LOCK_CLASS} AS oid)
+                               AND l.objid = CAST(hashtext(d.datname) AS oid))
+            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        SCRATCH_PREFIX.replace('_', "\\_")
+    ))
+    .load::<Abandoned>(conn);
+    for db in abandoned.unwrap_or_default() {
+        // Only names a scratch database can have reach the SQL.
+        let ours = db.name.strip_prefix(SCRATCH_PREFIX).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+        if ours {
+            let _ =
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        }
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Abandoned {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
 }
 
 fn postgres(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<(Schema, ExpectedSource)> {
@@ -105,30 +166,116 @@ pub(crate) fn postgres_scratch(
     build: Build,
 ) -> Result<(Schema, ExpectedSource)> {
     let name = scratch_name();
+    // Until the scratch database is gone again, a signal cancels this
+    // connection's statements (and those of the migrator building the
+    // scratch database) instead of ending the process, so the clean-up
+    // below still runs.
+    let cancel = CancelGuard::arm(url);
+    let result = cancel
+        .watch(conn)
+        .and_then(|()| {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({})", scratch_lock(&name)))
+                .map_err(Error::from)
+        })
+        .and_then(|()| build_in_scratch_database(url, conn, &cancel, &name, build));
+    // A session lock outlives the statement that took it: release it, or a
+    // failure would keep it until the connection closes. (The sweep only
+    // reads it once the database is gone, so a failure here is harmless.)
+    let _ = conn.batch_execute(&format!(
+        "SELECT pg_advisory_unlock({})",
+        scratch_lock(&name)
+    ));
+    match result {
+        Err(_) if interrupt::received().is_some() => {
+            if interrupt::outcome().is_none() {
+                interrupt::set_outcome(CUT_SHORT_EARLY);
+            }
+            Err(Error::Interrupted)
+        }
+        other => other,
+    }
+}
+
+/// The interruption's outcome when it came before the scratch database
+/// existed.
+const CUT_SHORT_EARLY: &str =
+    "the comparison was cut short before it built anything; nothing was changed";
+
+/// [`postgres_scratch`] once the scratch database's name is locked.
+fn build_in_scratch_database(
+    url: &DatabaseUrl,
+    conn: &mut AnyConnection,
+    cancel: &CancelGuard,
+    name: &str,
+    build: Build,
+) -> Result<(Schema, ExpectedSource)> {
+    sweep_abandoned(conn);
+    if interrupt::received().is_some() {
+        interrupt::set_outcome(CUT_SHORT_EARLY);
+        return Err(Error::Interrupted);
+    }
     if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")) {
+        if interrupt::received().is_some() {
+            // A cancelled CREATE DATABASE leaves nothing behind.
+            interrupt::set_outcome(
+                "the comparison was cut short while creating its scratch database; nothing was changed",
+            );
+            return Err(Error::Interrupted);
+        }
         if e.to_string().contains("permission denied") {
-            return Ok((
-                scratch_schema(conn, &name, build)?,
-                ExpectedSource::ScratchSchema,
-            ));
+            return match scratch_schema(conn, name, build) {
+                Ok(schema) => Ok((schema, ExpectedSource::ScratchSchema)),
+                Err(_) if interrupt::received().is_some() => {
+                    cancel.unwatch_all();
+                    // Ends the transaction if a cancelled ROLLBACK did not.
+                    let _ = conn.batch_execute("ROLLBACK");
+                    interrupt::set_outcome(
+                        "the comparison was cut short; the transaction of its scratch schema was rolled back and nothing was changed",
+                    );
+                    Err(Error::Interrupted)
+                }
+                Err(e) => Err(e),
+            };
         }
         return Err(Error::MigrationState(format!(
             "cannot create the scratch database {name} the comparison is built in: {}",
             url.scrub(&e.to_string())
         )));
     }
-    let built = (|| {
-        let scratch = with_database(url, &name)?;
+    let built: Result<Schema> = (|| {
+        interrupt::check()?;
+        let scratch = with_database(url, name)?;
         match build {
             Build::Migrations => {
                 migrate::run_pending(&scratch)?;
             }
-            Build::Script(sql) => db::connect(&scratch)?.batch_execute(sql)?,
+            Build::Script(sql) => {
+                let mut scratch_conn = db::connect(&scratch)?;
+                cancel.watch(&mut scratch_conn)?;
+                scratch_conn.batch_execute(sql)?;
+            }
         }
+        interrupt::check()?;
         let mut scratch_conn = db::connect(&scratch)?;
-        catalog::read(&mut scratch_conn)
+        let schema = catalog::read(&mut scratch_conn)?;
+        interrupt::check()?;
+        Ok(schema)
     })();
+    // The drop runs on the watched connection: it must not be cancelled.
+    cancel.unwatch_all();
     let dropped = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    if interrupt::received().is_some() {
+        interrupt::set_outcome(match &dropped {
+            Ok(()) => format!(
+                "the comparison was cut short; its scratch database {name} was dropped and nothing else was changed"
+            ),
+            Err(e) => format!(
+                "the comparison was cut short; its scratch database {name} could not be dropped ({}); the next `taskdb verify` drops it",
+                url.scrub(&crate::db::one_line(&e.to_string()))
+            ),
+        });
+        return Err(Error::Interrupted);
+    }
     let schema = built?;
     dropped?;
     Ok((schema, ExpectedSource::ScratchDatabase))
@@ -136,12 +283,7 @@ pub(crate) fn postgres_scratch(
 
 /// The same server and credentials, another database.
 fn with_database(url: &DatabaseUrl, name: &str) -> Result<DatabaseUrl> {
-    let mut parsed = url::Url::parse(url.expose_secret()).map_err(|e| Error::InvalidUrl {
-        url: url.redacted().to_string(),
-        reason: e.to_string(),
-    })?;
-    parsed.set_path(&format!("/{name}"));
-    DatabaseUrl::parse(parsed.as_str())
+    url.with_database(name)
 }
 
 /// The fallback without CREATEDB: see the module docs.
@@ -198,7 +340,7 @@ mod tests {
         let scratch = with_database(&live, "taskdb_verify_x").unwrap();
         assert_eq!(
             scratch.redacted(),
-            "postgres://app@db.example.com:5433/taskdb_verify_x?connect_timeout=10"
+            "postgres://app@db.example.com:5433/taskdb_verify_x"
         );
         assert!(scratch.expose_secret().contains(":pw@"));
     }

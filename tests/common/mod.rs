@@ -242,7 +242,8 @@ pub fn taskdb_cmd() -> assert_cmd::Command {
     cmd.current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT");
+        .env_remove("TASKDB_LOCK_TIMEOUT")
+        .env_remove("TASKDB_SQLITE_BUSY_TIMEOUT");
     cmd
 }
 

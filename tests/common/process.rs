@@ -13,6 +13,7 @@ pub fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
         .env_remove("DATABASE_URL")
         .env_remove("DIRECT_DATABASE_URL")
         .env_remove("TASKDB_LOCK_TIMEOUT")
+        .env_remove("TASKDB_SQLITE_BUSY_TIMEOUT")
         .args(["--database-url", url])
         .args(args)
         .stdout(Stdio::piped())

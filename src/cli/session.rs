@@ -1,0 +1,108 @@
+//! A migration session as the command line runs one: a [`Migrator`] for
+//! the chosen database that prints each event and a live progress line,
+//! and the confirmation before a revert that drops data. Shared by
+//! `migrate`, `rollback`, `redo`, `repair` and the dry runs.
+
+use std::io::{self, Write};
+
+use super::output::{self, human_duration, Output};
+use super::progress;
+use super::{Database, MigrateOpts};
+use crate::migrate::{Event, LocalMigration, Migrator};
+
+/// A migrator for `db` that prints progress to stdout.
+pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
+    let options = opts.options(db);
+    let mut progress = progress::MigrationProgress::new(db.url.clone());
+    Migrator::new(db.url.clone())
+        .with_options(options)
+        .on_event(move |event| {
+            progress.clear();
+            print_event(event);
+            progress.observe(&event);
+        })
+}
+
+/// Prints one progress event (progress is best effort: a closed stdout does
+/// not stop a migration half-way).
+pub fn print_event(event: Event<'_>) {
+    let mut out = io::stdout();
+    let _ = match event {
+        Event::LockWaiting => writeln!(out, "Waiting for another migrator to finish…"),
+        Event::Backfilled { migration } => writeln!(
+            out,
+            "Recorded {} (applied by another tool) in taskdb's ledger",
+            migration.dir_name()
+        ),
+        Event::Applying { migration } => writeln!(
+            out,
+            "→ {}{}",
+            migration.dir_name(),
+            if migration.run_in_transaction() { "" } else { "  (no transaction)" }
+        ),
+        Event::Applied { migration, elapsed } => {
+            writeln!(out, "✓ {}  {}", migration.dir_name(), human_duration(elapsed))
+        }
+        Event::AlreadyApplied { migration } => writeln!(
+            out,
+            "✓ {}  already applied by another migrator",
+            migration.dir_name()
+        ),
+        Event::Reverting { migration } => writeln!(out, "← {}", migration.dir_name()),
+        Event::Reverted { migration, elapsed } => {
+            writeln!(out, "✓ reverted {}  {}", migration.dir_name(), human_duration(elapsed))
+        }
+        Event::LockTimeout { migration, attempt, retry_in } => writeln!(
+            out,
+            "  {} waited too long for a table lock (attempt {attempt}); rolled back, retrying in {}",
+            migration.dir_name(),
+            human_duration(retry_in)
+        ),
+        Event::RebuildingInvalidIndex { migration, index } => writeln!(
+            out,
+            "  {}: index {index} is INVALID (an earlier build failed or was killed); dropping it to build it again",
+            migration.dir_name()
+        ),
+        Event::CheckingOrphans { .. } => Ok(()),
+        Event::OrphansChecked { migration, elapsed } => writeln!(
+            out,
+            "  no orphaned tasks (checked before {} in {})",
+            migration.name(),
+            human_duration(elapsed)
+        ),
+        Event::WaitingForIndexBuild { index, pid } => writeln!(
+            out,
+            "  an earlier build of index {index} is still running on the server (pid {pid}); waiting for it"
+        ),
+    };
+    let _ = out.flush();
+}
+
+/// Shows the tables that would be dropped with their rows, then needs
+/// `--yes`, or "yes" typed at a terminal. Without a terminal and without
+/// `--yes` it refuses rather than asks.
+pub fn confirm_data_loss(
+    migrator: &mut Migrator<'_>,
+    reverting: &[LocalMigration],
+    yes: bool,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
+    let losses = migrator.data_loss(reverting)?;
+    if losses.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "This drops tables that hold data:")?;
+    for loss in &losses {
+        writeln!(
+            out,
+            "  {}: {} row(s) (dropped by {})",
+            loss.table, loss.rows, loss.migration
+        )?;
+    }
+    let summary = losses
+        .iter()
+        .map(|l| format!("{} ({} rows)", l.table, l.rows))
+        .collect::<Vec<_>>()
+        .join(", ");
+    output::confirm(&format!("drop {summary}"), yes, out)
+}

@@ -1,0 +1,259 @@
+//! Database URLs, the two backends, connections and the connection pool.
+//!
+//! A URL decides the backend: `postgres://` / `postgresql://` is PostgreSQL;
+//! `sqlite://path`, `sqlite:path`, `file:path`, a path ending in `.db`,
+//! `.sqlite` or `.sqlite3`, or `:memory:` is SQLite. Anything else is an
+//! error, never a guess. Every URL taskdb shows goes through
+//! [`DatabaseUrl::redacted`], and every driver message through
+//! [`DatabaseUrl::scrub`], so a password never reaches the output. How a
+//! PostgreSQL URL is read (libpq's rules) is on [`DatabaseUrl::parse`].
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use diesel::connection::{CacheSize, SimpleConnection};
+use diesel::r2d2::R2D2Connection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::error::{Error, Result};
+
+mod url;
+
+pub use self::url::{mask_url_passwords, redact_url, DatabaseUrl, SECRET_PARAMETERS};
+pub use crate::settings::{set_sqlite_busy_timeout, sqlite_busy_timeout, SQLITE_BUSY_TIMEOUT};
+
+/// File used when no database URL is configured anywhere.
+pub const DEFAULT_SQLITE_FILE: &str = "taskdb.db";
+
+/// How long a PostgreSQL connection attempt may take before it fails.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to either backend. Queries that both backends share are
+/// written once against this type; backend-specific code matches on it
+/// (see [`with_backend!`](crate::with_backend)).
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same code on whichever concrete connection `$conn` holds, so a
+/// query the shared DSL cannot express is still written once.
+#[macro_export]
+macro_rules! with_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgres($c) => $body,
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// The two supported database engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        })
+    }
+}
+
+impl AnyConnection {
+    /// Which engine this connection talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            AnyConnection::Postgres(_) => Backend::Postgres,
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Opens one connection, set up the way taskdb needs it:
+/// PostgreSQL without a statement cache behind a transaction pooler;
+/// SQLite with foreign keys enforced, a busy timeout and WAL.
+pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection> {
+    let connect_error = |e: &dyn fmt::Display| Error::Connect {
+        url: url.redacted().to_string(),
+        reason: one_line(&url.scrub(&e.to_string())),
+    };
+    match url.backend() {
+        Backend::Postgres => {
+            let mut conn =
+                PgConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
+            if url.is_pooled() {
+                conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+            }
+            Ok(AnyConnection::Postgres(conn))
+        }
+        Backend::Sqlite => {
+            if let Some(parent) = url.sqlite_path().as_deref().and_then(Path::parent) {
+                if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                    return Err(connect_error(&format!(
+                        "directory `{}` does not exist",
+                        parent.display()
+                    )));
+                }
+            }
+            let mut conn =
+                SqliteConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
+            configure_sqlite(&mut conn).map_err(|e| connect_error(&e))?;
+            Ok(AnyConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Like [`connect`], retrying with backoff for up to `wait` while the server
+/// is unreachable (a database starting next to the app). The last sleep is
+/// cut to the time left and one more attempt is made at the deadline, so the
+/// whole of `wait` is used; the error then says how long it really waited.
+/// Errors that waiting cannot fix (bad password, missing database) fail at
+/// once.
+pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<AnyConnection> {
+    let Some(wait) = wait else {
+        return connect(url);
+    };
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect(url) {
+            Ok(conn) => return Ok(conn),
+            Err(Error::Connect { url: shown, reason }) if is_transient(&reason) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Connect {
+                        url: shown,
+                        reason: format!(
+                            "{reason} (still failing after waiting {:.1}s)",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    });
+                }
+                std::thread::sleep(delay.min(left));
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Server not up (yet): worth retrying. Authentication and missing databases
+/// are not.
+fn is_transient(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    [
+        "connection refused",
+        "could not connect",
+        "timeout expired",
+        "the database system is starting up",
+        "the database system is shutting down",
+        "no such file or directory",
+        "could not translate host name",
+        "server closed the connection",
+    ]
+    .iter()
+    .any(|needle| r.contains(needle))
+        && !r.contains("password authentication failed")
+}
+
+/// Applies the settings every SQLite connection needs. Without
+/// `foreign_keys = ON` SQLite ignores ON DELETE CASCADE silently.
+pub fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",
+        sqlite_busy_timeout().as_millis()
+    ))?;
+    // Switching to WAL needs a moment of exclusive access; a concurrent
+    // opener can make it fail with SQLITE_BUSY despite the busy timeout.
+    let mut attempts = 0;
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
+            Ok(()) => return Ok(()),
+            Err(e) if attempts < 50 && e.to_string().contains("locked") => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20 * attempts));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Collapses a multi-line driver message into one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The r2d2 pool backend code shares.
+pub type Pool = r2d2::Pool<ConnectionManager>;
+/// A connection checked out of [`Pool`].
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Opens connections for the pool through [`connect`], so pooled
+/// connections get the same settings as every other.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        ConnectionManager { url }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = Error;
+
+    fn connect(&self) -> Result<AnyConnection> {
+        connect(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<()> {
+        conn.batch_execute("SELECT 1").map_err(Error::from)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || with_backend!(conn, |c| c.is_broken())
+    }
+}
+
+/// A pool builder with taskdb's defaults. `test_on_check_out` is off: the
+/// health-check query on every checkout costs a round trip per request
+/// (about half the throughput of a short query on loopback), and a broken
+/// connection is still detected by `has_broken` and replaced.
+pub fn pool_builder() -> r2d2::Builder<ConnectionManager> {
+    r2d2::Pool::builder()
+        .test_on_check_out(false)
+        .connection_timeout(Duration::from_secs(10))
+}
+
+/// An in-memory SQLite database exists only inside the connection that
+/// opened it: every other connection sees an empty one.
+pub(crate) fn refuse_in_memory(url: &DatabaseUrl, what: &str) -> Result<()> {
+    if url.is_in_memory() {
+        return Err(Error::InvalidInput(format!(
+            "{what} cannot use an in-memory SQLite database: each connection would get its own empty one; use a file (taskdb::testing::TestDb::sqlite() makes one per test)"
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a pool of up to `max_size` connections to `url`. An in-memory
+/// SQLite database is refused (see [`DatabaseUrl::is_in_memory`]).
+pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool> {
+    refuse_in_memory(url, "a pool")?;
+    pool_builder()
+        .max_size(max_size)
+        .build(ConnectionManager::new(url.clone()))
+        .map_err(|e| Error::Pool(url.scrub(&e.to_string())))
+}

@@ -1,0 +1,60 @@
+//! The build script tells cargo to rerun it only for paths that exist: a
+//! path that does not exist is always stale, so every `cargo build` would
+//! recompile taskdb (and every crate that depends on it).
+
+use std::path::{Path, PathBuf};
+
+/// What the build script printed when cargo last ran it for this build.
+fn build_script_output() -> String {
+    // OUT_DIR is `target/…/build/taskdb-<hash>/out`; cargo keeps the
+    // script's stdout next to it.
+    let output = Path::new(env!("OUT_DIR")).with_file_name("output");
+    std::fs::read_to_string(&output)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", output.display()))
+}
+
+fn rerun_if_changed(output: &str) -> Vec<PathBuf> {
+    output
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("cargo:rerun-if-changed=")
+                .or_else(|| l.strip_prefix("cargo::rerun-if-changed="))
+        })
+        .map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn build_script_watches_only_paths_that_exist() {
+    let paths = rerun_if_changed(&build_script_output());
+    let missing: Vec<&PathBuf> = paths.iter().filter(|p| !p.exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "rerun-if-changed names paths that do not exist, so cargo rebuilds taskdb every time: {missing:?}"
+    );
+}
+
+#[test]
+fn build_script_watches_every_migration_directory_and_file() {
+    let paths = rerun_if_changed(&build_script_output());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for backend in ["postgres", "sqlite"] {
+        let dir = root.join(backend);
+        // A directory entry catches a migration added or removed later.
+        assert!(paths.contains(&dir), "{} is not watched", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let migration = entry.unwrap().path();
+            for file in std::fs::read_dir(&migration).unwrap() {
+                let file = file.unwrap().path();
+                assert!(paths.contains(&file), "{} is not watched", file.display());
+            }
+        }
+    }
+}

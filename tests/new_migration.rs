@@ -1,0 +1,690 @@
+//! `taskdb new`: the files it writes in a copy of the crate, its refusals,
+//! and every kind's migrations applied, reverted and re-applied on both
+//! backends by a build of that copy.
+
+mod common;
+#[path = "rows/mod.rs"]
+mod rows;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{schema_dump, taskdb_cmd, TestDb, BOTH};
+use predicates::prelude::*;
+use predicates::str::contains;
+use taskdb::scaffold::{self, Checkout};
+
+/// The newest migration numbered before `taskdb new` existed. SQLite
+/// reached the same schema in fewer steps up to it; every later migration
+/// exists for both backends under the same name.
+const PAIRED_AFTER: u32 = 12;
+
+fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the crate's `Cargo.toml` and migrations: enough for `taskdb
+/// new`, which builds nothing.
+fn checkout_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy(
+        crate_root().join("Cargo.toml"),
+        dir.path().join("Cargo.toml"),
+    )
+    .unwrap();
+    copy_dir(
+        &crate_root().join("migrations"),
+        &dir.path().join("migrations"),
+    );
+    dir
+}
+
+fn new_in(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = taskdb_cmd();
+    cmd.current_dir(dir).arg("new");
+    cmd
+}
+
+/// Every migration directory of both backends, as `backend/dir_name`.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut all = Vec::new();
+    for backend in ["postgres", "sqlite"] {
+        for entry in fs::read_dir(dir.join("migrations").join(backend)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().is_dir() {
+                all.push(format!("{backend}/{}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+/// The migrations `taskdb new` added to a copy, as directory names.
+fn added(dir: &Path, before: &[String]) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .filter(|d| !before.contains(d))
+        .collect()
+}
+
+fn newest_number() -> u32 {
+    Checkout::find(&crate_root())
+        .unwrap()
+        .existing()
+        .unwrap()
+        .iter()
+        .map(|m| m.number)
+        .max()
+        .unwrap()
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn new_writes_the_next_migration_for_both_backends() {
+    let dir = checkout_copy();
+    let before = listing(dir.path());
+    new_in(dir.path())
+        .args([
+            "probe_add_due_date",
+            "--add-column",
+            "tasks",
+            "probe_due_date",
+            "timestamp",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("taskdb migrate"))
+        .stdout(contains("taskdb redo --steps 1"))
+        .stdout(contains("diesel print-schema"))
+        .stdout(contains("src/schema.rs"))
+        .stdout(contains("scripts/test"))
+        // No database is involved.
+        .stdout(predicate::str::starts_with("database:").not());
+    let name = format!("{}-{:06}_probe_add_due_date", today(), newest_number() + 1);
+    assert_eq!(
+        added(dir.path(), &before),
+        [format!("postgres/{name}"), format!("sqlite/{name}")]
+    );
+    for backend in ["postgres", "sqlite"] {
+        let migration = dir.path().join("migrations").join(backend).join(&name);
+        let up = fs::read_to_string(migration.join("up.sql")).unwrap();
+        assert!(
+            up.contains("ALTER TABLE tasks ADD COLUMN probe_due_date TIMESTAMP;"),
+            "{up}"
+        );
+        assert!(migration.join("down.sql").is_file());
+        assert!(!migration.join("metadata.toml").exists());
+    }
+    assert!(!dir.path().join("taskdb.db").exists());
+
+    // The next one counts on from there, from a subdirectory too.
+    let before = listing(dir.path());
+    new_in(&dir.path().join("migrations"))
+        .args([
+            "probe_index_due",
+            "--add-index",
+            "tasks",
+            "user_id,probe_due_date",
+            "--where",
+            "NOT completed",
+        ])
+        .assert()
+        .success();
+    let name = format!("{}-{:06}_probe_index_due", today(), newest_number() + 2);
+    assert_eq!(
+        added(dir.path(), &before),
+        [format!("postgres/{name}"), format!("sqlite/{name}")]
+    );
+    let pg = dir.path().join("migrations/postgres").join(&name);
+    assert!(fs::read_to_string(pg.join("metadata.toml"))
+        .unwrap()
+        .contains("run_in_transaction = false"));
+}
+
+#[test]
+fn new_writes_as_many_migrations_as_each_kind_needs() {
+    let dir = checkout_copy();
+    for (args, count) in [
+        (&["probe_skeleton"][..], 1),
+        (
+            &[
+                "probe_label",
+                "--add-column",
+                "tasks",
+                "probe_label",
+                "text",
+                "--default",
+                "'x'",
+            ],
+            1,
+        ),
+        (
+            &[
+                "probe_index",
+                "--add-index",
+                "tasks",
+                "probe_label",
+                "--unique",
+            ],
+            1,
+        ),
+        (
+            &[
+                "probe_fk",
+                "--add-foreign-key",
+                "tasks.probe_label",
+                "users.id",
+            ],
+            2,
+        ),
+        (
+            &[
+                "probe_check",
+                "--add-check",
+                "tasks",
+                "length(probe_label) > 0",
+            ],
+            2,
+        ),
+        (
+            &["probe_not_null", "--set-not-null", "tasks.probe_label"],
+            3,
+        ),
+    ] {
+        let before = listing(dir.path());
+        new_in(dir.path()).args(args).assert().success();
+        let new = added(dir.path(), &before);
+        assert_eq!(new.len(), 2 * count, "{args:?}: {new:#?}");
+    }
+    let checkout = Checkout::find(dir.path()).unwrap();
+    assert_eq!(
+        scaffold::unpaired(&checkout, PAIRED_AFTER).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn new_without_a_kind_writes_commented_skeletons() {
+    let dir = checkout_copy();
+    let before = listing(dir.path());
+    new_in(dir.path())
+        .arg("probe_skeleton")
+        .assert()
+        .success()
+        .stdout(contains("Write up.sql and down.sql"));
+    let new = added(dir.path(), &before);
+    assert_eq!(new.len(), 2);
+    for migration in new {
+        let up = fs::read_to_string(
+            dir.path()
+                .join("migrations")
+                .join(&migration)
+                .join("up.sql"),
+        )
+        .unwrap();
+        assert!(
+            up.lines().all(|l| l.is_empty() || l.starts_with("--")),
+            "{up}"
+        );
+    }
+}
+
+/// Runs `taskdb new args` in a fresh copy; checks it fails with one
+/// `error:` line containing `needle` and writes nothing.
+fn assert_refused(args: &[&str], needle: &str) {
+    let dir = checkout_copy();
+    let before = listing(dir.path());
+    let out = new_in(dir.path()).args(args).assert().code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    assert_eq!(listing(dir.path()), before, "{args:?} wrote files");
+}
+
+#[test]
+fn new_refuses_a_name_that_is_not_lowercase_words() {
+    for bad in ["AddProjects", "add-projects", "add projects", "../escape"] {
+        assert_refused(&[bad], "invalid migration name");
+    }
+}
+
+#[test]
+fn new_refuses_a_name_that_exists() {
+    assert_refused(&["create_users"], "already exists");
+    assert_refused(&["add_tasks_user_fk"], "already exists");
+    // A recipe's later migrations are checked too.
+    let dir = checkout_copy();
+    new_in(dir.path())
+        .arg("tasks_title_set_validate")
+        .assert()
+        .success();
+    let before = listing(dir.path());
+    new_in(dir.path())
+        .args([
+            "tasks_title_set",
+            "--add-check",
+            "tasks",
+            "length(title) > 0",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("`tasks_title_set_validate` already exists"));
+    assert_eq!(listing(dir.path()), before);
+}
+
+#[test]
+fn new_refuses_a_volatile_default_with_the_backfill_recipe() {
+    for default in ["now()", "CURRENT_TIMESTAMP", "gen_random_uuid()"] {
+        assert_refused(
+            &[
+                "probe_add_due_date",
+                "--add-column",
+                "tasks",
+                "probe_due_date",
+                "timestamp",
+                "--not-null",
+                "--default",
+                default,
+            ],
+            "not a constant",
+        );
+    }
+    assert_refused(
+        &[
+            "x",
+            "--add-column",
+            "tasks",
+            "probe_due_date",
+            "timestamp",
+            "--default",
+            "now()",
+        ],
+        "--set-not-null tasks.probe_due_date",
+    );
+    assert_refused(
+        &[
+            "x",
+            "--add-column",
+            "tasks",
+            "probe_due_date",
+            "timestamp",
+            "--not-null",
+        ],
+        "--default",
+    );
+}
+
+#[test]
+fn new_refuses_unknown_tables_and_columns() {
+    assert_refused(
+        &["x", "--add-index", "probe_missing", "id"],
+        "no table `probe_missing`",
+    );
+    assert_refused(
+        &["x", "--add-index", "tasks", "user_id,probe_due_date"],
+        "no column `tasks.probe_due_date`",
+    );
+}
+
+#[test]
+fn new_refuses_outside_a_crate_with_both_migration_directories() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = new_in(empty.path()).arg("probe_skeleton").assert().code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("migrations/postgres and migrations/sqlite"),
+        "{stderr}"
+    );
+    // A crate with only one of them is not enough either.
+    let half = checkout_copy();
+    fs::remove_dir_all(half.path().join("migrations/sqlite")).unwrap();
+    new_in(half.path())
+        .arg("probe_skeleton")
+        .assert()
+        .code(1)
+        .stderr(contains("migrations/postgres and migrations/sqlite"));
+    assert!(fs::read_dir(half.path().join("migrations/postgres"))
+        .unwrap()
+        .all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("probe_skeleton")));
+}
+
+#[test]
+fn diesel_lock_files_are_ignored_by_git() {
+    // The diesel CLI leaves `.diesel_lock` in the migration directory it ran on.
+    let out = Command::new("git")
+        .current_dir(crate_root())
+        .args([
+            "check-ignore",
+            "migrations/postgres/.diesel_lock",
+            "migrations/sqlite/.diesel_lock",
+            ".diesel_lock",
+        ])
+        .output()
+        .unwrap();
+    let ignored = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(ignored.lines().count(), 3, "not ignored by git: {ignored}");
+}
+
+#[test]
+fn every_new_migration_exists_for_both_backends() {
+    let checkout = Checkout::find(&crate_root()).unwrap();
+    assert_eq!(
+        scaffold::unpaired(&checkout, PAIRED_AFTER).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_migration_added_to_one_backend_only_is_caught() {
+    let dir = checkout_copy();
+    let name = format!("{}-{:06}_postgres_only", today(), newest_number() + 1);
+    let one_sided = dir.path().join("migrations/postgres").join(&name);
+    fs::create_dir(&one_sided).unwrap();
+    fs::write(
+        one_sided.join("up.sql"),
+        "ALTER TABLE tasks ADD COLUMN probe_due_date TIMESTAMP;",
+    )
+    .unwrap();
+    fs::write(
+        one_sided.join("down.sql"),
+        "ALTER TABLE tasks DROP COLUMN probe_due_date;",
+    )
+    .unwrap();
+    let checkout = Checkout::find(dir.path()).unwrap();
+    assert_eq!(
+        scaffold::unpaired(&checkout, PAIRED_AFTER).unwrap(),
+        [format!(
+            "migrations/postgres/{name} has no twin in migrations/sqlite"
+        )]
+    );
+}
+
+/// Checks the PostgreSQL migrations numbered above `after` in `dir` have
+/// the shapes `taskdb lint` accepts: an index built or dropped
+/// CONCURRENTLY, alone, outside a transaction; a foreign key or CHECK added
+/// NOT VALID; SET NOT NULL only after a validated CHECK; constant defaults.
+/// Once `taskdb lint` exists, it runs here too.
+fn assert_lints_clean(dir: &Path, after: u32) {
+    let pg = dir.join("migrations/postgres");
+    let mut validated_checks = String::new();
+    let mut names: Vec<String> = fs::read_dir(&pg)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| scaffold::parse_dir_name(n).is_some_and(|(_, number, _)| number > after))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let up = fs::read_to_string(pg.join(&name).join("up.sql")).unwrap();
+        let sql: String = up
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_ascii_uppercase();
+        let metadata = fs::read_to_string(pg.join(&name).join("metadata.toml")).unwrap_or_default();
+        let outside_transaction = metadata
+            .lines()
+            .any(|l| l.replace(' ', "") == "run_in_transaction=false");
+        if sql.contains(" INDEX ") {
+            assert!(sql.contains("INDEX CONCURRENTLY"), "{name}: {up}");
+            assert_eq!(sql.matches(';').count(), 1, "{name}: one statement only");
+            assert!(
+                outside_transaction,
+                "{name}: needs run_in_transaction = false"
+            );
+        } else {
+            assert!(
+                !outside_transaction,
+                "{name}: runs outside a transaction for nothing"
+            );
+        }
+        if sql.contains("ADD CONSTRAINT") {
+            assert!(sql.contains("NOT VALID"), "{name}: {up}");
+        }
+        if sql.contains("VALIDATE CONSTRAINT") {
+            validated_checks.push_str(&sql);
+        }
+        if sql.contains("SET NOT NULL") {
+            assert!(
+                validated_checks.contains("VALIDATE CONSTRAINT"),
+                "{name}: SET NOT NULL without a validated check before it"
+            );
+        }
+        if let Some((_, default)) = sql.split_once(" DEFAULT ") {
+            let value = default.trim_end_matches([';', '\n']).trim();
+            assert!(
+                scaffold::is_constant_default(value),
+                "{name}: volatile default {value}"
+            );
+        }
+    }
+}
+
+/// Builds the crate copied to `dir` into a target directory kept between
+/// runs (so only taskdb itself recompiles); returns its binary.
+fn build_copy(dir: &Path) -> PathBuf {
+    let target = crate_root().join("target/scratch/target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--locked",
+            "--quiet",
+            "--bin",
+            "taskdb",
+            "--manifest-path",
+        ])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cannot build the copy in {}",
+        dir.display()
+    );
+    target.join("debug/taskdb")
+}
+
+fn run_copy(bin: &Path, db: &TestDb, args: &[&str]) -> String {
+    let out = assert_cmd::Command::new(bin)
+        .current_dir(std::env::temp_dir())
+        .env_remove("DATABASE_URL")
+        .env_remove("DIRECT_DATABASE_URL")
+        .args(["--database-url", db.url()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "taskdb {args:?} on {:?}: {}{}",
+        db.backend,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
+    // One copy of the crate with every kind added, built once.
+    let dir = crate_root().join("target/scratch/kinds");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "build.rs", "README.md"] {
+        fs::copy(crate_root().join(file), dir.join(file)).unwrap();
+    }
+    for sub in ["src", "migrations"] {
+        copy_dir(&crate_root().join(sub), &dir.join(sub));
+    }
+    let before = listing(&dir);
+    // Columns of its own (probe_*), so that a real migration adding the same
+    // column one day does not break this test.
+    let kinds: [&[&str]; 9] = [
+        &[
+            "probe_add_due_date",
+            "--add-column",
+            "tasks",
+            "probe_due_date",
+            "timestamp",
+        ],
+        &[
+            "probe_add_priority",
+            "--add-column",
+            "tasks",
+            "probe_priority",
+            "integer",
+            "--not-null",
+            "--default",
+            "0",
+        ],
+        &[
+            "probe_index_open_by_due_date",
+            "--add-index",
+            "tasks",
+            "user_id,probe_due_date",
+            "--where",
+            "NOT completed",
+        ],
+        &[
+            "probe_add_reviewer_id",
+            "--add-column",
+            "tasks",
+            "probe_reviewer_id",
+            "varchar(255)",
+        ],
+        &[
+            "probe_reviewer_fk",
+            "--add-foreign-key",
+            "tasks.probe_reviewer_id",
+            "users.id",
+            "--on-delete",
+            "set-null",
+        ],
+        &[
+            "probe_title_not_empty",
+            "--add-check",
+            "tasks",
+            "length(title) > 0",
+        ],
+        // Existing rows get the constant, so NOT NULL can be validated.
+        &[
+            "probe_add_label",
+            "--add-column",
+            "tasks",
+            "probe_label",
+            "text",
+            "--default",
+            "'open'",
+        ],
+        &[
+            "probe_index_label",
+            "--add-index",
+            "tasks",
+            "user_id,probe_label",
+            "--unique",
+            "--where",
+            "probe_label IS NOT NULL",
+        ],
+        &[
+            "probe_label_not_null",
+            "--set-not-null",
+            "tasks.probe_label",
+        ],
+    ];
+    for args in kinds {
+        new_in(&dir).args(args).assert().success();
+    }
+    let steps = added(&dir, &before).len() / 2;
+    assert_eq!(steps, 13);
+    let checkout = Checkout::find(&dir).unwrap();
+    assert_eq!(
+        scaffold::unpaired(&checkout, PAIRED_AFTER).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_lints_clean(&dir, newest_number());
+
+    let bin = build_copy(&dir);
+    let steps = steps.to_string();
+    for backend in BOTH {
+        let db = TestDb::empty(backend);
+        // The schema of today's migrations, with a row in every table.
+        let newest_today = taskdb::migrate::migrations(backend)
+            .last()
+            .unwrap()
+            .version();
+        run_copy(&bin, &db, &["migrate", "--to", &newest_today]);
+        let old_schema = schema_dump(&db);
+        rows::fill_every_table(&db);
+
+        run_copy(&bin, &db, &["migrate"]);
+        let new_schema = schema_dump(&db);
+        assert_ne!(new_schema, old_schema);
+        run_copy(&bin, &db, &["verify"]);
+
+        run_copy(&bin, &db, &["redo", "--steps", &steps, "--yes"]);
+        assert_eq!(
+            schema_dump(&db),
+            new_schema,
+            "{backend:?}: redo changed the schema"
+        );
+        run_copy(&bin, &db, &["verify"]);
+
+        run_copy(&bin, &db, &["rollback", "--steps", &steps, "--yes"]);
+        assert_eq!(
+            schema_dump(&db),
+            old_schema,
+            "{backend:?}: down.sql left something behind"
+        );
+        run_copy(&bin, &db, &["migrate"]);
+        assert_eq!(schema_dump(&db), new_schema);
+        // Every row came through the rebuilds and reverts.
+        rows::assert_every_table_has_rows(&db);
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM tasks WHERE probe_label = 'open'"),
+            1
+        );
+    }
+}
+
+#[test]
+fn new_reads_no_database_url() {
+    // A URL the other commands would refuse (or a .env that does not
+    // parse) is none of `taskdb new`'s business.
+    let dir = checkout_copy();
+    fs::write(dir.path().join(".env"), "DATABASE_URL=\"unterminated\n").unwrap();
+    new_in(dir.path())
+        .env("DATABASE_URL", "mysql://someone:secret@elsewhere/db")
+        .arg("probe_skeleton")
+        .assert()
+        .success()
+        .stdout(contains("Created 1 migration(s)"));
+}

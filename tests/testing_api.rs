@@ -1,0 +1,236 @@
+//! `taskdb::testing` as a backend's tests use it: a migrated database per
+//! test, in one line, gone afterwards — after a panic, in parallel, and
+//! after a `kill -9` of the whole test process.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use taskdb::db::{self, DatabaseUrl};
+use taskdb::migrate::MigrationPlan;
+use taskdb::models::{task, user, NewTask, NewUser};
+use taskdb::testing::TestDb;
+use taskdb::Backend;
+
+/// The test server's admin connection, as `taskdb::testing` reaches it.
+fn admin() -> taskdb::db::AnyConnection {
+    let url = std::env::var(taskdb::testing::SERVER_VARIABLE)
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    db::connect(&DatabaseUrl::parse(&url).unwrap()).unwrap()
+}
+
+fn count(sql: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "({sql})"
+    )))
+    .get_result(&mut admin())
+    .unwrap()
+}
+
+fn database_exists(name: &str) -> bool {
+    count(&format!(
+        "SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'"
+    )) == 1
+}
+
+fn exercise(db: &TestDb) {
+    let pool = db.pool().unwrap();
+    let mut conn = pool.get().unwrap();
+    let plan = MigrationPlan::load(&mut conn).unwrap();
+    assert!(plan.is_up_to_date(), "a TestDb is fully migrated");
+    let alice = user::create_with(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "alice@example.com",
+            password: "correct horse",
+            name: None,
+        },
+        TestDb::PASSWORDS,
+    )
+    .unwrap();
+    assert!(alice.password_hash.starts_with("$2b$04$"), "cheapest cost");
+    task::create(
+        &mut conn,
+        &alice.id,
+        NewTask {
+            title: "t",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(user::authenticate_with(
+        &mut conn,
+        "ALICE@example.com",
+        "correct horse",
+        TestDb::PASSWORDS
+    )
+    .unwrap()
+    .is_some());
+}
+
+#[test]
+fn a_postgres_test_database_is_migrated_and_dropped_with_its_guard() {
+    let db = TestDb::postgres().unwrap();
+    let name = db.name().unwrap().to_string();
+    assert_eq!(db.backend(), Backend::Postgres);
+    exercise(&db);
+    drop(db);
+    assert!(!database_exists(&name));
+}
+
+#[test]
+fn a_sqlite_test_database_is_a_migrated_file_removed_with_its_guard() {
+    let db = TestDb::sqlite().unwrap();
+    let path = db.sqlite_path().unwrap();
+    exercise(&db);
+    drop(db);
+    assert!(!path.exists());
+}
+
+#[test]
+fn an_empty_test_database_has_no_tables() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let db = TestDb::empty(backend).unwrap();
+        let plan = MigrationPlan::load(&mut db.conn().unwrap()).unwrap();
+        assert_eq!(plan.applied().count(), 0);
+        taskdb::migrate::run_pending(db.url()).unwrap();
+    }
+}
+
+#[test]
+fn thirty_two_parallel_tests_and_a_panicking_one_leave_nothing_behind() {
+    let (names, created) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let names = names.clone();
+            std::thread::spawn(move || {
+                let backend = if i % 2 == 0 {
+                    Backend::Postgres
+                } else {
+                    Backend::Sqlite
+                };
+                let db = TestDb::new(backend).unwrap();
+                let place = match db.name() {
+                    Some(name) => name.to_string(),
+                    None => db.sqlite_path().unwrap().display().to_string(),
+                };
+                names.send(place).unwrap();
+                exercise(&db);
+                if i == 7 {
+                    panic!("a failing test");
+                }
+            })
+        })
+        .collect();
+    drop(names);
+    let panicked = threads
+        .into_iter()
+        .map(|t| t.join())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(panicked, 1);
+    let places: Vec<String> = created.iter().collect();
+    assert_eq!(places.len(), 32);
+    for place in places {
+        if place.starts_with("taskdb_t_") {
+            assert!(!database_exists(&place), "{place} was left behind");
+        } else {
+            assert!(
+                !std::path::Path::new(&place).exists(),
+                "{place} was left behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn in_memory_sqlite_is_refused_for_pools_and_migrations() {
+    for text in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
+        let url = DatabaseUrl::parse(text).unwrap();
+        let err = db::pool(&url, 2).unwrap_err().to_string();
+        assert!(err.contains("in-memory"), "{text}: {err}");
+        let err = taskdb::migrate::run_pending(&url).unwrap_err().to_string();
+        assert!(err.contains("in-memory"), "{text}: {err}");
+    }
+}
+
+/// Run by the tests below in a child process: holds a test database, prints
+/// its name, then waits to be killed.
+#[test]
+#[ignore = "a helper process for the kill -9 test"]
+fn child_holding_a_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    let db = TestDb::postgres().unwrap();
+    println!("DATABASE {}", db.name().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Run in a child process: a new test process creating one test database.
+#[test]
+#[ignore = "a helper process for the sweep tests"]
+fn child_creating_a_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    TestDb::postgres().unwrap();
+}
+
+fn child(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("TASKDB_TESTING_CHILD", "1");
+    cmd
+}
+
+#[test]
+fn databases_of_a_killed_test_process_are_swept_by_the_next_one() {
+    let mut holder = child("child_holding_a_test_database")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let name = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+        // libtest prints `test <name> ... ` on the same line first.
+        if let Some((_, name)) = line.trim().split_once("DATABASE ") {
+            break name.to_string();
+        }
+    };
+    assert!(database_exists(&name));
+    holder.kill().unwrap(); // SIGKILL: no Drop runs
+    holder.wait().unwrap();
+    assert!(database_exists(&name), "kill -9 left it");
+    // A running process's databases are left alone by the sweep …
+    let running = TestDb::postgres().unwrap();
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(database_exists(running.name().unwrap()));
+    // … a dead one's are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while database_exists(&name) {
+        assert!(Instant::now() < deadline, "{name} was not swept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_template_of_other_migrations_is_replaced_not_reused() {
+    // A template left by a build with other migrations, unused.
+    let stale = "taskdb_tpl_000000000000";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {stale}"));
+    assert!(database_exists(stale));
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(!database_exists(stale), "the stale template was dropped");
+}
