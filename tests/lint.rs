@@ -807,3 +807,90 @@ fn squawk_misses_are_all_flagged() {
         assert_flags(&lint_after(&[], sql, metadata), rule);
     }
 }
+
+#[test]
+fn every_shape_taskdb_new_writes_lints_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("Cargo.toml"), dir.path().join("Cargo.toml")).unwrap();
+    let mut existing = 0;
+    for backend in ["postgres", "sqlite"] {
+        let from = repo().join("migrations").join(backend);
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            existing += 1;
+            let to = dir
+                .path()
+                .join("migrations")
+                .join(backend)
+                .join(entry.file_name());
+            std::fs::create_dir_all(&to).unwrap();
+            for file in std::fs::read_dir(entry.path()).unwrap() {
+                let file = file.unwrap();
+                std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+            }
+        }
+    }
+    for args in [
+        &[
+            "add_tasks_due_on",
+            "--add-column",
+            "tasks",
+            "due_on",
+            "date",
+        ][..],
+        &[
+            "add_tasks_flag",
+            "--add-column",
+            "tasks",
+            "flag",
+            "boolean",
+            "--not-null",
+            "--default",
+            "false",
+        ],
+        &["index_tasks_due_on", "--add-index", "tasks", "due_on"],
+        &[
+            "unique_tasks_title",
+            "--add-index",
+            "tasks",
+            "user_id,title",
+            "--unique",
+        ],
+        &[
+            "tasks_owner_fk",
+            "--add-foreign-key",
+            "tasks.user_id",
+            "users.id",
+        ],
+        &[
+            "tasks_title_not_blank",
+            "--add-check",
+            "tasks",
+            "title <> ''",
+        ],
+        &[
+            "tasks_description_not_null",
+            "--set-not-null",
+            "tasks.description",
+        ],
+        &["skeleton"],
+    ] {
+        common::taskdb_cmd()
+            .current_dir(dir.path())
+            .arg("new")
+            .args(args)
+            .assert()
+            .success();
+    }
+    let out = common::taskdb_cmd()
+        .current_dir(dir.path())
+        .args(["lint", "--deny", "warnings"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("0 error(s), 0 warning(s)"), "{text}");
+    // The shapes are there: 12 new migrations per backend.
+    let linted = format!("lint: {} migration(s)", existing + 24);
+    assert!(text.contains(&linted), "{text}");
+}
