@@ -694,6 +694,19 @@ fn exit_codes_and_deny_warnings() {
         .args(["lint", "--format", "yaml"])
         .assert()
         .code(2);
+    // Lint reads no DATABASE_URL: a broken one has no say.
+    common::taskdb_cmd()
+        .env("DATABASE_URL", "nonsense://x")
+        .arg("lint")
+        .arg(&pg)
+        .assert()
+        .code(0);
+    common::taskdb_cmd()
+        .args(["lint", "--database-url", "nonsense://x"])
+        .arg(&pg)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::starts_with("error: "));
 }
 
 #[test]
