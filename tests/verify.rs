@@ -177,28 +177,36 @@ fn names_changed_columns_postgres() {
 #[test]
 fn names_changed_columns_sqlite() {
     let db = TestDb::migrated(Backend::Sqlite);
-    // SQLite alters a column by rebuilding its table.
-    db.execute(
+    // SQLite alters a column by rebuilding its table: from the table the
+    // migrations built (whatever columns they gave it), with two changed.
+    let table =
+        db.rows("SELECT sql AS line FROM sqlite_master WHERE type = 'table' AND name = 'tasks'");
+    let body = &table[0][table[0].find('(').unwrap()..];
+    let changed = body
+        .replacen("title VARCHAR(255) NOT NULL", "title TEXT NOT NULL", 1)
+        .replacen("description TEXT,", "description TEXT NOT NULL,", 1);
+    assert_ne!(
+        changed.matches("NOT NULL").count(),
+        body.matches("NOT NULL").count()
+    );
+    assert!(changed.contains("title TEXT NOT NULL"), "{body}");
+    let columns =
+        db.rows("SELECT group_concat(name, ', ') AS line FROM pragma_table_info('tasks')");
+    let dependents = db.rows(
+        "SELECT sql AS line FROM sqlite_master WHERE tbl_name = 'tasks' \
+          AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+    );
+    db.execute(&format!(
         "PRAGMA foreign_keys = OFF;
-         CREATE TABLE tasks_new (
-             id INTEGER PRIMARY KEY AUTOINCREMENT,
-             user_id VARCHAR(255) NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-             title TEXT NOT NULL,
-             description TEXT NOT NULL,
-             completed BOOLEAN NOT NULL DEFAULT 0,
-             created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-             updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-         );
+         CREATE TABLE tasks_new {changed};
+         INSERT INTO tasks_new ({cols}) SELECT {cols} FROM tasks;
          DROP TABLE tasks;
          ALTER TABLE tasks_new RENAME TO tasks;
-         CREATE INDEX idx_tasks_user_completed ON tasks (user_id, completed);
-         CREATE TRIGGER tasks_set_updated_at AFTER UPDATE ON tasks
-         FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at
-         BEGIN
-             UPDATE tasks SET updated_at = CURRENT_TIMESTAMP WHERE id = NEW.id;
-         END;
+         {dependents};
          PRAGMA foreign_keys = ON;",
-    );
+        cols = columns[0],
+        dependents = dependents.join(";\n"),
+    ));
     let (code, json) = verify_json(&db);
     assert_eq!(code, 1);
     let found = differences(&json);
