@@ -80,8 +80,8 @@ fn validate_title(title: &str) -> Result<()> {
     check_length("task title", title, MAX_VARCHAR)
 }
 
-/// Creates a task owned by `owner`. Fails with a foreign-key error when no
-/// such user exists.
+/// Creates a task owned by `owner`. Fails with [`Error::UnknownOwner`]
+/// when no such user exists.
 pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
     validate_title(new.title)?;
     // No user has a longer id; PostgreSQL would only say "value too long".
@@ -92,11 +92,17 @@ pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result
         description: new.description,
         completed: new.completed,
     };
-    let task = with_backend!(conn, |c| diesel::insert_into(tasks::table)
+    let inserted = with_backend!(conn, |c| diesel::insert_into(tasks::table)
         .values(&row)
         .returning(Task::as_returning())
-        .get_result(c))?;
-    Ok(task)
+        .get_result(c));
+    match inserted {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        )) => Err(Error::UnknownOwner(owner.to_string())),
+        other => Ok(other?),
+    }
 }
 
 /// `owner`'s tasks, newest first, optionally only done or open ones.
