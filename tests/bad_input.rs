@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::pgbouncer::PgBouncer;
 use common::process::spawn_taskdb_at;
-use common::{closed_port, schema_dump, taskdb_at, taskdb_cmd, TestDb};
+use common::{schema_dump, taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::Backend;
 
@@ -67,7 +67,7 @@ fn with_url(url: &str, args: &[&str]) -> assert_cmd::Command {
 #[test]
 fn urls_that_cannot_work() {
     let db = seeded();
-    let port = closed_port();
+    let port = unused_port();
     // 1. malformed URL
     refused(
         &db,
@@ -162,7 +162,7 @@ fn wrong_password() {
 /// waited.
 #[test]
 fn wait_waits_as_long_as_asked_and_says_how_long() {
-    let port = closed_port();
+    let port = unused_port();
     for (wait, secs) in [("1s", 1.0), ("3s", 3.0)] {
         let started = Instant::now();
         let out = with_url(

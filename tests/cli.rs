@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{closed_port, taskdb_at, taskdb_cmd};
+use common::{taskdb_at, taskdb_cmd, unused_port};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -240,7 +240,7 @@ both_backends!(
 fn unreachable_server_is_one_line_without_the_password() {
     let url = format!(
         "postgres://postgres:Sentinel-Secret-1@127.0.0.1:{}/x",
-        closed_port()
+        unused_port()
     );
     for cmd in ["migrate", "status", "seed", "rollback", "redo", "repair"] {
         let out = taskdb_at(&url).arg(cmd).output().unwrap();

@@ -164,7 +164,7 @@ fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
 #[test]
 fn sigint_outside_a_migration_stops_at_once() {
     // Waiting for an unreachable server (--wait): nothing to roll back.
-    let port = common::closed_port();
+    let port = common::unused_port();
     let mut child = spawn_taskdb_at(
         &format!("postgres://u@127.0.0.1:{port}/db"),
         &["--wait", "60s", "status"],

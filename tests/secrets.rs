@@ -5,7 +5,7 @@ mod common;
 
 use common::pgbouncer::PgBouncer;
 use common::secrets::{output_hiding, SENTINEL};
-use common::{closed_port, taskdb_at, taskdb_cmd, TestDb};
+use common::{taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::Backend;
 
@@ -56,7 +56,7 @@ fn error_paths_of_every_command_hide_the_password() {
             "unreachable host",
             format!(
                 "postgres://app:{SENTINEL}@127.0.0.1:{}/tasks",
-                closed_port()
+                unused_port()
             ),
         ),
         (
@@ -82,21 +82,21 @@ fn error_paths_of_every_command_hide_the_password() {
             "`#` and `?` in the password",
             format!(
                 "postgres://app:a#b?{SENTINEL}@127.0.0.1:{}/tasks",
-                closed_port()
+                unused_port()
             ),
         ),
         (
             "secret query parameters",
             format!(
                 "postgres://app@127.0.0.1:{}/tasks?sslmode=prefer&sslpassword={SENTINEL}&pass%77ord={SENTINEL}",
-                closed_port()
+                unused_port()
             ),
         ),
         (
             "password as a query parameter",
             format!(
                 "postgres://app@127.0.0.1:{}/tasks?password={SENTINEL}",
-                closed_port()
+                unused_port()
             ),
         ),
     ];
@@ -207,7 +207,7 @@ fn embedded_errors_hide_the_password() {
     // The library's own errors, as backend code would log them.
     let url = taskdb::DatabaseUrl::parse(&format!(
         "postgres://app:{SENTINEL}@127.0.0.1:{}/tasks",
-        closed_port()
+        unused_port()
     ))
     .unwrap();
     let err = taskdb::migrate::run_pending(&url).unwrap_err();

@@ -7,7 +7,7 @@ mod common;
 
 use common::pgbouncer::PgBouncer;
 use common::secrets::{output_hiding, SENTINEL};
-use common::{closed_port, query_lines, taskdb_at, taskdb_cmd, TestDb};
+use common::{query_lines, taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::db::{self, DatabaseUrl};
 use taskdb::Backend;
@@ -133,7 +133,7 @@ fn query_values_reach_the_server_as_written() {
 
 #[test]
 fn secrets_in_every_url_form_stay_hidden() {
-    let port = closed_port();
+    let port = unused_port();
     let forms = [
         format!("postgres://app:pa#{SENTINEL}@127.0.0.1:{port}/tasks"),
         format!("postgres://app:pa%23{SENTINEL}@127.0.0.1:{port}/tasks"),
@@ -177,7 +177,7 @@ fn secrets_in_every_url_form_stay_hidden() {
 
 #[test]
 fn urls_refused_as_ambiguous_hide_their_secrets_too() {
-    let port = closed_port();
+    let port = unused_port();
     for url in [
         // An unencoded `/` in the password: libpq would take `app` for the
         // host and the rest for the database name.

@@ -288,9 +288,10 @@ impl WithoutTaskdbEnv for assert_cmd::Command {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens: the listener that found it
-/// free is closed again at once.
-pub fn closed_port() -> u16 {
+/// A port on 127.0.0.1 where nothing listens (the listener that found it
+/// free is closed again at once): a closed port for connections that must
+/// fail, or a port for a test server to listen on.
+pub fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
