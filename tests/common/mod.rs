@@ -16,6 +16,7 @@ pub const BEFORE_ALTER: &str = "2026-02-08-000010";
 
 pub mod pgbouncer;
 pub mod process;
+pub mod secrets;
 pub mod wire_proxy;
 
 use std::path::{Path, PathBuf};
@@ -163,9 +164,14 @@ impl TestDb {
     /// first one that ALTERs `tasks` (it needs an ACCESS EXCLUSIVE lock, so
     /// a reader's open transaction blocks it): for lock-wait tests.
     pub fn before_alter() -> Self {
-        let db = Self::empty(Backend::Postgres);
+        Self::migrated_to(Backend::Postgres, BEFORE_ALTER)
+    }
+
+    /// A database migrated by the binary up to and including `version`.
+    pub fn migrated_to(backend: Backend, version: &str) -> Self {
+        let db = Self::empty(backend);
         db.taskdb()
-            .args(["migrate", "--to", BEFORE_ALTER])
+            .args(["migrate", "--to", version])
             .assert()
             .success();
         db
@@ -220,9 +226,7 @@ impl TestDb {
     /// The `taskdb` binary, pointed at this database, run in an empty
     /// directory with no DATABASE_URL inherited.
     pub fn taskdb(&self) -> assert_cmd::Command {
-        let mut cmd = taskdb_cmd();
-        cmd.arg("--database-url").arg(&self.url);
-        cmd
+        taskdb_at(&self.url)
     }
 }
 
@@ -239,12 +243,60 @@ pub fn taskdb_cmd() -> assert_cmd::Command {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
     let mut cmd = assert_cmd::Command::cargo_bin("taskdb").unwrap();
-    cmd.current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
-        .env_remove("TASKDB_SQLITE_BUSY_TIMEOUT");
+    cmd.current_dir(dir.path()).without_taskdb_env();
     cmd
+}
+
+/// [`taskdb_cmd`] pointed at `url` (`--database-url url`).
+pub fn taskdb_at(url: &str) -> assert_cmd::Command {
+    let mut cmd = taskdb_cmd();
+    cmd.args(["--database-url", url]);
+    cmd
+}
+
+/// The variables through which the shell running the tests would choose
+/// the binary's database or change how long it waits: a test that wants
+/// one sets it itself.
+pub const TASKDB_ENV: [&str; 4] = [
+    "DATABASE_URL",
+    "DIRECT_DATABASE_URL",
+    "TASKDB_LOCK_TIMEOUT",
+    "TASKDB_SQLITE_BUSY_TIMEOUT",
+];
+
+/// Removes [`TASKDB_ENV`] from a command's environment, for both kinds of
+/// command the tests build (a variable set after this call still counts).
+pub trait WithoutTaskdbEnv {
+    fn without_taskdb_env(&mut self) -> &mut Self;
+}
+
+impl WithoutTaskdbEnv for std::process::Command {
+    fn without_taskdb_env(&mut self) -> &mut Self {
+        for name in TASKDB_ENV {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+
+impl WithoutTaskdbEnv for assert_cmd::Command {
+    fn without_taskdb_env(&mut self) -> &mut Self {
+        for name in TASKDB_ENV {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (the listener that found it
+/// free is closed again at once): a closed port for connections that must
+/// fail, or a port for a test server to listen on.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs a query whose single text column is named `line`.
