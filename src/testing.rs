@@ -358,9 +358,10 @@ fn sqlite_template() -> Result<&'static Path> {
         ));
         let url = DatabaseUrl::parse(&format!("sqlite://{}", building.display()))?;
         migrate::run_pending(&url)?;
-        // Fold the WAL into the file and leave it a single file to copy.
+        // Fold the WAL into the file, so the file alone is the database
+        // (still in WAL mode, as every database taskdb migrates).
         let mut conn = db::connect(&url)?;
-        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")?;
+        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
         drop(conn);
         std::fs::rename(&building, &path).map_err(|e| {
             Error::InvalidInput(format!("cannot put the SQLite template in place: {e}"))
