@@ -351,9 +351,10 @@ fn template_name_built(server: &DatabaseUrl, admin: &mut AnyConnection) -> Resul
     let built = (|| -> Result<()> {
         if database_names(admin, &name)?.is_empty() {
             let building = format!("{name}_build");
-            admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {building} WITH (FORCE); CREATE DATABASE {building}"
-            ))?;
+            // One statement each: several in one go run as one transaction,
+            // where neither may run.
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))?;
+            admin.batch_execute(&format!("CREATE DATABASE {building}"))?;
             migrate::run_pending(&server.with_database(&building)?)?;
             admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?;
         }

@@ -23,6 +23,10 @@ fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
 
 /// The last migration before the concurrent index build.
 const BEFORE_INDEX: &str = "2026-02-08-000003";
+/// The migration that builds idx_tasks_user_completed CONCURRENTLY (a later
+/// one replaces that index, so these tests migrate up to this one, check
+/// the index, then finish).
+const INDEX_MIGRATION: &str = "2026-02-08-000004";
 
 /// A PostgreSQL database migrated up to the concurrent index build, with
 /// enough tasks that the build is still running when a signal arrives.
@@ -247,7 +251,7 @@ fn sigint_during_a_concurrent_index_build_needs_no_repair() {
 
 fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
     let db = before_a_long_index_build();
-    let child = spawn_taskdb(&db, &["migrate"]);
+    let child = spawn_taskdb(&db, &["migrate", "--to", INDEX_MIGRATION]);
     let pid = child.id();
     wait_until("the index build runs", Duration::from_secs(20), || {
         db.scalar(&format!(
@@ -267,7 +271,11 @@ fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
     }
     // The server may still be building: the rerun must wait for that build
     // or rebuild what it left INVALID, never take it as done.
-    let rerun = db.taskdb().arg("migrate").assert().success();
+    let rerun = db
+        .taskdb()
+        .args(["migrate", "--to", INDEX_MIGRATION])
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&rerun.get_output().stdout).into_owned();
     eprintln!("{stdout}");
     assert_eq!(user_completed_indexes(&db, "i.indisvalid"), 1, "{stdout}");
@@ -275,6 +283,7 @@ fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
         db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
         0
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }
 
@@ -293,7 +302,7 @@ fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
     assert!(failed.is_err());
     assert_eq!(user_completed_indexes(&db, "NOT i.indisvalid"), 1);
     db.taskdb()
-        .arg("migrate")
+        .args(["migrate", "--to", INDEX_MIGRATION])
         .assert()
         .success()
         .stdout(predicates::str::contains("INVALID"));
@@ -302,6 +311,7 @@ fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
         1,
         "rebuilt as the migration defines it"
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }
 
@@ -347,13 +357,13 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
     };
     // Replica A builds the index, replica B waits for the migration lock;
     // both are PID 1 in their own namespaces.
-    let active = spawn_taskdb_as_pid_1(&db, &["migrate"]);
+    let active = spawn_taskdb_as_pid_1(&db, &["migrate", "--to", INDEX_MIGRATION]);
     wait_until(
         "replica A builds the index",
         Duration::from_secs(20),
         || building() > 0,
     );
-    let mut waiting = spawn_taskdb_as_pid_1(&db, &["migrate"]);
+    let mut waiting = spawn_taskdb_as_pid_1(&db, &["migrate", "--to", INDEX_MIGRATION]);
     let _reader = read_until(&mut waiting, "Waiting for another migrator");
     assert!(
         building() > 0,
@@ -384,5 +394,6 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
         0,
         "nothing is dirty or left running"
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }

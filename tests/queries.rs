@@ -204,6 +204,7 @@ both_backends!(list_filters_orders_and_limits, migrated, |db| {
         TaskFilter {
             completed: Some(true),
             limit: 10,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -217,6 +218,7 @@ both_backends!(list_filters_orders_and_limits, migrated, |db| {
         TaskFilter {
             completed: Some(false),
             limit: 1,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -353,6 +355,7 @@ fn both_backends_give_the_same_answers() {
                     TaskFilter {
                         completed: filter,
                         limit: 10,
+                        ..Default::default()
                     },
                 )
                 .unwrap()
