@@ -480,7 +480,7 @@ fn split_top_level_commas(s: &str) -> Vec<String> {
 /// What an `ACCESS EXCLUSIVE` lock means on `n` standbys, in one sentence.
 pub fn standby_lock_note(n: usize) -> String {
     format!(
-        "also replayed on {n} standby(s): there the replay waits for every query reading the table (stalling all replay, so the standby falls behind) and, after max_standby_streaming_delay, cancels them; lock_timeout on the primary does not cover this"
+        "also replayed on {n} standby(s): there the lock waits for every query reading the table (holding up all replay, so the standby falls behind) and, after max_standby_streaming_delay, cancels those queries; lock_timeout on the primary does not cover this"
     )
 }
 
