@@ -247,7 +247,10 @@ fn a_standby_behind_past_replica_wait_stops_the_run_between_steps_and_a_rerun_fi
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(error.len(), 1, "{stderr}");
-    assert!(error[0].contains(&format!("standby {}", standby.name)), "{stderr}");
+    assert!(
+        error[0].contains(&format!("standby {}", standby.name)),
+        "{stderr}"
+    );
     assert!(error[0].contains("stopped between migrations"), "{stderr}");
     assert!(error[0].contains("--max-replica-lag off"), "{stderr}");
     // Nothing half-applied: every recorded step is complete, the rest
@@ -255,14 +258,23 @@ fn a_standby_behind_past_replica_wait_stops_the_run_between_steps_and_a_rerun_fi
     assert!(unfinished(&db).is_empty(), "{:?}", unfinished(&db));
     let stopped_at = applied(&db).len();
     assert!(stopped_at < migrations(Backend::Postgres).len(), "{stdout}");
-    let status = String::from_utf8_lossy(&db.taskdb().arg("status").output().unwrap().stdout)
-        .to_string();
-    assert!(!status.contains("dirty") && !status.contains("interrupted"), "{status}");
+    let status =
+        String::from_utf8_lossy(&db.taskdb().arg("status").output().unwrap().stdout).to_string();
+    assert!(
+        !status.contains("dirty") && !status.contains("interrupted"),
+        "{status}"
+    );
 
     paused.resume();
     standby.catch_up();
     db.taskdb()
-        .args(["migrate", "--max-replica-lag", "2MB", "--replica-wait", "2m"])
+        .args([
+            "migrate",
+            "--max-replica-lag",
+            "2MB",
+            "--replica-wait",
+            "2m",
+        ])
         .assert()
         .success();
     assert_eq!(applied(&db).len(), migrations(Backend::Postgres).len());
@@ -282,17 +294,27 @@ fn up_to_date_migrate_sends_one_query_with_a_lagging_standby_attached() {
     let proxy = WireProxy::start("127.0.0.1:5432");
     let url = proxy.url("postgres", db.pg_name().unwrap());
     common::taskdb_cmd()
-        .args(["--database-url", &url, "migrate", "--max-replica-lag", "1MB"])
+        .args([
+            "--database-url",
+            &url,
+            "migrate",
+            "--max-replica-lag",
+            "1MB",
+        ])
         .assert()
         .success()
         .stdout(predicates::str::contains("Nothing to do"));
     let log = proxy.take();
     let work: Vec<_> = log.iter().filter(|s| !s.is_connection_setup()).collect();
     assert_eq!(work.len(), 1, "{work:#?}");
-    assert!(
-        !work[0].sql.contains("pg_stat_replication"),
-        "{work:#?}"
-    );
+    assert!(!work[0].sql.contains("pg_stat_replication"), "{work:#?}");
+
+    // The library's start-up call, with its default bound, likewise.
+    let applied = taskdb::migrate::run_pending(&taskdb::DatabaseUrl::parse(&url).unwrap()).unwrap();
+    assert!(applied.is_empty());
+    let log = proxy.take();
+    let work: Vec<_> = log.iter().filter(|s| !s.is_connection_setup()).collect();
+    assert_eq!(work.len(), 1, "{work:#?}");
 }
 
 #[test]
@@ -378,9 +400,15 @@ fn dry_run_says_which_statements_take_access_exclusive_on_the_standbys() {
         assert!(note.contains("max_standby_streaming_delay"), "{note}");
     }
     // The NOT VALID foreign key and the concurrent builds take weaker locks.
-    assert!(!notes.iter().any(|n| n.contains("CONCURRENTLY")), "{notes:#?}");
+    assert!(
+        !notes.iter().any(|n| n.contains("CONCURRENTLY")),
+        "{notes:#?}"
+    );
     assert!(!notes.iter().any(|n| n.contains("VALIDATE")), "{notes:#?}");
-    assert!(notes.iter().any(|n| n.contains("DROP CONSTRAINT")), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.contains("DROP CONSTRAINT")),
+        "{notes:#?}"
+    );
 }
 
 #[test]
@@ -390,7 +418,11 @@ fn verify_of_a_standby_without_a_primary_says_what_to_pass() {
     let db = TestDb::migrated(Backend::Postgres);
     standby.catch_up();
     let output = common::taskdb_cmd()
-        .args(["--database-url", &standby.url(db.pg_name().unwrap()), "verify"])
+        .args([
+            "--database-url",
+            &standby.url(db.pg_name().unwrap()),
+            "verify",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -401,7 +433,13 @@ fn verify_of_a_standby_without_a_primary_says_what_to_pass() {
     // DIRECT_DATABASE_URL names the primary as well as the flag does.
     let output = common::taskdb_cmd()
         .env("DIRECT_DATABASE_URL", db.url())
-        .args(["--database-url", &standby.url(db.pg_name().unwrap()), "verify", "--format", "json"])
+        .args([
+            "--database-url",
+            &standby.url(db.pg_name().unwrap()),
+            "verify",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)

@@ -34,7 +34,10 @@ pub struct Opts {
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let (plan, standbys) = if db.url.is_missing_sqlite_file() {
-        (MigrationPlan::for_new_database(db.url.backend()), Vec::new())
+        (
+            MigrationPlan::for_new_database(db.url.backend()),
+            Vec::new(),
+        )
     } else {
         let mut conn = db.connect()?;
         let mut plan = MigrationPlan::load(&mut conn)?;

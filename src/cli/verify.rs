@@ -73,7 +73,12 @@ pub struct Opts {
     /// When the database is a read-only hot standby: the primary's URL, on
     /// whose server the expected schema is built instead (default:
     /// $DIRECT_DATABASE_URL)
-    #[arg(long, value_name = "URL", env = "DIRECT_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DIRECT_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub expected_from: Option<String>,
 }
 

@@ -188,10 +188,8 @@ impl Standby {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let state = super::query_lines(
-                &mut taskdb::db::connect(
-                    &taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap(),
-                )
-                .unwrap(),
+                &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap())
+                    .unwrap(),
                 &format!(
                     "SELECT state AS line FROM pg_stat_replication WHERE application_name = '{}'",
                     self.name
