@@ -22,7 +22,9 @@ use taskdb::Backend;
 const BEFORE_INDEX: &str = "2026-02-08-000003";
 
 /// A database migrated up to [`BEFORE_INDEX`], whose `tasks` hold enough
-/// rows that building the index on them writes several MB of WAL.
+/// rows that building the index on them writes several MB of WAL: each
+/// task has its own user, so B-tree deduplication cannot shrink the index
+/// (200 000 rows: about 6 MB).
 fn tasks_with_rows(rows: u32) -> TestDb {
     let db = TestDb::empty(Backend::Postgres);
     db.taskdb()
@@ -31,9 +33,9 @@ fn tasks_with_rows(rows: u32) -> TestDb {
         .success();
     db.execute(&format!(
         "INSERT INTO users (id, email, password_hash)
-           SELECT 'user-' || g, 'user' || g || '@example.com', 'x' FROM generate_series(1, 1000) g;
+           SELECT 'user-' || g, 'user' || g || '@example.com', 'x' FROM generate_series(1, {rows}) g;
          INSERT INTO tasks (user_id, title)
-           SELECT 'user-' || (g % 1000 + 1), 'task number ' || g FROM generate_series(1, {rows}) g;"
+           SELECT 'user-' || g, 'task number ' || g FROM generate_series(1, {rows}) g;"
     ));
     db
 }
