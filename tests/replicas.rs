@@ -475,3 +475,35 @@ fn verify_of_a_standby_that_has_not_replayed_a_migration_reports_it() {
     let (code, stdout, stderr) = verify_standby(&standby, &db);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 }
+
+#[test]
+fn ctrl_c_while_waiting_for_a_standby_says_nothing_is_half_applied() {
+    let _serial = standby::exclusive();
+    let standby = Standby::shared();
+    let db = tasks_with_rows(200_000);
+    standby.catch_up();
+    let _paused = standby.pause_replay();
+    let mut run = Running::start(
+        db.url(),
+        &[
+            "migrate",
+            "--max-replica-lag",
+            "2MB",
+            "--replica-wait",
+            "5m",
+        ],
+    );
+    run.wait_for_line("waiting for standby", Duration::from_secs(120));
+    let status = Command::new("kill")
+        .args(["-s", "INT", &run.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("waiting for a standby"), "{stderr}");
+    assert!(error[0].contains("nothing is half-applied"), "{stderr}");
+    assert!(unfinished(&db).is_empty(), "{:?}", unfinished(&db));
+}

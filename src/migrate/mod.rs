@@ -177,6 +177,10 @@ pub struct Repair {
 /// Applies every pending migration to the database at `url`, safely when
 /// other processes do the same at once. Returns what this call applied.
 ///
+/// Between steps it waits for streaming standbys as
+/// [`MigrateOptions::default`] bounds them (see [`replicas`]); an
+/// up-to-date database costs no more than before (one query).
+///
 /// A database *ahead* of this build (a later release applied newer
 /// migrations, then the app was rolled back) starts normally: a warning
 /// goes to stderr and nothing is applied past the gap-free part.

@@ -317,12 +317,16 @@ pub fn wait_for_standbys(
             },
         });
         waited_once = true;
-        crate::interrupt::check()?;
         std::thread::sleep(
             POLL.min(wait.saturating_sub(waited))
                 .max(Duration::from_millis(10)),
         );
-        crate::interrupt::check()?;
+        if crate::interrupt::received().is_some() {
+            crate::interrupt::set_outcome(
+                "it was waiting for a standby to catch up between migrations, so nothing is half-applied; run the command again to finish",
+            );
+            return Err(Error::Interrupted);
+        }
     }
 }
 
