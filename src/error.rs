@@ -143,6 +143,19 @@ pub enum Error {
     /// went wrong; the rollback's failure is secondary.
     #[error("{cause} (rolling back failed too: {rollback})")]
     RollbackFailed { cause: Box<Error>, rollback: String },
+
+    /// A streaming standby stayed past `--max-replica-lag` for all of
+    /// `--replica-wait`: the run stopped between steps (or, after the last
+    /// one, finished with its standbys still behind).
+    #[error("standby {standby} is still behind ({lag}; the bound is {bound}) after waiting {}: {outcome}; or raise --replica-wait / --max-replica-lag (`--max-replica-lag off` skips the check)", human_duration(*.waited))]
+    ReplicaLag {
+        standby: String,
+        lag: String,
+        bound: String,
+        /// What the run left behind and what to run next.
+        outcome: &'static str,
+        waited: std::time::Duration,
+    },
 }
 
 /// A migration whose state `migrate` cannot run past.
