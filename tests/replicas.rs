@@ -175,14 +175,14 @@ fn verify_standby(standby: &Standby, db: &TestDb) -> (Option<i32>, String, Strin
     )
 }
 
-#[test]
-fn migrate_waits_for_a_paused_standby_before_the_next_step_and_finishes_once_it_replays() {
-    let _serial = standby::exclusive();
-    let standby = Standby::shared();
+/// A table with rows, `standby` caught up then paused, and a `migrate`
+/// (2 MB bound) that has said it waits for it; also that line.
+fn migrate_waiting_for_a_paused_standby(
+    standby: &Standby,
+) -> (TestDb, standby::ReplayPaused<'_>, Running, String) {
     let db = tasks_with_rows(200_000);
     standby.catch_up();
     let paused = standby.pause_replay();
-
     // The index build alone writes more WAL than 2MB: whatever the
     // server's other databases add, the standby is past the bound before
     // the next step at the latest.
@@ -197,6 +197,14 @@ fn migrate_waits_for_a_paused_standby_before_the_next_step_and_finishes_once_it_
         ],
     );
     let waiting = run.wait_for_line("waiting for standby", Duration::from_secs(120));
+    (db, paused, run, waiting)
+}
+
+#[test]
+fn migrate_waits_for_a_paused_standby_before_the_next_step_and_finishes_once_it_replays() {
+    let _serial = standby::exclusive();
+    let standby = Standby::shared();
+    let (db, paused, run, waiting) = migrate_waiting_for_a_paused_standby(&standby);
     assert!(waiting.contains(&standby.name), "{waiting}");
     assert!(waiting.contains("of WAL"), "{waiting}");
     // While it waits, no step starts: the ledger and the printed steps
@@ -484,20 +492,7 @@ fn verify_of_a_standby_that_has_not_replayed_a_migration_reports_it() {
 fn ctrl_c_while_waiting_for_a_standby_says_nothing_is_half_applied() {
     let _serial = standby::exclusive();
     let standby = Standby::shared();
-    let db = tasks_with_rows(200_000);
-    standby.catch_up();
-    let _paused = standby.pause_replay();
-    let mut run = Running::start(
-        db.url(),
-        &[
-            "migrate",
-            "--max-replica-lag",
-            "2MB",
-            "--replica-wait",
-            "5m",
-        ],
-    );
-    run.wait_for_line("waiting for standby", Duration::from_secs(120));
+    let (db, _paused, run, _) = migrate_waiting_for_a_paused_standby(&standby);
     let status = Command::new("kill")
         .args(["-s", "INT", &run.child.id().to_string()])
         .status()
