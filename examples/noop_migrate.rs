@@ -8,7 +8,7 @@
 //! cargo run --release --example noop_migrate [-- RUNS]
 //! ```
 //!
-//! Needs the test server (`TASKDB_TEST_PG_URL`, default
+//! Needs the test server (`TASKDB_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and the diesel CLI on
 //! PATH or in ~/.cargo/bin. Builds the release `taskdb` binary if missing.
 
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(51);
-    let admin_url = std::env::var("TASKDB_TEST_PG_URL")
+    let admin_url = std::env::var("TASKDB_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let base = admin_url
         .rsplit_once('/')

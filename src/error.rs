@@ -7,7 +7,17 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything taskdb's library can fail with.
+///
+/// What a backend handles in a request: [`EmailTaken`](Error::EmailTaken),
+/// [`UserIdTaken`](Error::UserIdTaken), [`UnknownOwner`](Error::UnknownOwner),
+/// [`InvalidInput`](Error::InvalidInput), [`TooLong`](Error::TooLong),
+/// [`PasswordTooLong`](Error::PasswordTooLong) (all the caller's input), and
+/// [`Pool`](Error::Pool) / [`Query`](Error::Query) /
+/// [`Connect`](Error::Connect) (the database). The others come from running
+/// migrations, as at start-up (`run_pending`) or from the `taskdb`
+/// command. New variants may be added: match with a catch-all arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The database URL could not be understood.
     #[error("invalid database URL `{url}`: {reason}")]
@@ -23,9 +33,15 @@ pub enum Error {
     #[error("database error: {0}")]
     Query(DieselError),
 
-    /// The connection pool could not hand out a connection.
+    /// The connection pool could not hand out a connection (`pool.get()?`
+    /// converts r2d2's error into this).
     #[error("connection pool: {0}")]
     Pool(String),
+
+    /// A task for a user that does not exist (the tasks → users foreign
+    /// key refused it).
+    #[error("no user `{0}`: a task needs an existing owner")]
+    UnknownOwner(String),
 
     /// A migration's SQL failed; nothing of a transactional one was kept.
     #[error("migration {migration} failed: {reason}")]
@@ -137,6 +153,19 @@ pub enum Error {
         threshold: u64,
         refused: Vec<String>,
     },
+
+    /// A streaming standby stayed past `--max-replica-lag` for all of
+    /// `--replica-wait`: the run stopped between steps (or, after the last
+    /// one, finished with its standbys still behind).
+    #[error("standby {standby} is still behind ({lag}; the bound is {bound}) after waiting {}: {outcome}; or raise --replica-wait / --max-replica-lag (`--max-replica-lag off` skips the check)", human_duration(*.waited))]
+    ReplicaLag {
+        standby: String,
+        lag: String,
+        bound: String,
+        /// What the run left behind and what to run next.
+        outcome: &'static str,
+        waited: std::time::Duration,
+    },
 }
 
 /// A migration whose state `migrate` cannot run past.
@@ -204,6 +233,14 @@ impl From<DieselError> for Error {
             }
         }
         Error::Query(e)
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Self {
+        // r2d2 reports the last connection error, which taskdb's connection
+        // manager has already stripped of passwords.
+        Error::Pool(e.to_string())
     }
 }
 

@@ -14,7 +14,7 @@
 //! let applied = migrate::run_pending(&url)?; // on every start; a no-op costs one query
 //! println!("applied {} migrations", applied.len());
 //! let pool = db::pool(&url, 8)?;
-//! let mut conn = pool.get().map_err(|e| taskdb::Error::Pool(e.to_string()))?;
+//! let mut conn = pool.get()?;
 //!
 //! let alice = user::create(&mut conn, NewUser { id: None, email: "alice@example.com", password: "correct horse", name: None })?;
 //! task::create(&mut conn, &alice.id, NewTask { title: "write docs", ..Default::default() })?;
@@ -57,4 +57,10 @@ pub mod verify;
 pub struct ReadmeDoctests;
 
 pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
+
+// The versions taskdb is built with, so a backend uses the same ones
+// without pinning them by hand.
+pub use chrono;
+pub use diesel;
 pub use error::{BlockReason, BlockedMigration, Error, Result};
+pub use r2d2;

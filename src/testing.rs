@@ -126,30 +126,24 @@ impl TestDb {
 
     fn postgres_database(migrated: bool) -> Result<Self> {
         let server = server_url()?;
-        let mut admin = connect_admin(&server)?;
-        sweep_once(&mut admin);
         let name = database_name();
-        let create = |admin: &mut AnyConnection, template: Option<&str>| {
-            let template = template
-                .map(|t| format!(" TEMPLATE {t}"))
-                .unwrap_or_default();
-            admin.batch_execute(&format!("CREATE DATABASE {name}{template}"))
-        };
-        if migrated {
-            let template = template(&server, &mut admin)?;
-            if let Err(e) = create(&mut admin, Some(&template)) {
+        with_admin(&server, |admin| {
+            sweep_once(admin);
+            if !migrated {
+                return create_database(admin, &name, None);
+            }
+            let template = template(&server, admin)?;
+            match create_database(admin, &name, Some(&template)) {
                 // Dropped as stale by a run of other migrations meanwhile:
                 // build it again.
-                if !e.to_string().contains("does not exist") {
-                    return Err(e.into());
+                Err(e) if e.to_string().contains("does not exist") => {
+                    forget_template();
+                    let template = template_name_built(&server, admin)?;
+                    create_database(admin, &name, Some(&template))
                 }
-                forget_template();
-                let template = template_name_built(&server, &mut admin)?;
-                create(&mut admin, Some(&template))?;
+                other => other,
             }
-        } else {
-            create(&mut admin, None)?;
-        }
+        })?;
         Ok(TestDb {
             backend: Backend::Postgres,
             url: server.with_database(&name)?,
@@ -180,10 +174,55 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = &self.name {
-            if let Ok(mut admin) = server_url().and_then(|s| connect_admin(&s)) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            if let Ok(server) = server_url() {
+                let _ = with_admin(&server, |admin| {
+                    Ok(admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?)
+                });
             }
+        }
+    }
+}
+
+/// Runs `work` on this process's one admin connection (opened on first
+/// use, reopened when broken). One at a time: a connection per create and
+/// drop would cost a login each, and PostgreSQL refuses to clone a
+/// template while another clone of it runs.
+fn with_admin<T>(
+    server: &DatabaseUrl,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    static ADMIN: Mutex<Option<AnyConnection>> = Mutex::new(None);
+    let mut slot = ADMIN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut admin = match slot.take() {
+        Some(conn) => conn,
+        None => connect_admin(server)?,
+    };
+    let result = work(&mut admin);
+    let broken = crate::with_backend!(&mut admin, |c| diesel::r2d2::R2D2Connection::is_broken(c));
+    if !broken {
+        *slot = Some(admin);
+    }
+    result
+}
+
+/// `CREATE DATABASE name [TEMPLATE template]`, retried while another test
+/// process clones the same template (PostgreSQL allows one at a time).
+fn create_database(admin: &mut AnyConnection, name: &str, template: Option<&str>) -> Result<()> {
+    let sql = match template {
+        Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
+        None => format!("CREATE DATABASE {name}"),
+    };
+    let mut attempt = 0;
+    loop {
+        match admin.batch_execute(&sql) {
+            Err(e) if e.to_string().contains("being accessed by other users") && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10 + 5 * attempt));
+            }
+            other => return Ok(other?),
         }
     }
 }
@@ -312,9 +351,10 @@ fn template_name_built(server: &DatabaseUrl, admin: &mut AnyConnection) -> Resul
     let built = (|| -> Result<()> {
         if database_names(admin, &name)?.is_empty() {
             let building = format!("{name}_build");
-            admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {building} WITH (FORCE); CREATE DATABASE {building}"
-            ))?;
+            // One statement each: several in one go run as one transaction,
+            // where neither may run.
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))?;
+            admin.batch_execute(&format!("CREATE DATABASE {building}"))?;
             migrate::run_pending(&server.with_database(&building)?)?;
             admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?;
         }
@@ -358,9 +398,10 @@ fn sqlite_template() -> Result<&'static Path> {
         ));
         let url = DatabaseUrl::parse(&format!("sqlite://{}", building.display()))?;
         migrate::run_pending(&url)?;
-        // Fold the WAL into the file and leave it a single file to copy.
+        // Fold the WAL into the file, so the file alone is the database
+        // (still in WAL mode, as every database taskdb migrates).
         let mut conn = db::connect(&url)?;
-        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")?;
+        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
         drop(conn);
         std::fs::rename(&building, &path).map_err(|e| {
             Error::InvalidInput(format!("cannot put the SQLite template in place: {e}"))

@@ -5,12 +5,12 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pgbouncer::PgBouncer;
-use common::{schema_dump, taskdb_cmd, TestDb};
+use common::process::spawn_taskdb_at;
+use common::{schema_dump, taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::Backend;
 
@@ -51,14 +51,6 @@ fn refused(db: &TestDb, mut cmd: assert_cmd::Command, code: i32, expect: &str) {
     assert_eq!(snapshot(db), before, "{cmd:?} changed the database");
 }
 
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A migrated PostgreSQL database with the development user in it.
 fn seeded() -> TestDb {
     let db = TestDb::migrated(Backend::Postgres);
@@ -67,15 +59,15 @@ fn seeded() -> TestDb {
 }
 
 fn with_url(url: &str, args: &[&str]) -> assert_cmd::Command {
-    let mut cmd = taskdb_cmd();
-    cmd.args(["--database-url", url]).args(args);
+    let mut cmd = taskdb_at(url);
+    cmd.args(args);
     cmd
 }
 
 #[test]
 fn urls_that_cannot_work() {
     let db = seeded();
-    let port = closed_port();
+    let port = unused_port();
     // 1. malformed URL
     refused(
         &db,
@@ -170,7 +162,7 @@ fn wrong_password() {
 /// waited.
 #[test]
 fn wait_waits_as_long_as_asked_and_says_how_long() {
-    let port = closed_port();
+    let port = unused_port();
     for (wait, secs) in [("1s", 1.0), ("3s", 3.0)] {
         let started = Instant::now();
         let out = with_url(
@@ -488,15 +480,7 @@ fn stdout_closed_early_is_not_an_error() {
         &["migrate"],
         &["--help"],
     ] {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
-            .env_remove("DATABASE_URL")
-            .env_remove("DIRECT_DATABASE_URL")
-            .args(["--database-url", db.url()])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_taskdb_at(db.url(), args);
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

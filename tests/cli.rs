@@ -2,10 +2,7 @@
 
 mod common;
 
-use std::net::TcpListener;
-
-use assert_cmd::Command;
-use common::taskdb_cmd;
+use common::{taskdb_at, taskdb_cmd, unused_port};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -13,21 +10,12 @@ fn stdout_of(assert: assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stdout).into_owned()
 }
 
-/// A port on 127.0.0.1 where nothing listens.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn with_no_url_anywhere_it_uses_taskdb_db_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let mut cmd = Command::cargo_bin("taskdb").unwrap();
-        cmd.current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("DIRECT_DATABASE_URL")
-            .args(args);
+        let mut cmd = taskdb_cmd();
+        cmd.current_dir(dir.path()).args(args);
         cmd
     };
     let out = stdout_of(run(&["migrate"]).assert().success());
@@ -53,8 +41,8 @@ fn read_only_commands_do_not_create_a_missing_sqlite_file() {
     let file = dir.path().join("not_yet.db");
     let url = format!("sqlite://{}", file.display());
     let run = |args: &[&str]| {
-        let mut cmd = taskdb_cmd();
-        cmd.args(["--database-url", &url]).args(args);
+        let mut cmd = taskdb_at(&url);
+        cmd.args(args);
         cmd
     };
     let status = stdout_of(run(&["status"]).assert().success());
@@ -94,10 +82,8 @@ fn url_precedence_flag_then_env_then_dotenv() {
     )
     .unwrap();
     let run = |envvar: Option<&str>, flag: Option<&str>| {
-        let mut cmd = Command::cargo_bin("taskdb").unwrap();
-        cmd.current_dir(dir.path())
-            .env_remove("DATABASE_URL")
-            .env_remove("DIRECT_DATABASE_URL");
+        let mut cmd = taskdb_cmd();
+        cmd.current_dir(dir.path());
         if let Some(v) = envvar {
             cmd.env("DATABASE_URL", v);
         }
@@ -254,13 +240,10 @@ both_backends!(
 fn unreachable_server_is_one_line_without_the_password() {
     let url = format!(
         "postgres://postgres:Sentinel-Secret-1@127.0.0.1:{}/x",
-        closed_port()
+        unused_port()
     );
     for cmd in ["migrate", "status", "seed", "rollback", "redo", "repair"] {
-        let out = taskdb_cmd()
-            .args(["--database-url", &url, cmd])
-            .output()
-            .unwrap();
+        let out = taskdb_at(&url).arg(cmd).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{cmd}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -306,8 +289,8 @@ fn bad_urls_are_refused_before_anything_runs() {
         ("tasks", "invalid database URL"),
         ("postgres://u:pw@host:notaport/db", "invalid database URL"),
     ] {
-        taskdb_cmd()
-            .args(["--database-url", url, "status"])
+        taskdb_at(url)
+            .arg("status")
             .assert()
             .code(1)
             .stderr(contains(expect).and(contains(":pw@").not()));

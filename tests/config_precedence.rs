@@ -9,21 +9,23 @@ mod common;
 use std::path::Path;
 
 use assert_cmd::Command;
-use common::TestDb;
+use common::{taskdb_cmd, TestDb};
 use taskdb::Backend;
 
 /// The binary in `dir` (where `.env` is read), with exactly `env` as its
 /// database variables.
 fn taskdb_in(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::cargo_bin("taskdb").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT");
+    let mut cmd = taskdb_cmd();
+    cmd.current_dir(dir);
     for (name, value) in env {
         cmd.env(name, value);
     }
     cmd
+}
+
+/// `N` empty PostgreSQL databases: the places a URL may point to.
+fn empty_databases<const N: usize>() -> [TestDb; N] {
+    std::array::from_fn(|_| TestDb::empty(Backend::Postgres))
 }
 
 fn dir_with_dotenv(contents: &str) -> tempfile::TempDir {
@@ -40,7 +42,8 @@ fn first_line(out: &std::process::Output) -> String {
         .to_string()
 }
 
-fn run_ok(mut cmd: Command) -> String {
+/// Runs `cmd`, which must succeed, and returns its stdout.
+fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -77,8 +80,7 @@ fn with_password(db: &TestDb, password: &str) -> String {
 #[test]
 fn dotenv_direct_url_never_beats_environment_database_url() {
     // The incident: prod's direct URL in ./.env, staging exported.
-    let prod = TestDb::empty(Backend::Postgres);
-    let staging = TestDb::empty(Backend::Postgres);
+    let [prod, staging] = empty_databases();
     let dir = dir_with_dotenv(&format!(
         "DIRECT_DATABASE_URL={}\n",
         with_password(&prod, "prodsecret")
@@ -102,11 +104,7 @@ fn dotenv_direct_url_never_beats_environment_database_url() {
     assert_eq!(public_tables(&prod), 0, "prod was touched");
 
     // `status` looks at the same database migrate just migrated.
-    let status = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &env);
-        cmd.arg("status");
-        cmd
-    });
+    let status = run_ok(taskdb_in(dir.path(), &env).arg("status"));
     assert_eq!(
         status.lines().next().unwrap(),
         format!("database: {} (from DATABASE_URL)", staging.url())
@@ -117,18 +115,13 @@ fn dotenv_direct_url_never_beats_environment_database_url() {
 
 #[test]
 fn environment_direct_url_still_wins_for_migrations() {
-    let direct = TestDb::empty(Backend::Postgres);
-    let pooled = TestDb::empty(Backend::Postgres);
+    let [direct, pooled] = empty_databases();
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("DIRECT_DATABASE_URL", direct.url()),
         ("DATABASE_URL", pooled.url()),
     ];
-    let out = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &env);
-        cmd.arg("migrate");
-        cmd
-    });
+    let out = run_ok(taskdb_in(dir.path(), &env).arg("migrate"));
     assert_eq!(
         out.lines().next().unwrap(),
         format!("database: {} (from DIRECT_DATABASE_URL)", direct.url())
@@ -136,11 +129,7 @@ fn environment_direct_url_still_wins_for_migrations() {
     assert_eq!(applied(&direct), all_migrations());
     assert_eq!(public_tables(&pooled), 0);
     // Read-only commands use DATABASE_URL.
-    let status = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &env);
-        cmd.arg("status");
-        cmd
-    });
+    let status = run_ok(taskdb_in(dir.path(), &env).arg("status"));
     assert_eq!(
         status.lines().next().unwrap(),
         format!("database: {} (from DATABASE_URL)", pooled.url())
@@ -149,17 +138,13 @@ fn environment_direct_url_still_wins_for_migrations() {
 
 #[test]
 fn environment_direct_url_beats_both_urls_in_dotenv() {
-    let direct = TestDb::empty(Backend::Postgres);
-    let other = TestDb::empty(Backend::Postgres);
+    let [direct, other] = empty_databases();
     let dir = dir_with_dotenv(&format!(
         "DIRECT_DATABASE_URL={0}\nDATABASE_URL={0}\n",
         other.url()
     ));
-    let out = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[("DIRECT_DATABASE_URL", direct.url())]);
-        cmd.arg("migrate");
-        cmd
-    });
+    let out =
+        run_ok(taskdb_in(dir.path(), &[("DIRECT_DATABASE_URL", direct.url())]).arg("migrate"));
     assert_eq!(
         out.lines().next().unwrap(),
         format!(
@@ -174,18 +159,13 @@ fn environment_direct_url_beats_both_urls_in_dotenv() {
 
 #[test]
 fn dotenv_alone_still_works() {
-    let direct = TestDb::empty(Backend::Postgres);
-    let pooled = TestDb::empty(Backend::Postgres);
+    let [direct, pooled] = empty_databases();
     let dir = dir_with_dotenv(&format!(
         "DATABASE_URL={}\nDIRECT_DATABASE_URL={}\n",
         pooled.url(),
         direct.url()
     ));
-    let out = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[]);
-        cmd.arg("migrate");
-        cmd
-    });
+    let out = run_ok(taskdb_in(dir.path(), &[]).arg("migrate"));
     assert_eq!(
         out.lines().next().unwrap(),
         format!(
@@ -195,11 +175,7 @@ fn dotenv_alone_still_works() {
     );
     assert_eq!(applied(&direct), all_migrations());
     assert_eq!(public_tables(&pooled), 0);
-    let status = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[]);
-        cmd.arg("status");
-        cmd
-    });
+    let status = run_ok(taskdb_in(dir.path(), &[]).arg("status"));
     assert_eq!(
         status.lines().next().unwrap(),
         format!("database: {} (from DATABASE_URL in .env)", pooled.url())
@@ -208,9 +184,7 @@ fn dotenv_alone_still_works() {
 
 #[test]
 fn flag_beats_everything_and_names_what_it_overrode() {
-    let chosen = TestDb::empty(Backend::Postgres);
-    let in_env = TestDb::empty(Backend::Postgres);
-    let in_dotenv = TestDb::empty(Backend::Postgres);
+    let [chosen, in_env, in_dotenv] = empty_databases();
     let dir = dir_with_dotenv(&format!(
         "DIRECT_DATABASE_URL={}\n",
         with_password(&in_dotenv, "dotenvsecret")
@@ -222,7 +196,7 @@ fn flag_beats_everything_and_names_what_it_overrode() {
         } else {
             cmd.args(["--database-url", chosen.url(), "migrate"]);
         }
-        let out = run_ok(cmd);
+        let out = run_ok(&mut cmd);
         assert_eq!(
             out.lines().next().unwrap(),
             format!(
@@ -244,11 +218,7 @@ fn a_url_set_twice_to_the_same_value_is_not_reported_as_ignored() {
     // anything.
     let db = TestDb::migrated(Backend::Postgres);
     let dir = dir_with_dotenv(&format!("DATABASE_URL={}\n", db.url()));
-    let out = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[("DATABASE_URL", db.url())]);
-        cmd.arg("status");
-        cmd
-    });
+    let out = run_ok(taskdb_in(dir.path(), &[("DATABASE_URL", db.url())]).arg("status"));
     assert_eq!(
         out.lines().next().unwrap(),
         format!("database: {} (from DATABASE_URL)", db.url())
@@ -267,21 +237,13 @@ fn other_dotenv_entries_still_reach_the_environment() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("soon"), "{stderr}");
-    run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[("TASKDB_LOCK_TIMEOUT", "2s")]);
-        cmd.args(["migrate", "--dry-run"]);
-        cmd
-    });
+    run_ok(taskdb_in(dir.path(), &[("TASKDB_LOCK_TIMEOUT", "2s")]).args(["migrate", "--dry-run"]));
 }
 
 #[test]
 fn a_dotenv_with_a_byte_order_mark_still_works() {
     let dir = dir_with_dotenv("\u{feff}DATABASE_URL=sqlite://bom.db\n");
-    let out = run_ok({
-        let mut cmd = taskdb_in(dir.path(), &[]);
-        cmd.arg("status");
-        cmd
-    });
+    let out = run_ok(taskdb_in(dir.path(), &[]).arg("status"));
     assert_eq!(
         out.lines().next().unwrap(),
         "database: sqlite://bom.db (from DATABASE_URL in .env)"

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{TestDb, WithoutTaskdbEnv};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use taskdb::models::{user, NewUser};
@@ -26,14 +26,26 @@ fn hold_write_lock(db: &TestDb) -> SqliteConnection {
     holder
 }
 
+/// A migrated SQLite database whose write lock another process holds until
+/// the returned connection is dropped.
+fn sqlite_with_its_write_lock_held() -> (TestDb, SqliteConnection) {
+    let db = TestDb::migrated(Backend::Sqlite);
+    let holder = hold_write_lock(&db);
+    (db, holder)
+}
+
+/// The binary on `db` with `TASKDB_SQLITE_BUSY_TIMEOUT=timeout`.
+fn taskdb_with_busy_timeout(db: &TestDb, timeout: &str) -> assert_cmd::Command {
+    let mut cmd = db.taskdb();
+    cmd.env("TASKDB_SQLITE_BUSY_TIMEOUT", timeout);
+    cmd
+}
+
 #[test]
 fn a_held_sqlite_lock_says_how_long_it_waited() {
-    let db = TestDb::migrated(Backend::Sqlite);
-    let _holder = hold_write_lock(&db);
+    let (db, _holder) = sqlite_with_its_write_lock_held();
     let started = Instant::now();
-    let out = db
-        .taskdb()
-        .env("TASKDB_SQLITE_BUSY_TIMEOUT", "700ms")
+    let out = taskdb_with_busy_timeout(&db, "700ms")
         .arg("seed")
         .assert()
         .failure()
@@ -61,14 +73,12 @@ fn a_held_sqlite_lock_says_how_long_it_waited() {
 
 #[test]
 fn the_wait_ends_in_success_when_the_lock_is_released_in_time() {
-    let db = TestDb::migrated(Backend::Sqlite);
-    let holder = hold_write_lock(&db);
+    let (db, holder) = sqlite_with_its_write_lock_held();
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         drop(holder);
     });
-    db.taskdb()
-        .env("TASKDB_SQLITE_BUSY_TIMEOUT", "20s")
+    taskdb_with_busy_timeout(&db, "20s")
         .arg("seed")
         .assert()
         .success();
@@ -79,9 +89,7 @@ fn the_wait_ends_in_success_when_the_lock_is_released_in_time() {
 #[test]
 fn a_bad_busy_timeout_is_a_usage_error() {
     let db = TestDb::migrated(Backend::Sqlite);
-    let out = db
-        .taskdb()
-        .env("TASKDB_SQLITE_BUSY_TIMEOUT", "soon")
+    let out = taskdb_with_busy_timeout(&db, "soon")
         .arg("status")
         .assert()
         .failure()
@@ -92,8 +100,7 @@ fn a_bad_busy_timeout_is_a_usage_error() {
 
 #[test]
 fn a_held_sqlite_lock_in_the_library_is_a_typed_error() {
-    let db = TestDb::migrated(Backend::Sqlite);
-    let _holder = hold_write_lock(&db);
+    let (db, _holder) = sqlite_with_its_write_lock_held();
     taskdb::db::set_sqlite_busy_timeout(Duration::from_millis(300));
     let mut conn = db.conn();
     let err = user::create(
@@ -169,7 +176,7 @@ fn a_full_disk_during_demo_seeding_is_one_clear_line() {
     );
     let out = std::process::Command::new("unshare")
         .args(["-rm", "sh", "-c", &script])
-        .env_remove("DATABASE_URL")
+        .without_taskdb_env()
         .output()
         .expect("unshare (util-linux) runs the test in its own mount namespace");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -34,8 +34,8 @@ fn up_to_date_migrate_sends_one_query_and_no_ddl() {
     let proxy = WireProxy::start("127.0.0.1:5432");
     let url = proxy.url("postgres", db.pg_name().unwrap());
 
-    common::taskdb_cmd()
-        .args(["--database-url", &url, "migrate"])
+    common::taskdb_at(&url)
+        .arg("migrate")
         .assert()
         .success()
         .stdout(predicates::str::contains("Nothing to do"));
@@ -49,17 +49,10 @@ fn up_to_date_migrate_sends_one_query_and_no_ddl() {
 #[test]
 fn control_a_pending_migration_is_counted_as_ddl() {
     // The counter must see DDL and locking when there is work to do.
-    let db = TestDb::empty(Backend::Postgres);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000010"])
-        .assert()
-        .success();
+    let db = TestDb::migrated_to(Backend::Postgres, "2026-02-08-000010");
     let proxy = WireProxy::start("127.0.0.1:5432");
     let url = proxy.url("postgres", db.pg_name().unwrap());
-    common::taskdb_cmd()
-        .args(["--database-url", &url, "migrate"])
-        .assert()
-        .success();
+    common::taskdb_at(&url).arg("migrate").assert().success();
     let log = proxy.take();
     let work = after_setup(&log);
     assert!(work.len() > 1, "{work:#?}");

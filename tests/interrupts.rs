@@ -3,11 +3,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use common::pgbouncer::PgBouncer;
-use common::{schema_dump, TestDb};
+use common::process::{
+    read_until, signal, signal_pid, spawn_taskdb_at, wait_until, wait_with_limit,
+};
+use common::{schema_dump, TestDb, WithoutTaskdbEnv};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use taskdb::Backend;
@@ -18,39 +21,32 @@ fn spawn_taskdb(db: &TestDb, args: &[&str]) -> Child {
     spawn_taskdb_at(db.url(), args)
 }
 
-fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
-        .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
-        .args(["--database-url", url])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// The last migration before the concurrent index build.
+const BEFORE_INDEX: &str = "2026-02-08-000003";
+/// The migration that builds idx_tasks_user_completed CONCURRENTLY (a later
+/// one replaces that index, so these tests migrate up to this one, check
+/// the index, then finish).
+const INDEX_MIGRATION: &str = "2026-02-08-000004";
+
+/// A PostgreSQL database migrated up to the concurrent index build, with
+/// enough tasks that the build is still running when a signal arrives.
+fn before_a_long_index_build() -> TestDb {
+    let db = TestDb::migrated_to(Backend::Postgres, BEFORE_INDEX);
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title, completed)
+           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
+    );
+    db
 }
 
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args(["-s", name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for `child` to exit, failing the test after `limit`.
-fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("taskdb did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+/// How many indexes named `idx_tasks_user_completed` match `condition`
+/// (on `pg_index i`).
+fn user_completed_indexes(db: &TestDb, condition: &str) -> i64 {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+          WHERE c.relname = 'idx_tasks_user_completed' AND {condition}"
+    ))
 }
 
 /// Backends of the taskdb process `pid` waiting on a lock.
@@ -59,29 +55,6 @@ fn blocked_backends(db: &TestDb, pid: u32) -> i64 {
         "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name LIKE 'taskdb-migrate-{pid}-%' \
           AND wait_event_type = 'Lock'"
     ))
-}
-
-/// Reads the child's stdout until `needle` appears; returns the reader,
-/// which must stay open (a closed pipe would end the child).
-fn read_until(child: &mut Child, needle: &str) -> std::process::ChildStdout {
-    use std::io::Read;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains(needle) {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "taskdb exited early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    stdout
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn interrupted_while_blocked(signal_name: &str, expected_code: i32, bouncer: Option<&PgBouncer>) {
@@ -160,7 +133,7 @@ fn sigint_while_waiting_for_another_migrator_changes_nothing() {
         .unwrap();
     let mut child = spawn_taskdb(&db, &["migrate"]);
     // Wait for its "waiting" line before interrupting.
-    let _stdout = read_until(&mut child, "Waiting for another migrator");
+    let _reader = read_until(&mut child, "Waiting for another migrator");
     signal(&child, "INT");
     let out = wait_with_limit(child, Duration::from_secs(5));
     assert_eq!(out.status.code(), Some(130));
@@ -179,7 +152,7 @@ fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
     let mut writer = db.conn();
     writer.batch_execute("BEGIN IMMEDIATE").unwrap();
     let mut child = spawn_taskdb(&db, &["migrate"]);
-    let _stdout = read_until(&mut child, "pending migration");
+    let _reader = read_until(&mut child, "pending migration");
     std::thread::sleep(Duration::from_millis(200));
     signal(&child, "INT");
     // Far sooner than the 30 s busy timeout.
@@ -195,27 +168,12 @@ fn sigint_while_sqlite_waits_for_a_writer_stops_and_keeps_nothing() {
 #[test]
 fn sigint_outside_a_migration_stops_at_once() {
     // Waiting for an unreachable server (--wait): nothing to roll back.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .args([
-            "--database-url",
-            &format!("postgres://u@127.0.0.1:{port}/db"),
-            "--wait",
-            "60s",
-            "status",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let port = common::unused_port();
+    let mut child = spawn_taskdb_at(
+        &format!("postgres://u@127.0.0.1:{port}/db"),
+        &["--wait", "60s", "status"],
+    );
     // The first line comes after the handler is installed.
-    let mut child = child;
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 9];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
@@ -292,18 +250,8 @@ fn sigint_during_a_concurrent_index_build_needs_no_repair() {
 }
 
 fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
-    let db = TestDb::empty(Backend::Postgres);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000003"])
-        .assert()
-        .success();
-    // Enough rows that the build is still running when the client dies.
-    db.execute(
-        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
-         INSERT INTO tasks (user_id, title, completed)
-           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
-    );
-    let child = spawn_taskdb(&db, &["migrate"]);
+    let db = before_a_long_index_build();
+    let child = spawn_taskdb(&db, &["migrate", "--to", INDEX_MIGRATION]);
     let pid = child.id();
     wait_until("the index build runs", Duration::from_secs(20), || {
         db.scalar(&format!(
@@ -323,31 +271,25 @@ fn signal_during_index_build(signal_name: &str, expected_code: Option<i32>) {
     }
     // The server may still be building: the rerun must wait for that build
     // or rebuild what it left INVALID, never take it as done.
-    let rerun = db.taskdb().arg("migrate").assert().success();
+    let rerun = db
+        .taskdb()
+        .args(["migrate", "--to", INDEX_MIGRATION])
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&rerun.get_output().stdout).into_owned();
     eprintln!("{stdout}");
-    assert_eq!(
-        db.scalar(
-            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid"
-        ),
-        1,
-        "{stdout}"
-    );
+    assert_eq!(user_completed_indexes(&db, "i.indisvalid"), 1, "{stdout}");
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
         0
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }
 
 #[test]
 fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
-    let db = TestDb::empty(Backend::Postgres);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000003"])
-        .assert()
-        .success();
+    let db = TestDb::migrated_to(Backend::Postgres, BEFORE_INDEX);
     // Duplicate rows make a UNIQUE concurrent build under the migration's
     // index name fail, leaving an INVALID index with that name behind.
     db.execute(
@@ -358,26 +300,18 @@ fn an_invalid_index_from_a_failed_build_is_rebuilt_not_taken_as_done() {
         "CREATE UNIQUE INDEX CONCURRENTLY idx_tasks_user_completed ON tasks (user_id, completed)",
     );
     assert!(failed.is_err());
-    assert_eq!(
-        db.scalar(
-            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-              WHERE c.relname = 'idx_tasks_user_completed' AND NOT i.indisvalid"
-        ),
-        1
-    );
+    assert_eq!(user_completed_indexes(&db, "NOT i.indisvalid"), 1);
     db.taskdb()
-        .arg("migrate")
+        .args(["migrate", "--to", INDEX_MIGRATION])
         .assert()
         .success()
         .stdout(predicates::str::contains("INVALID"));
     assert_eq!(
-        db.scalar(
-            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid AND NOT i.indisunique"
-        ),
+        user_completed_indexes(&db, "i.indisvalid AND NOT i.indisunique"),
         1,
         "rebuilt as the migration defines it"
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }
 
@@ -389,9 +323,7 @@ fn spawn_taskdb_as_pid_1(db: &TestDb, args: &[&str]) -> Child {
         .args(["--pid", "--fork", "--mount-proc"])
         .arg(assert_cmd::cargo::cargo_bin("taskdb"))
         .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
+        .without_taskdb_env()
         .args(["--database-url", db.url()])
         .args(args)
         .stdout(Stdio::piped())
@@ -415,17 +347,7 @@ fn namespaced_taskdb_pid(unshare: &Child) -> u32 {
 
 #[test]
 fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_build_alone() {
-    let db = TestDb::empty(Backend::Postgres);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000003"])
-        .assert()
-        .success();
-    // Enough rows that the index build takes a while.
-    db.execute(
-        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
-         INSERT INTO tasks (user_id, title, completed)
-           SELECT 'u1', 'task ' || n, n % 2 = 0 FROM generate_series(1, 300000) n;",
-    );
+    let db = before_a_long_index_build();
     let name = db.pg_name().unwrap().to_string();
     let building = || {
         db.scalar(&format!(
@@ -435,23 +357,19 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
     };
     // Replica A builds the index, replica B waits for the migration lock;
     // both are PID 1 in their own namespaces.
-    let active = spawn_taskdb_as_pid_1(&db, &["migrate"]);
+    let active = spawn_taskdb_as_pid_1(&db, &["migrate", "--to", INDEX_MIGRATION]);
     wait_until(
         "replica A builds the index",
         Duration::from_secs(20),
         || building() > 0,
     );
-    let mut waiting = spawn_taskdb_as_pid_1(&db, &["migrate"]);
-    let _stdout = read_until(&mut waiting, "Waiting for another migrator");
+    let mut waiting = spawn_taskdb_as_pid_1(&db, &["migrate", "--to", INDEX_MIGRATION]);
+    let _reader = read_until(&mut waiting, "Waiting for another migrator");
     assert!(
         building() > 0,
         "the build finished before the test could signal"
     );
-    let status = Command::new("kill")
-        .args(["-s", "TERM", &namespaced_taskdb_pid(&waiting).to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal_pid(namespaced_taskdb_pid(&waiting), "TERM");
     let waited = wait_with_limit(waiting, Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&waited.stderr);
     assert_eq!(waited.status.code(), Some(143), "{stderr}");
@@ -466,14 +384,7 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
         "replica A failed: {}{stdout}",
         String::from_utf8_lossy(&finished.stderr)
     );
-    assert_eq!(
-        db.scalar(
-            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-              WHERE c.relname = 'idx_tasks_user_completed' AND i.indisvalid"
-        ),
-        1,
-        "{stdout}"
-    );
+    assert_eq!(user_completed_indexes(&db, "i.indisvalid"), 1, "{stdout}");
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM pg_index WHERE NOT indisvalid"),
         0
@@ -483,5 +394,6 @@ fn sigterm_to_a_replica_waiting_for_the_lock_leaves_the_same_pid_replicas_index_
         0,
         "nothing is dirty or left running"
     );
+    db.taskdb().arg("migrate").assert().success();
     db.taskdb().arg("verify").assert().success();
 }

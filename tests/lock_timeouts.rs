@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::pgbouncer::PgBouncer;
+use common::process::spawn_taskdb_at;
 use common::TestDb;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -49,21 +49,7 @@ fn migrate_beside_a_long_transaction(lock_timeout: &str, bouncer: Option<&PgBoun
             }
             slowest
         });
-        let child = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
-            .env_remove("DATABASE_URL")
-            .env_remove("DIRECT_DATABASE_URL")
-            .env_remove("TASKDB_LOCK_TIMEOUT")
-            .args([
-                "--database-url",
-                &migrate_url,
-                "migrate",
-                "--lock-timeout",
-                lock_timeout,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_taskdb_at(&migrate_url, &["migrate", "--lock-timeout", lock_timeout]);
         std::thread::sleep(HELD);
         long.batch_execute("ROLLBACK").unwrap();
         let out = child.wait_with_output().unwrap();

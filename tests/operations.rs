@@ -115,6 +115,7 @@ fn hold_a_write_lock_on_tasks(db: &TestDb) -> PgConnection {
 fn concurrent_index_statements_waiting(db: &TestDb) -> i64 {
     db.scalar(
         "SELECT COUNT(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+          AND datname = current_database() \
           AND query ILIKE '%INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
     )
 }

@@ -12,14 +12,19 @@ fn stdout_of(assert: assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stdout).into_owned()
 }
 
+/// The stderr of `taskdb args…` on `db`, which must fail with exit code 1.
+fn stderr_of_failed(db: &TestDb, args: &[&str]) -> String {
+    let out = db.taskdb().args(args).assert().failure().code(1);
+    String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+}
+
+/// The migration that creates `tasks`, the app's only table before users.
+const TASKS_ONLY: &str = "2026-02-08-000001";
+
 /// A database migrated up to users, with alice (2 tasks) and tasks of two
 /// user ids that have no user: ghost-a (3) and ghost-b (1).
 fn with_orphans(backend: Backend) -> TestDb {
-    let db = TestDb::empty(backend);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000002"])
-        .assert()
-        .success();
+    let db = TestDb::migrated_to(backend, "2026-02-08-000002");
     db.execute(
         "INSERT INTO users (id, email, password_hash) VALUES ('alice', 'alice@example.com', 'x');
          INSERT INTO tasks (user_id, title) VALUES
@@ -44,9 +49,22 @@ fn safe_steps(backend: Backend) -> i64 {
     }
 }
 
+/// After the remedy: `migrate` finds no orphaned tasks and applies the rest.
+fn migrate_completes(db: &TestDb) {
+    db.taskdb()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(contains("no orphaned tasks"));
+    db.taskdb()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(contains("Pending: 0"));
+}
+
 fn migrate_stops_then_fix(db: &TestDb, fix: &[&str]) {
-    let out = db.taskdb().arg("migrate").assert().failure().code(1);
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stderr = stderr_of_failed(db, &["migrate"]);
     assert!(stderr.contains("4 task(s) belong to no user"), "{stderr}");
     assert!(stderr.contains("2 unknown user_id(s)"), "{stderr}");
     assert!(
@@ -106,16 +124,7 @@ fn migrate_stops_then_fix(db: &TestDb, fix: &[&str]) {
         .assert()
         .success()
         .stdout(contains("No orphaned tasks"));
-    db.taskdb()
-        .arg("migrate")
-        .assert()
-        .success()
-        .stdout(contains("no orphaned tasks"));
-    db.taskdb()
-        .arg("status")
-        .assert()
-        .success()
-        .stdout(contains("Pending: 0"));
+    migrate_completes(db);
 }
 
 both_backends!(assign_to_fixes_and_migrate_completes, empty, |_db| {
@@ -206,11 +215,12 @@ fn the_library_runner_stops_too() {
 /// The app's database from before user accounts: a `tasks` table whose rows
 /// all belong to the development user `user123`, and no `users` table.
 fn pre_auth_app(backend: Backend) -> TestDb {
-    let db = TestDb::empty(backend);
-    match backend {
+    let db = match backend {
         // As SQLModel created it (see tests/fixtures/legacy_postgres.sql).
-        Backend::Postgres => db.execute(
-            "CREATE TABLE tasks (
+        Backend::Postgres => {
+            let db = TestDb::empty(backend);
+            db.execute(
+                "CREATE TABLE tasks (
                 id SERIAL NOT NULL,
                 user_id VARCHAR(255) NOT NULL,
                 title VARCHAR(255) NOT NULL,
@@ -221,14 +231,11 @@ fn pre_auth_app(backend: Backend) -> TestDb {
                 PRIMARY KEY (id)
             );
             CREATE INDEX ix_tasks_user_id ON tasks (user_id);",
-        ),
-        Backend::Sqlite => {
-            db.taskdb()
-                .args(["migrate", "--to", "2026-02-08-000001"])
-                .assert()
-                .success();
+            );
+            db
         }
-    }
+        Backend::Sqlite => TestDb::migrated_to(backend, TASKS_ONLY),
+    };
     db.execute(
         "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) VALUES
            ('user123', 'Buy groceries', false, '2026-01-10 09:00:00', '2026-01-10 09:00:00'),
@@ -240,8 +247,7 @@ fn pre_auth_app(backend: Backend) -> TestDb {
 
 both_backends!(seed_is_the_remedy_for_the_dev_users_tasks, empty, |_db| {
     let db = pre_auth_app(_db.backend);
-    let out = db.taskdb().arg("migrate").assert().failure().code(1);
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stderr = stderr_of_failed(&db, &["migrate"]);
     assert!(stderr.contains("3 task(s) belong to no user"), "{stderr}");
     // The error names the remedy the seed was made for.
     assert!(stderr.contains("`taskdb seed`"), "{stderr}");
@@ -256,16 +262,7 @@ both_backends!(seed_is_the_remedy_for_the_dev_users_tasks, empty, |_db| {
         .success()
         .stdout(contains("Created user user123 <test@example.com>"));
     db.taskdb().arg("seed").assert().success();
-    db.taskdb()
-        .arg("migrate")
-        .assert()
-        .success()
-        .stdout(contains("no orphaned tasks"));
-    db.taskdb()
-        .arg("status")
-        .assert()
-        .success()
-        .stdout(contains("Pending: 0"));
+    migrate_completes(&db);
     // The app's tasks kept their owner and now have a user behind it.
     assert_eq!(
         db.scalar(
@@ -298,8 +295,7 @@ both_backends!(
     empty,
     |_db| {
         let db = with_orphans(_db.backend);
-        let out = db.taskdb().arg("migrate").assert().failure().code(1);
-        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        let stderr = stderr_of_failed(&db, &["migrate"]);
         assert!(!stderr.contains("taskdb seed"), "{stderr}");
     }
 );
@@ -307,17 +303,13 @@ both_backends!(
 #[test]
 fn seed_without_a_users_table_says_to_migrate() {
     for backend in [Backend::Postgres, Backend::Sqlite] {
-        let db = TestDb::empty(backend);
-        if backend == Backend::Sqlite {
+        let db = match backend {
+            Backend::Postgres => TestDb::empty(backend),
             // The tasks table alone, as the app had it.
-            db.taskdb()
-                .args(["migrate", "--to", "2026-02-08-000001"])
-                .assert()
-                .success();
-        }
+            Backend::Sqlite => TestDb::migrated_to(backend, TASKS_ONLY),
+        };
         for args in [&["seed"][..], &["seed", "demo"][..]] {
-            let out = db.taskdb().args(args).assert().failure().code(1);
-            let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+            let stderr = stderr_of_failed(&db, args);
             assert!(stderr.contains("no `users` table"), "{backend}: {stderr}");
             assert!(stderr.contains("`taskdb migrate`"), "{backend}: {stderr}");
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -327,16 +319,11 @@ fn seed_without_a_users_table_says_to_migrate() {
 
 #[test]
 fn seed_refuses_a_users_table_of_another_shape() {
-    let db = TestDb::empty(Backend::Sqlite);
-    db.taskdb()
-        .args(["migrate", "--to", "2026-02-08-000001"])
-        .assert()
-        .success();
+    let db = TestDb::migrated_to(Backend::Sqlite, TASKS_ONLY);
     db.execute(
         "CREATE TABLE users (id VARCHAR(255) PRIMARY KEY NOT NULL, email VARCHAR(255) NOT NULL)",
     );
-    let out = db.taskdb().arg("seed").assert().failure().code(1);
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stderr = stderr_of_failed(&db, &["seed"]);
     assert!(
         stderr.contains("password_hash") && stderr.contains("`taskdb migrate`"),
         "{stderr}"

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::{schema_dump, TestDb};
+use common::{schema_dump, TestDb, WithoutTaskdbEnv};
 use taskdb::Backend;
 
 /// A pipe whose read end is already closed: the first write to it fails
@@ -25,9 +25,7 @@ fn run_with_stdout_closed(db: &TestDb, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
         .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
+        .without_taskdb_env()
         .args(["--database-url", db.url()])
         .args(args)
         .stdin(Stdio::null())
@@ -154,8 +152,7 @@ fn migrate_piped_into_head_under_pipefail_applies_everything() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
+        .without_taskdb_env()
         .args(["-o", "pipefail", "-c"])
         .arg(format!(
             "'{}' --database-url '{}' migrate | head -1",

@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-
 use common::pgbouncer::PgBouncer;
-use common::{taskdb_cmd, TestDb};
+use common::secrets::{output_hiding, SENTINEL};
+use common::{taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::Backend;
-
-const SENTINEL: &str = "S3ntinel-pw-xyz";
 
 /// Every command, with arguments that get it as far as connecting.
 const COMMANDS: &[&[&str]] = &[
@@ -32,28 +29,6 @@ const COMMANDS: &[&[&str]] = &[
     &["orphans", "--delete", "--yes"],
     &["seed", "demo", "--users", "2", "--tasks-per-user", "2"],
 ];
-
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `cmd` and fails if the sentinel shows anywhere in its output.
-fn assert_no_sentinel(mut cmd: assert_cmd::Command, what: &str) -> (Option<i32>, String) {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
-        assert!(
-            !text.contains(SENTINEL),
-            "{what}: the password shows in {name}:\n{text}"
-        );
-    }
-    (out.status.code(), format!("{stdout}{stderr}"))
-}
 
 /// A role that really needs its password: PgBouncer checks it (md5) before
 /// passing the login on to the server, whose pg_hba trusts loopback.
@@ -81,7 +56,7 @@ fn error_paths_of_every_command_hide_the_password() {
             "unreachable host",
             format!(
                 "postgres://app:{SENTINEL}@127.0.0.1:{}/tasks",
-                closed_port()
+                unused_port()
             ),
         ),
         (
@@ -107,31 +82,31 @@ fn error_paths_of_every_command_hide_the_password() {
             "`#` and `?` in the password",
             format!(
                 "postgres://app:a#b?{SENTINEL}@127.0.0.1:{}/tasks",
-                closed_port()
+                unused_port()
             ),
         ),
         (
             "secret query parameters",
             format!(
                 "postgres://app@127.0.0.1:{}/tasks?sslmode=prefer&sslpassword={SENTINEL}&pass%77ord={SENTINEL}",
-                closed_port()
+                unused_port()
             ),
         ),
         (
             "password as a query parameter",
             format!(
                 "postgres://app@127.0.0.1:{}/tasks?password={SENTINEL}",
-                closed_port()
+                unused_port()
             ),
         ),
     ];
     let mut wrong_password_seen = false;
     for (case, url) in &urls {
         for args in COMMANDS {
-            let mut cmd = taskdb_cmd();
-            cmd.args(["--database-url", url]).args(*args);
+            let mut cmd = taskdb_at(url);
+            cmd.args(*args);
             let what = format!("{case}, {args:?}");
-            let (code, output) = assert_no_sentinel(cmd, &what);
+            let (code, output) = output_hiding(cmd, &[SENTINEL], &what);
             assert_ne!(code, Some(0), "{what}: {output}");
             wrong_password_seen |= output.contains("password authentication failed");
         }
@@ -150,9 +125,9 @@ fn success_paths_and_every_url_source_hide_the_password() {
     let name = db.pg_name().unwrap();
     let url = format!("postgres://postgres:{SENTINEL}@127.0.0.1:5432/{name}");
     for args in COMMANDS {
-        let mut cmd = taskdb_cmd();
-        cmd.args(["--database-url", &url]).args(*args);
-        let (_, output) = assert_no_sentinel(cmd, &format!("{args:?}"));
+        let mut cmd = taskdb_at(&url);
+        cmd.args(*args);
+        let (_, output) = output_hiding(cmd, &[SENTINEL], &format!("{args:?}"));
         assert!(!output.is_empty());
     }
     let dir = tempfile::tempdir().unwrap();
@@ -167,14 +142,14 @@ fn success_paths_and_every_url_source_hide_the_password() {
                 cmd.env(env, v);
             }
             cmd.args(args);
-            let (code, output) = assert_no_sentinel(cmd, &format!("{env} {args:?}"));
+            let (code, output) = output_hiding(cmd, &[SENTINEL], &format!("{env} {args:?}"));
             assert_eq!(code, Some(0), "{output}");
         }
     }
     // From .env.
     let mut cmd = taskdb_cmd();
     cmd.current_dir(dir.path()).arg("status");
-    let (code, output) = assert_no_sentinel(cmd, ".env");
+    let (code, output) = output_hiding(cmd, &[SENTINEL], ".env");
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("from DATABASE_URL in .env"), "{output}");
 }
@@ -212,7 +187,7 @@ fn usage_errors_and_bad_dotenv_hide_the_password() {
     for args in &cases {
         let mut cmd = taskdb_cmd();
         cmd.args(args);
-        let (code, output) = assert_no_sentinel(cmd, &format!("{args:?}"));
+        let (code, output) = output_hiding(cmd, &[SENTINEL], &format!("{args:?}"));
         assert_eq!(code, Some(2), "{output}");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +198,7 @@ fn usage_errors_and_bad_dotenv_hide_the_password() {
     .unwrap();
     let mut cmd = taskdb_cmd();
     cmd.current_dir(dir.path()).arg("status");
-    let (code, output) = assert_no_sentinel(cmd, "bad .env");
+    let (code, output) = output_hiding(cmd, &[SENTINEL], "bad .env");
     assert_eq!(code, Some(1), "{output}");
 }
 
@@ -232,7 +207,7 @@ fn embedded_errors_hide_the_password() {
     // The library's own errors, as backend code would log them.
     let url = taskdb::DatabaseUrl::parse(&format!(
         "postgres://app:{SENTINEL}@127.0.0.1:{}/tasks",
-        closed_port()
+        unused_port()
     ))
     .unwrap();
     let err = taskdb::migrate::run_pending(&url).unwrap_err();

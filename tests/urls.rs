@@ -5,45 +5,23 @@
 
 mod common;
 
-use std::net::TcpListener;
-
 use common::pgbouncer::PgBouncer;
-use common::{query_lines, taskdb_cmd, TestDb};
+use common::secrets::{output_hiding, SENTINEL};
+use common::{query_lines, taskdb_at, taskdb_cmd, unused_port, TestDb};
 use diesel::connection::SimpleConnection;
 use taskdb::db::{self, DatabaseUrl};
 use taskdb::Backend;
-
-const SENTINEL: &str = "S3ntinel-pw-xyz";
 
 /// The password of the role below: every character a URL gives a meaning to.
 const SPECIAL_PASSWORD: &str = "p#w@r?d/x% y:z";
 const SPECIAL_ROLE: &str = "taskdb_url_pw_test";
 
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Runs `cmd` and returns (exit code, stdout + stderr), failing if any of
-/// `secrets` shows in either.
-fn output_without(mut cmd: assert_cmd::Command, secrets: &[&str], what: &str) -> (i32, String) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for secret in secrets {
-        assert!(
-            !text.contains(secret),
-            "{what}: `{secret}` shows in the output:\n{text}"
-        );
-    }
+/// `secrets` shows in either or the binary panicked.
+fn output_without(cmd: assert_cmd::Command, secrets: &[&str], what: &str) -> (i32, String) {
+    let (code, text) = output_hiding(cmd, secrets, what);
     assert!(!text.contains("panicked"), "{what}: {text}");
-    (out.status.code().unwrap_or(-1), text)
+    (code.unwrap_or(-1), text)
 }
 
 /// A role whose password PgBouncer (md5) really checks: the server's
@@ -94,8 +72,8 @@ fn a_password_with_url_characters_connects_as_written() {
     ];
     for password in right {
         let url = at(password);
-        let mut cmd = taskdb_cmd();
-        cmd.args(["--database-url", &url, "status"]);
+        let mut cmd = taskdb_at(&url);
+        cmd.arg("status");
         let (code, output) = output_without(cmd, &hidden, password);
         assert_eq!(
             code, 0,
@@ -111,8 +89,8 @@ fn a_password_with_url_characters_connects_as_written() {
     }
     // A wrong password still fails on its password: the pooler checks.
     for wrong in ["p%23w%40r%3Fd%2Fx%25%20y", "p", "p#w@r?d/x% y:z"] {
-        let mut cmd = taskdb_cmd();
-        cmd.args(["--database-url", &at(wrong), "status"]);
+        let mut cmd = taskdb_at(&at(wrong));
+        cmd.arg("status");
         let (code, output) = output_without(cmd, &hidden, wrong);
         assert_eq!(code, 1, "{wrong}: {output}");
         assert!(
@@ -155,7 +133,7 @@ fn query_values_reach_the_server_as_written() {
 
 #[test]
 fn secrets_in_every_url_form_stay_hidden() {
-    let port = closed_port();
+    let port = unused_port();
     let forms = [
         format!("postgres://app:pa#{SENTINEL}@127.0.0.1:{port}/tasks"),
         format!("postgres://app:pa%23{SENTINEL}@127.0.0.1:{port}/tasks"),
@@ -188,8 +166,8 @@ fn secrets_in_every_url_form_stay_hidden() {
             &["migrate"],
             &["--wait", "200ms", "status"],
         ] {
-            let mut cmd = taskdb_cmd();
-            cmd.args(["--database-url", url]).args(args);
+            let mut cmd = taskdb_at(url);
+            cmd.args(args);
             let (code, output) = output_without(cmd, &[SENTINEL], &format!("{url} {args:?}"));
             assert_eq!(code, 1, "{url}: {output}");
             assert!(output.contains("error: "), "{url}: {output}");
@@ -199,7 +177,7 @@ fn secrets_in_every_url_form_stay_hidden() {
 
 #[test]
 fn urls_refused_as_ambiguous_hide_their_secrets_too() {
-    let port = closed_port();
+    let port = unused_port();
     for url in [
         // An unencoded `/` in the password: libpq would take `app` for the
         // host and the rest for the database name.
@@ -209,8 +187,8 @@ fn urls_refused_as_ambiguous_hide_their_secrets_too() {
         format!("postgres://app@127.0.0.1:{port}/tasks?password%zz={SENTINEL}"),
         format!("postgres://app@127.0.0.1:{port}/tasks?sslpassword={SENTINEL}&novalue"),
     ] {
-        let mut cmd = taskdb_cmd();
-        cmd.args(["--database-url", &url, "status"]);
+        let mut cmd = taskdb_at(&url);
+        cmd.arg("status");
         let (code, output) = output_without(cmd, &[SENTINEL], &url);
         assert_eq!(code, 1, "{url}: {output}");
         assert!(

@@ -58,11 +58,14 @@ both_backends!(clean_right_after_migrate, migrated, |db| {
         "Indexes on Tasks:",
         "Foreign Key Constraints:",
         "users_email_lower_key (UNIQUE on lower(",
-        "idx_tasks_user_completed (on user_id, completed)",
         "-> users.id (ON DELETE CASCADE)",
         "The schema matches taskdb's migrations",
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    // Every index the migrations built is listed, whichever they are.
+    for index in index_names(&db) {
+        assert!(text.contains(&index), "index {index} missing in:\n{text}");
     }
     let (code, json) = verify_json(&db);
     assert_eq!(code, 0, "{json:#}");
@@ -91,12 +94,42 @@ both_backends!(an_unmigrated_database_lacks_every_table, empty, |db| {
     assert!(text.contains("migration(s) are pending"), "{text}");
 });
 
+/// Names of the indexes on `users` and `tasks`, from the live catalog.
+fn index_names(db: &TestDb) -> Vec<String> {
+    db.rows(match db.backend {
+        Backend::Postgres => {
+            "SELECT indexname AS line FROM pg_indexes WHERE tablename IN ('users', 'tasks')"
+        }
+        Backend::Sqlite => {
+            "SELECT name AS line FROM sqlite_master WHERE type = 'index' \
+              AND tbl_name IN ('users', 'tasks') AND sql IS NOT NULL"
+        }
+    })
+}
+
 both_backends!(names_an_extra_and_a_duplicate_index, migrated, |db| {
-    db.execute(
+    // A second copy of an index the migrations built on tasks (whichever
+    // that is) under another name.
+    let (name, definition) = {
+        let rows = db.rows(match db.backend {
+            Backend::Postgres => {
+                "SELECT indexname || '|' || indexdef AS line FROM pg_indexes \
+                  WHERE tablename = 'tasks' AND indexname <> 'tasks_pkey' ORDER BY 1 LIMIT 1"
+            }
+            Backend::Sqlite => {
+                "SELECT name || '|' || sql AS line FROM sqlite_master WHERE type = 'index' \
+                  AND tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY 1 LIMIT 1"
+            }
+        });
+        let (name, definition) = rows[0].split_once('|').unwrap();
+        (name.to_string(), definition.to_string())
+    };
+    let copy = definition.replacen(&name, "tasks_index_again", 1);
+    db.execute(&format!(
         "CREATE INDEX tasks_title_idx ON tasks (title);
          CREATE INDEX idx_tasks_user_id ON tasks (user_id);
-         CREATE INDEX tasks_user_completed_again ON tasks (user_id, completed);",
-    );
+         {copy};"
+    ));
     let (code, json) = verify_json(&db);
     assert_eq!(code, 1);
     assert_eq!(json["clean"], false);
@@ -111,7 +144,7 @@ both_backends!(names_an_extra_and_a_duplicate_index, migrated, |db| {
     assert_has(
         &found,
         "duplicate_index",
-        "index tasks_user_completed_again on tasks",
+        "index tasks_index_again on tasks",
     );
     // A non-redundant extra index is drift, not redundancy.
     assert!(!found
@@ -177,28 +210,36 @@ fn names_changed_columns_postgres() {
 #[test]
 fn names_changed_columns_sqlite() {
     let db = TestDb::migrated(Backend::Sqlite);
-    // SQLite alters a column by rebuilding its table.
-    db.execute(
+    // SQLite alters a column by rebuilding its table: from the table the
+    // migrations built (whatever columns they gave it), with two changed.
+    let table =
+        db.rows("SELECT sql AS line FROM sqlite_master WHERE type = 'table' AND name = 'tasks'");
+    let body = &table[0][table[0].find('(').unwrap()..];
+    let changed = body
+        .replacen("title VARCHAR(255) NOT NULL", "title TEXT NOT NULL", 1)
+        .replacen("description TEXT,", "description TEXT NOT NULL,", 1);
+    assert_ne!(
+        changed.matches("NOT NULL").count(),
+        body.matches("NOT NULL").count()
+    );
+    assert!(changed.contains("title TEXT NOT NULL"), "{body}");
+    let columns =
+        db.rows("SELECT group_concat(name, ', ') AS line FROM pragma_table_info('tasks')");
+    let dependents = db.rows(
+        "SELECT sql AS line FROM sqlite_master WHERE tbl_name = 'tasks' \
+          AND type IN ('index', 'trigger') AND sql IS NOT NULL",
+    );
+    db.execute(&format!(
         "PRAGMA foreign_keys = OFF;
-         CREATE TABLE tasks_new (
-             id INTEGER PRIMARY KEY AUTOINCREMENT,
-             user_id VARCHAR(255) NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-             title TEXT NOT NULL,
-             description TEXT NOT NULL,
-             completed BOOLEAN NOT NULL DEFAULT 0,
-             created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-             updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-         );
+         CREATE TABLE tasks_new {changed};
+         INSERT INTO tasks_new ({cols}) SELECT {cols} FROM tasks;
          DROP TABLE tasks;
          ALTER TABLE tasks_new RENAME TO tasks;
-         CREATE INDEX idx_tasks_user_completed ON tasks (user_id, completed);
-         CREATE TRIGGER tasks_set_updated_at AFTER UPDATE ON tasks
-         FOR EACH ROW WHEN NEW.updated_at IS OLD.updated_at
-         BEGIN
-             UPDATE tasks SET updated_at = CURRENT_TIMESTAMP WHERE id = NEW.id;
-         END;
+         {dependents};
          PRAGMA foreign_keys = ON;",
-    );
+        cols = columns[0],
+        dependents = dependents.join(";\n"),
+    ));
     let (code, json) = verify_json(&db);
     assert_eq!(code, 1);
     let found = differences(&json);

@@ -5,43 +5,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
+use common::process::{signal_pid, spawn_taskdb_at, wait_until, wait_with_limit};
 use common::TestDb;
 use taskdb::db::{self, AnyConnection, DatabaseUrl};
 use taskdb::Backend;
 
 fn spawn_verify(db: &TestDb) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
-        .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .args(["--database-url", db.url(), "verify"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args(["-s", name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("taskdb did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    spawn_taskdb_at(db.url(), &["verify"])
 }
 
 fn admin() -> AnyConnection {
@@ -70,7 +43,7 @@ fn stop_inside_scratch_phase(child: &Child) -> String {
             ),
         );
         if let Some(name) = found.into_iter().next() {
-            signal(pid, "STOP");
+            signal_pid(pid, "STOP");
             return name;
         }
         assert!(
@@ -88,25 +61,68 @@ fn database_exists(name: &str) -> bool {
     ) == 1
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A `verify` of a migrated PostgreSQL database, stopped while its scratch
+/// database exists.
+struct StoppedVerify {
+    /// The live database: bound to the end of each test (even as `_db`),
+    /// since dropping it drops the database under the stopped `verify`.
+    db: TestDb,
+    child: Child,
+    scratch: String,
+}
+
+fn verify_stopped_in_scratch_phase() -> StoppedVerify {
+    let db = TestDb::migrated(Backend::Postgres);
+    let child = spawn_verify(&db);
+    let scratch = stop_inside_scratch_phase(&child);
+    StoppedVerify { db, child, scratch }
+}
+
+/// Backends connected to any of `databases` other than the caller's own.
+fn backends_on(admin: &mut AnyConnection, databases: &[&str]) -> usize {
+    let names = databases
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    count(
+        admin,
+        &format!(
+            "SELECT pid::text AS line FROM pg_stat_activity \
+              WHERE datname IN ({names}) AND pid <> pg_backend_pid()"
+        ),
+    )
+}
+
+/// A `verify` of another migrated database, which must succeed.
+fn another_verify_succeeds() {
+    let other = TestDb::migrated(Backend::Postgres);
+    other.taskdb().arg("verify").assert().success();
+}
+
+/// Another `verify` succeeds and leaves the stopped one's `scratch` alone.
+fn another_verify_leaves_alone(scratch: &str) {
+    another_verify_succeeds();
+    assert!(
+        database_exists(scratch),
+        "a running verify's scratch database was dropped"
+    );
+}
+
+/// Lets the stopped `verify` run on (and take what signal is pending) and
+/// waits for it to exit.
+fn continue_until_exit(child: Child) -> Output {
+    signal_pid(child.id(), "CONT");
+    wait_with_limit(child, Duration::from_secs(20))
 }
 
 #[test]
 fn sigint_while_verify_builds_its_scratch_database_drops_it_and_says_so() {
-    let db = TestDb::migrated(Backend::Postgres);
-    let child = spawn_verify(&db);
-    let pid = child.id();
-    let scratch = stop_inside_scratch_phase(&child);
+    let StoppedVerify { db, child, scratch } = verify_stopped_in_scratch_phase();
     assert!(database_exists(&scratch));
     // Delivered when the process runs again, inside the scratch phase.
-    signal(pid, "INT");
-    signal(pid, "CONT");
-    let out = wait_with_limit(child, Duration::from_secs(20));
+    signal_pid(child.id(), "INT");
+    let out = continue_until_exit(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -126,13 +142,13 @@ fn sigint_while_verify_builds_its_scratch_database_drops_it_and_says_so() {
 
 #[test]
 fn sigterm_while_verify_builds_its_scratch_database_exits_143_and_drops_it() {
-    let db = TestDb::migrated(Backend::Postgres);
-    let child = spawn_verify(&db);
-    let pid = child.id();
-    let scratch = stop_inside_scratch_phase(&child);
-    signal(pid, "TERM");
-    signal(pid, "CONT");
-    let out = wait_with_limit(child, Duration::from_secs(20));
+    let StoppedVerify {
+        db: _db,
+        child,
+        scratch,
+    } = verify_stopped_in_scratch_phase();
+    signal_pid(child.id(), "TERM");
+    let out = continue_until_exit(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     assert!(
@@ -144,11 +160,8 @@ fn sigterm_while_verify_builds_its_scratch_database_exits_143_and_drops_it() {
 
 #[test]
 fn a_killed_verifys_scratch_database_is_dropped_by_the_next_verify() {
-    let db = TestDb::migrated(Backend::Postgres);
-    let child = spawn_verify(&db);
-    let pid = child.id();
-    let scratch = stop_inside_scratch_phase(&child);
-    signal(pid, "KILL");
+    let StoppedVerify { db, child, scratch } = verify_stopped_in_scratch_phase();
+    signal_pid(child.id(), "KILL");
     let _ = wait_with_limit(child, Duration::from_secs(10));
     assert!(database_exists(&scratch), "kill -9 leaves it behind");
     // The server notices the dead client's connections and ends them.
@@ -156,35 +169,21 @@ fn a_killed_verifys_scratch_database_is_dropped_by_the_next_verify() {
     wait_until(
         "the killed verify's backends are gone",
         Duration::from_secs(20),
-        || {
-            count(
-                &mut admin(),
-                &format!(
-                    "SELECT pid::text AS line FROM pg_stat_activity \
-                      WHERE datname IN ('{live}', '{scratch}') AND pid <> pg_backend_pid()"
-                ),
-            ) == 0
-        },
+        || backends_on(&mut admin(), &[&live, &scratch]) == 0,
     );
-    let other = TestDb::migrated(Backend::Postgres);
-    other.taskdb().arg("verify").assert().success();
+    another_verify_succeeds();
     assert!(!database_exists(&scratch), "{scratch} was not swept");
 }
 
 #[test]
 fn a_running_verifys_scratch_database_is_left_alone_by_another_verify() {
-    let db = TestDb::migrated(Backend::Postgres);
-    let child = spawn_verify(&db);
-    let pid = child.id();
-    let scratch = stop_inside_scratch_phase(&child);
-    let other = TestDb::migrated(Backend::Postgres);
-    other.taskdb().arg("verify").assert().success();
-    assert!(
-        database_exists(&scratch),
-        "a running verify's scratch database was dropped"
-    );
-    signal(pid, "CONT");
-    let out = wait_with_limit(child, Duration::from_secs(20));
+    let StoppedVerify {
+        db: _db,
+        child,
+        scratch,
+    } = verify_stopped_in_scratch_phase();
+    another_verify_leaves_alone(&scratch);
+    let out = continue_until_exit(child);
     assert!(
         out.status.success(),
         "{}",
@@ -197,10 +196,11 @@ fn a_running_verifys_scratch_database_is_left_alone_by_another_verify() {
 fn a_running_verifys_scratch_database_with_no_connection_open_is_left_alone() {
     // Between its steps a verify may have no connection to its scratch
     // database at all: what marks it in use is held on its live database.
-    let db = TestDb::migrated(Backend::Postgres);
-    let child = spawn_verify(&db);
-    let pid = child.id();
-    let scratch = stop_inside_scratch_phase(&child);
+    let StoppedVerify {
+        db: _db,
+        child,
+        scratch,
+    } = verify_stopped_in_scratch_phase();
     let mut admin = admin();
     common::query_lines(
         &mut admin,
@@ -212,24 +212,11 @@ fn a_running_verifys_scratch_database_with_no_connection_open_is_left_alone() {
     wait_until(
         "its scratch connections are gone",
         Duration::from_secs(10),
-        || {
-            count(
-                &mut admin,
-                &format!(
-                    "SELECT pid::text AS line FROM pg_stat_activity WHERE datname = '{scratch}'"
-                ),
-            ) == 0
-        },
+        || backends_on(&mut admin, &[&scratch]) == 0,
     );
-    let other = TestDb::migrated(Backend::Postgres);
-    other.taskdb().arg("verify").assert().success();
-    assert!(
-        database_exists(&scratch),
-        "a running verify's scratch database was dropped"
-    );
+    another_verify_leaves_alone(&scratch);
     // Its connection was cut, so it fails; it still drops its database.
-    signal(pid, "CONT");
-    let out = wait_with_limit(child, Duration::from_secs(20));
+    let out = continue_until_exit(child);
     assert_eq!(
         out.status.code(),
         Some(1),

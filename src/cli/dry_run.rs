@@ -3,6 +3,8 @@
 //! Only reads: the plan comes from the tracking tables as they are (missing
 //! ones read as empty and are not created), no lock is taken, nothing is
 //! written. Every line that is not a migration's own SQL starts with `--`.
+//! With streaming standbys attached (PostgreSQL), each statement that takes
+//! `ACCESS EXCLUSIVE` gets a note: the lock is replayed on every standby.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use super::output::Output;
 use super::session::migrator;
 use super::{Database, MigrateOpts};
-use crate::migrate::{resolve, LocalMigration, RollbackTarget};
+use crate::migrate::{replicas, resolve, LocalMigration, RollbackTarget};
 
 fn header(
     out: &mut Output<'_>,
@@ -74,9 +76,24 @@ pub fn migrate(
             "-- It would record {unrecorded} version(s) applied by another tool in taskdb's ledger."
         )?;
     }
+    // Every step is replayed on the streaming standbys, its locks too.
+    let standbys = if todo.is_empty() || db.url.is_missing_sqlite_file() {
+        0
+    } else {
+        replicas::standbys(migrator.connection()?)?.len()
+    };
     for (i, m) in todo.iter().enumerate() {
         writeln!(out)?;
         header(out, i + 1, m, "up.sql")?;
+        if standbys > 0 {
+            for statement in replicas::access_exclusive_statements(m.up_sql()) {
+                writeln!(
+                    out,
+                    "-- ACCESS EXCLUSIVE: `{statement}` is {}",
+                    replicas::standby_lock_note(standbys)
+                )?;
+            }
+        }
         writeln!(out, "{}", m.up_sql().trim_end())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -29,6 +29,11 @@ retried, so the app's queries never queue behind it for longer. Ctrl-C or
 SIGTERM rolls back the migration in progress (exit 130/143); the next run
 finishes the job, also after kill -9.
 
+With hot standbys streaming from the database, it waits before each step
+(and after one without a transaction) until every standby is within
+--max-replica-lag, and stops between steps (exit 1, nothing half-applied)
+when one stays behind for --replica-wait; `taskdb status` lists them.
+
 Exit codes: 0 done (or nothing to do), 1 failed or refused, 2 usage.";
 
 #[derive(Debug, Args)]

@@ -146,6 +146,17 @@ pub struct MigrateOpts {
     /// budget. 0 refuses on any table with rows
     #[arg(long, value_name = "ROWS", default_value_t = crate::lint::DEFAULT_UNSAFE_THRESHOLD)]
     pub unsafe_threshold: u64,
+
+    /// Before each step (and after one without a transaction) wait until
+    /// every streaming standby has replayed to within this: a replay lag
+    /// (5s), WAL bytes behind (64MB), both (5s,64MB), or `off` (PostgreSQL)
+    #[arg(long, value_name = "BOUND", env = "TASKDB_MAX_REPLICA_LAG", default_value_t = crate::migrate::replicas::LagBound::default(), value_parser = crate::migrate::replicas::LagBound::parse)]
+    pub max_replica_lag: crate::migrate::replicas::LagBound,
+
+    /// How long to wait for a standby past --max-replica-lag before
+    /// stopping between steps (exit 1, nothing half-applied)
+    #[arg(long, value_name = "DURATION", env = "TASKDB_REPLICA_WAIT", default_value_t = DurationArg(crate::migrate::replicas::DEFAULT_REPLICA_WAIT))]
+    pub replica_wait: DurationArg,
 }
 
 impl MigrateOpts {
@@ -156,6 +167,8 @@ impl MigrateOpts {
             lock_retries: self.lock_retries,
             wait: db.wait,
             unsafe_threshold: self.unsafe_threshold,
+            max_replica_lag: self.max_replica_lag,
+            replica_wait: self.replica_wait.0,
             ..crate::migrate::MigrateOptions::default()
         }
     }

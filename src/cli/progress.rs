@@ -54,6 +54,26 @@ pub fn format_rows(done: u64, total: u64) -> String {
     format!("rows {done}/{total} ({}%)", done * 100 / total.max(1))
 }
 
+/// `4.2 s behind, 12.0 MB of WAL`: how far a standby is behind.
+pub fn format_replica_lag(replay_lag: Option<Duration>, bytes_behind: Option<u64>) -> String {
+    let lag = replay_lag
+        .map(crate::cli::output::human_duration)
+        .unwrap_or_else(|| "0 ms".into());
+    match bytes_behind {
+        Some(b) => format!(
+            "{lag} behind, {} of WAL",
+            crate::migrate::replicas::human_size(b)
+        ),
+        None => format!("{lag} behind"),
+    }
+}
+
+/// True for a standby-lag report after the first of one wait (the first
+/// is printed; the rest only update the progress line).
+pub fn continues_wait(event: &Event<'_>) -> bool {
+    matches!(event, Event::ReplicaLagging { waited, .. } if !waited.is_zero())
+}
+
 /// One live line, redrawn by a thread until finished or dropped.
 pub struct Ticker {
     stop: Arc<AtomicBool>,
@@ -162,6 +182,25 @@ impl MigrationProgress {
 
     /// Call after the event is printed: a step that starts gets a line.
     pub fn observe(&mut self, event: &Event<'_>) {
+        if let Event::ReplicaLagging {
+            standby,
+            replay_lag,
+            bytes_behind,
+            ..
+        } = event
+        {
+            // One line for the whole wait, its detail updated each poll.
+            if self.current.is_none() {
+                self.current = Ticker::start("waiting for standbys".into(), None);
+            }
+            if let Some(t) = &self.current {
+                t.set_detail(format!(
+                    "{standby}: {}",
+                    format_replica_lag(*replay_lag, *bytes_behind)
+                ));
+            }
+            return;
+        }
         self.current = None;
         let (label, step) = match event {
             Event::Applying { migration } => (migration.dir_name().to_string(), Some(migration)),

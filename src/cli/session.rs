@@ -17,7 +17,10 @@ pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
     Migrator::new(db.url.clone())
         .with_options(options)
         .on_event(move |event| {
-            progress.clear();
+            // A standby wait keeps its one line, updated in place.
+            if !progress::continues_wait(&event) {
+                progress.clear();
+            }
             print_event(event);
             progress.observe(&event);
         })
@@ -73,6 +76,18 @@ pub fn print_event(event: Event<'_>) {
         Event::WaitingForIndexBuild { index, pid } => writeln!(
             out,
             "  an earlier build of index {index} is still running on the server (pid {pid}); waiting for it"
+        ),
+        // Said once per wait; the progress line shows it live.
+        Event::ReplicaLagging { .. } if progress::continues_wait(&event) => Ok(()),
+        Event::ReplicaLagging { standby, replay_lag, bytes_behind, .. } => writeln!(
+            out,
+            "  waiting for standby {standby} to replay ({}) before the next step",
+            progress::format_replica_lag(replay_lag, bytes_behind)
+        ),
+        Event::ReplicasCaughtUp { waited } => writeln!(
+            out,
+            "  standbys caught up (waited {})",
+            human_duration(waited)
         ),
     };
     let _ = out.flush();

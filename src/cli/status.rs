@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::output::{self, Output};
 use super::Database;
+use crate::migrate::replicas::{self, Standby};
 use crate::migrate::{MigrationPlan, MigrationState};
 
 #[derive(Debug, Args)]
@@ -23,24 +24,33 @@ pub struct Opts {
     /// modified|missing|dirty, "applied_at": "2026-02-08T12:00:00Z" or null,
     /// "checksum": "ok" (matches the recorded one) | "modified" |
     /// "unrecorded" (applied by another tool, no checksum yet) | null (not
-    /// applied, or not in this build), "execution_ms": number or null}]}
+    /// applied, or not in this build), "execution_ms": number or null}],
+    /// "standbys": [{"name": application_name, "state": "streaming"|…,
+    /// "replay_lag_ms": number or null (caught up), "bytes_behind": WAL
+    /// not yet replayed}] (PostgreSQL's streaming standbys; [] for none)}
     #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub format: super::OutputFormat,
 }
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
-    let plan = if db.url.is_missing_sqlite_file() {
-        MigrationPlan::for_new_database(db.url.backend())
+    let (plan, standbys) = if db.url.is_missing_sqlite_file() {
+        (
+            MigrationPlan::for_new_database(db.url.backend()),
+            Vec::new(),
+        )
     } else {
         let mut conn = db.connect()?;
         let mut plan = MigrationPlan::load(&mut conn)?;
         plan.observe_running(&mut conn)?;
-        plan
+        // Best effort: the standbys are context, not the status itself.
+        let standbys = replicas::standbys(&mut conn).unwrap_or_default();
+        (plan, standbys)
     };
     if opts.format == super::OutputFormat::Json {
-        json::print(&plan, db, out)?;
+        json::print(&plan, &standbys, db, out)?;
     } else {
         print_plan(&plan, out)?;
+        print_standbys(&standbys, out)?;
     }
     // A database ahead of this build (a later release's migrations) is
     // what a rolled-back app sees: not a reason to fail the gate.
@@ -108,6 +118,27 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The streaming standbys (PostgreSQL), each with how far behind it is:
+/// every migration step is replayed there.
+fn print_standbys(standbys: &[Standby], out: &mut Output<'_>) -> anyhow::Result<()> {
+    if standbys.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "Standbys: {}", standbys.len())?;
+    let width = standbys.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in standbys {
+        writeln!(
+            out,
+            "  {:<width$}  {:<9}  {}",
+            s.name,
+            s.state,
+            s.describe_lag()
+        )?;
+    }
+    Ok(())
+}
+
 /// `status --format json`. The fields are a stable interface for deploy
 /// scripts and CI; see `Opts::format` for their meaning.
 mod json {
@@ -125,6 +156,15 @@ mod json {
         applied: usize,
         pending: usize,
         migrations: Vec<Migration<'a>>,
+        standbys: Vec<Standby<'a>>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Standby<'a> {
+        name: &'a str,
+        state: &'a str,
+        replay_lag_ms: Option<u128>,
+        bytes_behind: Option<u64>,
     }
 
     #[derive(serde::Serialize)]
@@ -152,6 +192,7 @@ mod json {
 
     pub(super) fn print(
         plan: &MigrationPlan,
+        standbys: &[crate::migrate::replicas::Standby],
         db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
@@ -178,6 +219,15 @@ mod json {
                         .filter(|t| t.recorded)
                         .and_then(|t| t.ledger.as_ref())
                         .map(|l| l.execution_ms),
+                })
+                .collect(),
+            standbys: standbys
+                .iter()
+                .map(|s| Standby {
+                    name: &s.name,
+                    state: &s.state,
+                    replay_lag_ms: s.replay_lag.map(|d| d.as_millis()),
+                    bytes_behind: s.bytes_behind,
                 })
                 .collect(),
         };

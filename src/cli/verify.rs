@@ -29,11 +29,20 @@ constraints and duplicate or redundant indexes. Tracking tables
 schema_migrations) are ignored. Exits 1 when anything differs. Uses
 $DIRECT_DATABASE_URL when set, like the migration commands.
 
+On a read-only hot standby nothing can be created, so the expected schema
+is built on the primary named by --expected-from (default
+$DIRECT_DATABASE_URL) and compared with the standby's replayed schema: a
+way to see that a replica has caught up with a migration.
+
 JSON output (--format json), one object:
   database       the URL, password removed
   backend        "postgres" | "sqlite"
   clean          true when nothing differs (exit 0)
   expected_from  "scratch_database" | "scratch_schema" | "in_memory"
+  expected_on_primary
+                 the primary's URL (password removed) when the database
+                 is a read-only standby and the expected schema was built
+                 there (--expected-from / DIRECT_DATABASE_URL); else null
   pending_migrations
                  how many migrations are not applied yet (their changes
                  show up as differences until `taskdb migrate`); null
@@ -60,6 +69,17 @@ pub struct Opts {
     /// with the fields listed above, for scripts and CI)
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+
+    /// When the database is a read-only hot standby: the primary's URL, on
+    /// whose server the expected schema is built instead (default:
+    /// $DIRECT_DATABASE_URL)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DIRECT_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub expected_from: Option<String>,
 }
 
 /// The JSON document `verify --format json` prints; its fields are
@@ -70,6 +90,7 @@ struct JsonReport<'a> {
     backend: crate::Backend,
     clean: bool,
     expected_from: verify::ExpectedSource,
+    expected_on_primary: Option<&'a str>,
     pending_migrations: Option<usize>,
     differences: &'a [verify::Difference],
     schema: &'a verify::catalog::Schema,
@@ -81,7 +102,13 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     let pending = crate::migrate::MigrationPlan::load(&mut conn)
         .ok()
         .map(|plan| plan.pending().count());
-    let report = verify::verify(&db.url, &mut conn)?;
+    let primary = opts
+        .expected_from
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .map(crate::db::DatabaseUrl::parse)
+        .transpose()?;
+    let report = verify::verify_with_primary(&db.url, &mut conn, primary.as_ref())?;
     match opts.format {
         OutputFormat::Json => {
             let json = JsonReport {
@@ -89,6 +116,7 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
                 backend: report.backend,
                 clean: report.is_clean(),
                 expected_from: report.expected_from,
+                expected_on_primary: report.built_on_primary.as_deref(),
                 pending_migrations: pending,
                 differences: &report.differences,
                 schema: &report.actual,
@@ -116,11 +144,18 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
 
 fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     writeln!(out, "Database Schema Verification ({})", report.backend)?;
-    writeln!(
-        out,
-        "Expected schema: built in {}",
-        report.expected_from.describe()
-    )?;
+    match &report.built_on_primary {
+        Some(primary) => writeln!(
+            out,
+            "Expected schema: built on the primary {primary}, in {} (this database is a read-only standby)",
+            report.expected_from.describe()
+        )?,
+        None => writeln!(
+            out,
+            "Expected schema: built in {}",
+            report.expected_from.describe()
+        )?,
+    }
     // The seed's order: users, then tasks, then anything else.
     let mut tables: Vec<&Table> = report.actual.tables.values().collect();
     tables.sort_by_key(|t| (t.name != "users", t.name != "tasks", t.name.clone()));

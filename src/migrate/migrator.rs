@@ -6,9 +6,11 @@ use std::time::Duration;
 use super::apply::{self, StepOutcome};
 use super::lock::MigrationLock;
 use super::plan::{MigrationPlan, MigrationState, PlanEntry};
+use super::replicas::Gate;
 use super::source::{resolve, LocalMigration};
 use super::{
-    data_loss, ledger, preflight, Event, MigrateOptions, Repair, RollbackTarget, Step, TableLoss,
+    data_loss, ledger, preflight, replicas, Event, MigrateOptions, Repair, RollbackTarget, Step,
+    TableLoss,
 };
 use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
 use crate::error::{Error, Result};
@@ -176,9 +178,22 @@ impl<'r> Migrator<'r> {
 
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
-        for m in todo {
+        // Set right after a step that was followed by the standby gate, so
+        // the next step does not ask the primary twice in a row.
+        let mut standbys_checked = false;
+        for (i, m) in todo.iter().enumerate() {
             interrupt::check()?;
             let (conn, options, report) = self.parts()?;
+            if !std::mem::take(&mut standbys_checked) {
+                replicas::wait_for_standbys(
+                    conn,
+                    options.max_replica_lag,
+                    options.replica_wait,
+                    Gate::BeforeStep,
+                    report,
+                )
+                .map_err(interrupted)?;
+            }
             // Right before the step, not before the run: the step before it
             // builds the index that makes the check cheap, and new orphans
             // cannot appear meanwhile (the NOT VALID key checks new rows).
@@ -202,6 +217,24 @@ impl<'r> Migrator<'r> {
                         elapsed,
                     });
                     steps.push(step(m, elapsed));
+                    // Its WAL (an index build's) reached the standbys with
+                    // no transaction to bound it: the run ends, or the next
+                    // step starts, only once they have replayed it.
+                    if !m.run_in_transaction() {
+                        replicas::wait_for_standbys(
+                            conn,
+                            options.max_replica_lag,
+                            options.replica_wait,
+                            if i + 1 == todo.len() {
+                                Gate::AfterLastStep
+                            } else {
+                                Gate::BeforeStep
+                            },
+                            report,
+                        )
+                        .map_err(interrupted)?;
+                        standbys_checked = true;
+                    }
                 }
                 StepOutcome::AlreadyDone => report(Event::AlreadyApplied { migration: m }),
             }

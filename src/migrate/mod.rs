@@ -14,6 +14,7 @@ mod migrator;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod replicas;
 pub mod source;
 
 use std::time::Duration;
@@ -98,6 +99,19 @@ pub enum Event<'a> {
         index: &'a str,
         pid: i32,
     },
+    /// A streaming standby is past `--max-replica-lag`: the next step
+    /// waits (sent again each time the primary is asked; `waited` is zero
+    /// on the first report of a wait).
+    ReplicaLagging {
+        standby: &'a str,
+        replay_lag: Option<Duration>,
+        bytes_behind: Option<u64>,
+        waited: Duration,
+    },
+    /// Every standby is back within the bound after a wait.
+    ReplicasCaughtUp {
+        waited: Duration,
+    },
 }
 
 /// Settings of a migration run, and of each step in it.
@@ -115,6 +129,13 @@ pub struct MigrateOptions {
     /// The pre-flight refuses a lint error on a table above this many rows
     /// ([`crate::lint::preflight`]).
     pub unsafe_threshold: u64,
+
+    /// How far behind a streaming standby may be before the next step
+    /// waits for it ([`replicas::LagBound::OFF`]: no gate).
+    pub max_replica_lag: replicas::LagBound,
+    /// How long to wait for a lagging standby before stopping between
+    /// steps.
+    pub replica_wait: Duration,
 }
 
 impl Default for MigrateOptions {
@@ -126,6 +147,8 @@ impl Default for MigrateOptions {
             wait: None,
             applied_by: format!("taskdb {} ({user})", env!("CARGO_PKG_VERSION")),
             unsafe_threshold: crate::lint::DEFAULT_UNSAFE_THRESHOLD,
+            max_replica_lag: replicas::LagBound::default(),
+            replica_wait: replicas::DEFAULT_REPLICA_WAIT,
         }
     }
 }
@@ -158,6 +181,10 @@ pub struct Repair {
 
 /// Applies every pending migration to the database at `url`, safely when
 /// other processes do the same at once. Returns what this call applied.
+///
+/// Between steps it waits for streaming standbys as
+/// [`MigrateOptions::default`] bounds them (see [`replicas`]); an
+/// up-to-date database costs no more than before (one query).
 ///
 /// A database *ahead* of this build (a later release applied newer
 /// migrations, then the app was rolled back) starts normally: a warning

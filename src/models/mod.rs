@@ -4,7 +4,7 @@
 pub mod task;
 pub mod user;
 
-pub use task::{NewTask, Task, TaskChanges, TaskFilter};
+pub use task::{NewTask, Task, TaskChanges, TaskCursor, TaskFilter, TaskOrder};
 pub use user::{NewUser, User};
 
 diesel::define_sql_function! {

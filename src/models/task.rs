@@ -55,13 +55,18 @@ pub struct TaskChanges<'a> {
     pub completed: Option<bool>,
 }
 
-/// Which of a user's tasks [`list`] returns.
+/// Which of a user's tasks [`list`] returns, and in which order.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskFilter {
     /// Only done (`Some(true)`) or open (`Some(false)`) tasks.
     pub completed: Option<bool>,
-    /// At most this many, newest first.
+    /// At most this many.
     pub limit: i64,
+    /// Newest first (the default) or oldest first, by `(created_at, id)`.
+    pub order: TaskOrder,
+    /// Only tasks after this one in `order`: the next page. Pass back
+    /// [`TaskCursor::after`] of the last task of the page before.
+    pub after: Option<TaskCursor>,
 }
 
 impl Default for TaskFilter {
@@ -69,7 +74,69 @@ impl Default for TaskFilter {
         TaskFilter {
             completed: None,
             limit: DEFAULT_LIST_LIMIT,
+            order: TaskOrder::default(),
+            after: None,
         }
+    }
+}
+
+/// The order of [`list`]: by creation, ties broken by id, so it is stable
+/// and pages never overlap. Both are served by the `(user_id, created_at,
+/// id)` index without a sort.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskOrder {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// Where a page of [`list`] ended (keyset pagination): a position in the
+/// `(created_at, id)` order, not an offset, so a page costs the same deep
+/// in a long list and rows added meanwhile do not shift it. Its text form
+/// (`Display` / `FromStr`) is what a handler hands to its client and takes
+/// back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskCursor {
+    pub created_at: NaiveDateTime,
+    pub id: i32,
+}
+
+impl TaskCursor {
+    /// The cursor of the page that ends with `task`.
+    pub fn after(task: &Task) -> Self {
+        TaskCursor {
+            created_at: task.created_at,
+            id: task.id,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskCursor {
+    /// `<microseconds since 1970>.<id>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}",
+            self.created_at.and_utc().timestamp_micros(),
+            self.id
+        )
+    }
+}
+
+impl std::str::FromStr for TaskCursor {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || Error::InvalidInput(format!("`{text}` is not a task list cursor"));
+        let (micros, id) = text.split_once('.').ok_or_else(invalid)?;
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
+        let created_at = chrono::DateTime::from_timestamp_micros(micros)
+            .ok_or_else(invalid)?
+            .naive_utc();
+        Ok(TaskCursor {
+            created_at,
+            id: id.parse().map_err(|_| invalid())?,
+        })
     }
 }
 
@@ -80,8 +147,8 @@ fn validate_title(title: &str) -> Result<()> {
     check_length("task title", title, MAX_VARCHAR)
 }
 
-/// Creates a task owned by `owner`. Fails with a foreign-key error when no
-/// such user exists.
+/// Creates a task owned by `owner`. Fails with [`Error::UnknownOwner`]
+/// when no such user exists.
 pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
     validate_title(new.title)?;
     // No user has a longer id; PostgreSQL would only say "value too long".
@@ -92,23 +159,52 @@ pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result
         description: new.description,
         completed: new.completed,
     };
-    let task = with_backend!(conn, |c| diesel::insert_into(tasks::table)
+    let inserted = with_backend!(conn, |c| diesel::insert_into(tasks::table)
         .values(&row)
         .returning(Task::as_returning())
-        .get_result(c))?;
-    Ok(task)
+        .get_result(c));
+    match inserted {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        )) => Err(Error::UnknownOwner(owner.to_string())),
+        other => Ok(other?),
+    }
 }
 
-/// `owner`'s tasks, newest first, optionally only done or open ones.
+/// `owner`'s tasks in `filter.order`, optionally only done or open ones,
+/// one page at a time (`filter.after`). On PostgreSQL an index scan of
+/// `(user_id, created_at, id)` that stops at the limit: no sort, however
+/// many tasks the owner has.
 pub fn list(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
     let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
-        .order((tasks::created_at.desc(), tasks::id.desc()))
         .limit(filter.limit.max(0))
         .into_boxed();
+    query = match filter.order {
+        TaskOrder::NewestFirst => query.order((tasks::created_at.desc(), tasks::id.desc())),
+        TaskOrder::OldestFirst => query.order((tasks::created_at.asc(), tasks::id.asc())),
+    };
     if let Some(completed) = filter.completed {
         query = query.filter(tasks::completed.eq(completed));
+    }
+    if let Some(after) = filter.after {
+        // A row comparison, which PostgreSQL turns into an index bound (an
+        // OR of the two cases would scan from the start of the list).
+        let before = match filter.order {
+            TaskOrder::NewestFirst => "<",
+            TaskOrder::OldestFirst => ">",
+        };
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                "(tasks.created_at, tasks.id) {before} ("
+            ))
+            .bind::<diesel::sql_types::Timestamp, _>(after.created_at)
+            .sql(", ")
+            .bind::<diesel::sql_types::Integer, _>(after.id)
+            .sql(")"),
+        );
     }
     Ok(query.load(conn)?)
 }
@@ -159,8 +255,18 @@ pub fn delete(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<bool> {
 
 /// How many tasks `owner` has.
 pub fn count(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
-    Ok(tasks::table
+    count_matching(conn, owner, TaskFilter::default())
+}
+
+/// How many of `owner`'s tasks [`list`] would page through with `filter`
+/// (its `completed` condition; the limit, order and cursor aside).
+pub fn count_matching(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result<i64> {
+    let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))
         .count()
-        .get_result(conn)?)
+        .into_boxed();
+    if let Some(completed) = filter.completed {
+        query = query.filter(tasks::completed.eq(completed));
+    }
+    Ok(query.get_result(conn)?)
 }

@@ -247,7 +247,14 @@ fn build_in_scratch_database(
         let scratch = with_database(url, name)?;
         match build {
             Build::Migrations => {
-                migrate::run_pending(&scratch)?;
+                // A throwaway database nobody reads on a standby: waiting
+                // for standbys here would only hold up checking one.
+                migrate::Migrator::new(scratch.clone())
+                    .with_options(migrate::MigrateOptions {
+                        max_replica_lag: migrate::replicas::LagBound::OFF,
+                        ..migrate::MigrateOptions::default()
+                    })
+                    .migrate(None)?;
             }
             Build::Script(sql) => {
                 let mut scratch_conn = db::connect(&scratch)?;

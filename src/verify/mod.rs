@@ -28,7 +28,7 @@ use catalog::{ConstraintKind, Index, Schema, Table};
 pub use expected::ExpectedSource;
 
 use crate::db::{AnyConnection, Backend, DatabaseUrl};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What kind of difference. Serialised in snake_case (`extra_index`); the
 /// set is part of `taskdb verify --format json`'s stable output.
@@ -138,6 +138,9 @@ pub struct Report {
     pub backend: Backend,
     /// Where the expected schema was built.
     pub expected_from: ExpectedSource,
+    /// The primary it was built on (password removed) when the live
+    /// database is a read-only standby; `None`: on the live server.
+    pub built_on_primary: Option<String>,
     /// The live schema.
     pub actual: Schema,
     /// Every difference and health finding; empty when clean.
@@ -153,16 +156,67 @@ impl Report {
 /// Reads the live schema of `conn` (the database at `url`), builds the
 /// expected one and compares them. Changes nothing in the live database.
 pub fn verify(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<Report> {
+    verify_with_primary(url, conn, None)
+}
+
+/// [`verify`] that also works on a read-only hot standby: there nothing
+/// can be created (no scratch database, not even a schema in a rolled-back
+/// transaction), so the expected schema is built on `primary` instead
+/// (in a scratch database, or a rolled-back scratch schema without
+/// CREATEDB). A standby without `primary` is refused, naming what to pass.
+pub fn verify_with_primary(
+    url: &DatabaseUrl,
+    conn: &mut AnyConnection,
+    primary: Option<&DatabaseUrl>,
+) -> Result<Report> {
     let actual = catalog::read(conn)?;
-    let (expected, expected_from) = expected::expected_schema(url, conn)?;
+    let ((expected, expected_from), built_on_primary) = if is_standby(conn)? {
+        let Some(primary) = primary else {
+            return Err(Error::MigrationState(format!(
+                "{} is a read-only standby (in recovery): the schema taskdb's migrations produce cannot be built there; pass --expected-from with the primary's URL (or set DIRECT_DATABASE_URL to it) to build it on the primary",
+                url.redacted()
+            )));
+        };
+        let mut primary_conn = crate::db::connect(primary)?;
+        if is_standby(&mut primary_conn)? {
+            return Err(Error::MigrationState(format!(
+                "{} (given to build the expected schema on) is a standby too: name the primary",
+                primary.redacted()
+            )));
+        }
+        (
+            expected::expected_schema(primary, &mut primary_conn)?,
+            Some(primary.redacted().to_string()),
+        )
+    } else {
+        (expected::expected_schema(url, conn)?, None)
+    };
     let mut differences = compare(&expected, &actual);
     differences.extend(health(&actual));
     Ok(Report {
         backend: conn.backend(),
         expected_from,
+        built_on_primary,
         actual,
         differences,
     })
+}
+
+/// True on a PostgreSQL server in recovery (a hot standby).
+fn is_standby(conn: &mut AnyConnection) -> Result<bool> {
+    if conn.backend() != Backend::Postgres {
+        return Ok(false);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Recovery {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        in_recovery: bool,
+    }
+    let row: Recovery = diesel::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT pg_is_in_recovery() AS in_recovery"),
+        conn,
+    )?;
+    Ok(row.in_recovery)
 }
 
 fn diff(

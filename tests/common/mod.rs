@@ -1,12 +1,7 @@
-//! Test support: a real database per test.
+//! Test support: a real database per test, from `taskdb::testing` (the
+//! same API a backend's tests use), plus helpers for taskdb's own tests.
 //!
-//! PostgreSQL: the first test in a process migrates a template database
-//! (named after a hash of the migrations, so an edit makes a new one, and
-//! built under an advisory lock, so parallel test processes build it once);
-//! each test then gets `CREATE DATABASE t_<random> TEMPLATE …`, dropped WITH
-//! (FORCE) when its guard drops. SQLite: a fresh file in a temp directory.
-//!
-//! The server is `TASKDB_TEST_PG_URL` (default
+//! The server is `TASKDB_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/test` starts it.
 
 #![allow(dead_code)]
@@ -16,6 +11,8 @@ pub const BEFORE_ALTER: &str = "2026-02-08-000010";
 
 pub mod pgbouncer;
 pub mod process;
+pub mod secrets;
+pub mod standby;
 pub mod wire_proxy;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +27,7 @@ pub const BOTH: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 
 /// The admin URL of the test server.
 pub fn admin_url() -> String {
-    std::env::var("TASKDB_TEST_PG_URL")
+    std::env::var(taskdb::testing::SERVER_VARIABLE)
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
@@ -50,107 +47,40 @@ pub fn admin() -> PgConnection {
     })
 }
 
-fn random_suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-/// Name of the migrated template for the current migrations.
-fn template_name() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        let all: String = taskdb::migrate::migrations(Backend::Postgres)
-            .iter()
-            .map(|m| m.checksum())
-            .collect();
-        let name = format!(
-            "taskdb_tpl_{}",
-            &taskdb::migrate::source::checksum(&all)[..12]
-        );
-        let mut admin = admin();
-        admin
-            .batch_execute("SELECT pg_advisory_lock(8675309)")
-            .unwrap();
-        let exists: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
-            "(SELECT COUNT(*) FROM pg_database WHERE datname = '{name}')"
-        )))
-        .get_result(&mut admin)
-        .unwrap();
-        if exists == 0 {
-            let building = format!("{name}_build");
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
-                .unwrap();
-            admin
-                .batch_execute(&format!("CREATE DATABASE {building}"))
-                .unwrap();
-            let url = DatabaseUrl::parse(&pg_url(&building)).unwrap();
-            taskdb::migrate::run_pending(&url).unwrap();
-            admin
-                .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
-                .unwrap();
-        }
-        admin
-            .batch_execute("SELECT pg_advisory_unlock(8675309)")
-            .unwrap();
-        name
-    })
-}
-
-/// A database that exists for one test.
+/// A database that exists for one test: [`taskdb::testing::TestDb`] (a
+/// template clone on PostgreSQL, a template copy on SQLite, dropped with
+/// it), with what taskdb's own tests do to it.
 pub struct TestDb {
     pub backend: Backend,
+    /// The URL as the CLI and other programs get it.
     url: String,
-    pg_name: Option<String>,
-    _dir: Option<tempfile::TempDir>,
     sqlite_path: Option<PathBuf>,
+    inner: taskdb::testing::TestDb,
 }
 
 impl TestDb {
     /// An empty database: no tables at all.
     pub fn empty(backend: Backend) -> Self {
-        Self::create(backend, false)
+        Self::wrap(taskdb::testing::TestDb::empty(backend).unwrap())
     }
 
     /// A database migrated to the latest version.
     pub fn migrated(backend: Backend) -> Self {
-        Self::create(backend, true)
+        Self::wrap(taskdb::testing::TestDb::new(backend).unwrap())
     }
 
-    fn create(backend: Backend, migrated: bool) -> Self {
-        match backend {
-            Backend::Postgres => {
-                let name = format!("t_{}", random_suffix());
-                let template = if migrated {
-                    format!(" TEMPLATE {}", template_name())
-                } else {
-                    String::new()
-                };
-                admin()
-                    .batch_execute(&format!("CREATE DATABASE {name}{template}"))
-                    .unwrap();
-                TestDb {
-                    backend,
-                    url: pg_url(&name),
-                    pg_name: Some(name),
-                    _dir: None,
-                    sqlite_path: None,
-                }
-            }
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("test.db");
-                let db = TestDb {
-                    backend,
-                    url: format!("sqlite://{}", path.display()),
-                    pg_name: None,
-                    _dir: Some(dir),
-                    sqlite_path: Some(path),
-                };
-                if migrated {
-                    taskdb::migrate::run_pending(&db.database_url()).unwrap();
-                }
-                db
-            }
+    fn wrap(inner: taskdb::testing::TestDb) -> Self {
+        let sqlite_path = inner.sqlite_path();
+        let url = match (inner.name(), &sqlite_path) {
+            (Some(name), _) => pg_url(name),
+            (None, Some(path)) => format!("sqlite://{}", path.display()),
+            (None, None) => unreachable!("a test database is a PostgreSQL database or a file"),
+        };
+        TestDb {
+            backend: inner.backend(),
+            url,
+            sqlite_path,
+            inner,
         }
     }
 
@@ -163,9 +93,14 @@ impl TestDb {
     /// first one that ALTERs `tasks` (it needs an ACCESS EXCLUSIVE lock, so
     /// a reader's open transaction blocks it): for lock-wait tests.
     pub fn before_alter() -> Self {
-        let db = Self::empty(Backend::Postgres);
+        Self::migrated_to(Backend::Postgres, BEFORE_ALTER)
+    }
+
+    /// A database migrated by the binary up to and including `version`.
+    pub fn migrated_to(backend: Backend, version: &str) -> Self {
+        let db = Self::empty(backend);
         db.taskdb()
-            .args(["migrate", "--to", BEFORE_ALTER])
+            .args(["migrate", "--to", version])
             .assert()
             .success();
         db
@@ -193,7 +128,7 @@ impl TestDb {
 
     /// The PostgreSQL database name.
     pub fn pg_name(&self) -> Option<&str> {
-        self.pg_name.as_deref()
+        self.inner.name()
     }
 
     /// Runs SQL directly (simple protocol, several statements allowed).
@@ -220,17 +155,7 @@ impl TestDb {
     /// The `taskdb` binary, pointed at this database, run in an empty
     /// directory with no DATABASE_URL inherited.
     pub fn taskdb(&self) -> assert_cmd::Command {
-        let mut cmd = taskdb_cmd();
-        cmd.arg("--database-url").arg(&self.url);
-        cmd
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = &self.pg_name {
-            let _ = admin().batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
+        taskdb_at(&self.url)
     }
 }
 
@@ -239,12 +164,60 @@ pub fn taskdb_cmd() -> assert_cmd::Command {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
     let mut cmd = assert_cmd::Command::cargo_bin("taskdb").unwrap();
-    cmd.current_dir(dir.path())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
-        .env_remove("TASKDB_SQLITE_BUSY_TIMEOUT");
+    cmd.current_dir(dir.path()).without_taskdb_env();
     cmd
+}
+
+/// [`taskdb_cmd`] pointed at `url` (`--database-url url`).
+pub fn taskdb_at(url: &str) -> assert_cmd::Command {
+    let mut cmd = taskdb_cmd();
+    cmd.args(["--database-url", url]);
+    cmd
+}
+
+/// The variables through which the shell running the tests would choose
+/// the binary's database or change how long it waits: a test that wants
+/// one sets it itself.
+pub const TASKDB_ENV: [&str; 4] = [
+    "DATABASE_URL",
+    "DIRECT_DATABASE_URL",
+    "TASKDB_LOCK_TIMEOUT",
+    "TASKDB_SQLITE_BUSY_TIMEOUT",
+];
+
+/// Removes [`TASKDB_ENV`] from a command's environment, for both kinds of
+/// command the tests build (a variable set after this call still counts).
+pub trait WithoutTaskdbEnv {
+    fn without_taskdb_env(&mut self) -> &mut Self;
+}
+
+impl WithoutTaskdbEnv for std::process::Command {
+    fn without_taskdb_env(&mut self) -> &mut Self {
+        for name in TASKDB_ENV {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+
+impl WithoutTaskdbEnv for assert_cmd::Command {
+    fn without_taskdb_env(&mut self) -> &mut Self {
+        for name in TASKDB_ENV {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (the listener that found it
+/// free is closed again at once): a closed port for connections that must
+/// fail, or a port for a test server to listen on.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs a query whose single text column is named `line`.

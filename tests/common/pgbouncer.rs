@@ -4,7 +4,7 @@
 //! and write.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ impl PgBouncer {
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let port = free_port();
+        let port = super::unused_port();
         let auth_file = dir.path().join("userlist.txt");
         let mut f = std::fs::File::create(&auth_file).unwrap();
         for (user, password) in users {
@@ -117,14 +117,6 @@ impl Drop for PgBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn is_root() -> bool {

@@ -5,15 +5,14 @@ use std::io::Read;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::WithoutTaskdbEnv;
+
 /// Starts `taskdb --database-url url args…` with piped output and none of
 /// the caller's database environment.
 pub fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("taskdb"))
         .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .env_remove("TASKDB_LOCK_TIMEOUT")
-        .env_remove("TASKDB_SQLITE_BUSY_TIMEOUT")
+        .without_taskdb_env()
         .args(["--database-url", url])
         .args(args)
         .stdout(Stdio::piped())
@@ -24,8 +23,14 @@ pub fn spawn_taskdb_at(url: &str, args: &[&str]) -> Child {
 
 /// Sends signal `name` (`INT`, `TERM`, `KILL`) to `child`.
 pub fn signal(child: &Child, name: &str) {
+    signal_pid(child.id(), name);
+}
+
+/// Sends signal `name` to process `pid` (one that is no [`Child`] of the
+/// test, or one whose `Child` was moved away).
+pub fn signal_pid(pid: u32, name: &str) {
     let status = Command::new("kill")
-        .args(["-s", name, &child.id().to_string()])
+        .args(["-s", name, &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());

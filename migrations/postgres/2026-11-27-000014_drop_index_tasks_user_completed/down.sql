@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_tasks_user_completed ON tasks (user_id, completed);
