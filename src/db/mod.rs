@@ -13,12 +13,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use diesel::connection::{CacheSize, SimpleConnection};
-use diesel::r2d2::R2D2Connection;
 use diesel::{Connection, PgConnection, SqliteConnection};
 
 use crate::error::{Error, Result};
 
+mod pool;
 mod url;
+
+pub(crate) use self::pool::refuse_in_memory;
+pub use self::pool::{pool, pool_builder, ConnectionManager, Pool, PooledConnection};
 
 pub use self::url::{mask_url_passwords, redact_url, DatabaseUrl, SECRET_PARAMETERS};
 pub use crate::settings::{set_sqlite_busy_timeout, sqlite_busy_timeout, SQLITE_BUSY_TIMEOUT};
@@ -190,70 +193,4 @@ pub fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> 
 /// Collapses a multi-line driver message into one line.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The r2d2 pool backend code shares.
-pub type Pool = r2d2::Pool<ConnectionManager>;
-/// A connection checked out of [`Pool`].
-pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
-
-/// Opens connections for the pool through [`connect`], so pooled
-/// connections get the same settings as every other.
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
-    url: DatabaseUrl,
-}
-
-impl ConnectionManager {
-    pub fn new(url: DatabaseUrl) -> Self {
-        ConnectionManager { url }
-    }
-}
-
-impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = AnyConnection;
-    type Error = Error;
-
-    fn connect(&self) -> Result<AnyConnection> {
-        connect(&self.url)
-    }
-
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<()> {
-        conn.batch_execute("SELECT 1").map_err(Error::from)
-    }
-
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        std::thread::panicking() || with_backend!(conn, |c| c.is_broken())
-    }
-}
-
-/// A pool builder with taskdb's defaults. `test_on_check_out` is off: the
-/// health-check query on every checkout costs a round trip per request
-/// (about half the throughput of a short query on loopback), and a broken
-/// connection is still detected by `has_broken` and replaced.
-pub fn pool_builder() -> r2d2::Builder<ConnectionManager> {
-    r2d2::Pool::builder()
-        .test_on_check_out(false)
-        .connection_timeout(Duration::from_secs(10))
-}
-
-/// An in-memory SQLite database exists only inside the connection that
-/// opened it: every other connection sees an empty one.
-pub(crate) fn refuse_in_memory(url: &DatabaseUrl, what: &str) -> Result<()> {
-    if url.is_in_memory() {
-        return Err(Error::InvalidInput(format!(
-            "{what} cannot use an in-memory SQLite database: each connection would get its own empty one; use a file (taskdb::testing::TestDb::sqlite() makes one per test)"
-        )));
-    }
-    Ok(())
-}
-
-/// Builds a pool of up to `max_size` connections to `url`. An in-memory
-/// SQLite database is refused (see [`DatabaseUrl::is_in_memory`]).
-pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool> {
-    refuse_in_memory(url, "a pool")?;
-    pool_builder()
-        .max_size(max_size)
-        .build(ConnectionManager::new(url.clone()))
-        .map_err(|e| Error::Pool(url.scrub(&e.to_string())))
 }
