@@ -21,7 +21,9 @@ mod pool;
 mod url;
 
 pub(crate) use self::pool::refuse_in_memory;
-pub use self::pool::{pool, pool_builder, ConnectionManager, Pool, PooledConnection};
+pub use self::pool::{
+    pool, pool_builder, ConnectionManager, Pool, PoolBuilder, PoolState, PooledConnection,
+};
 
 pub use self::url::{mask_url_passwords, redact_url, DatabaseUrl, SECRET_PARAMETERS};
 pub use crate::settings::{set_sqlite_busy_timeout, sqlite_busy_timeout, SQLITE_BUSY_TIMEOUT};
