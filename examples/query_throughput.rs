@@ -1,6 +1,8 @@
-//! Typed-query throughput through taskdb's r2d2 pool (2 threads) next to
-//! `pgbench -M prepared -c 2 -j 2` running the same SQL, in the same run,
-//! on the same database, in alternating 2-second turns; plus EXPLAIN of
+//! Typed-query throughput through taskdb's pool (2 threads, one checkout
+//! per query) next to `pgbench -M prepared -c 2 -j 2` running the same SQL,
+//! in the same run, on the same database, in alternating 2-second turns;
+//! a plain r2d2 pool (what `taskdb::Pool` was before it kept connections
+//! with the thread that used them last) in the same turns; plus EXPLAIN of
 //! each query.
 //!
 //! ```text
@@ -12,6 +14,7 @@
 //! `user1…userN` with emails `userK@example.com`, 100 tasks each, fully
 //! migrated by taskdb.
 
+use std::ops::DerefMut;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +40,18 @@ fn main() {
     let url_text = format!("postgres://postgres@{host}:5432/{db}");
     let url = DatabaseUrl::parse(&url_text).expect("url");
     let pool = taskdb::db::pool(&url, THREADS as u32).expect("pool");
+    // Same settings as taskdb's, without the thread-affine layer.
+    let plain_r2d2 = taskdb::r2d2::Pool::builder()
+        .max_size(THREADS as u32)
+        .test_on_check_out(false)
+        .build(taskdb::db::ConnectionManager::new(url.clone()))
+        .expect("plain r2d2 pool");
+    // taskdb's pool around Diesel's own manager for a bare PgConnection.
+    let pg_pool = taskdb::db::PoolBuilder::new()
+        .max_size(THREADS as u32)
+        .test_on_check_out(false)
+        .build(diesel::r2d2::ConnectionManager::<diesel::PgConnection>::new(&url_text))
+        .expect("PgConnection pool");
 
     let mut conn = pool.get().expect("conn");
     let users: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT COUNT(*) FROM users")
@@ -91,17 +106,31 @@ fn main() {
         // Short turns, alternating, so a burst of other work on the
         // machine hits both sides alike.
         let turns = (seconds / 2).max(1);
-        let (mut ours, mut theirs, mut plain, mut any, mut held) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut ours, mut before, mut theirs) = (0.0, 0.0, 0.0);
+        let (mut plain, mut any, mut held, mut pg_pooled) = (0.0, 0.0, 0.0, 0.0);
+        let turn = Duration::from_secs(2);
         for _ in 0..turns {
-            ours += run_pool(&pool, users, Duration::from_secs(2), i, false) / turns as f64;
-            theirs += run_pgbench(&host, &db, users, 2, sql) / turns as f64;
+            let share = |rate: f64| rate / turns as f64;
+            ours += share(run_pool(&pool, users, turn, i, false));
+            before += share(run_per_query(
+                || plain_r2d2.get().expect("checkout"),
+                users,
+                turn,
+                i,
+            ));
+            theirs += share(run_pgbench(&host, &db, users, 2, sql));
             if i == 0 {
-                plain += run_plain_login(&url_text, users, Duration::from_secs(2)) / turns as f64;
-                any += run_any_login(&url, users, Duration::from_secs(2)) / turns as f64;
-                held += run_pool(&pool, users, Duration::from_secs(2), i, true) / turns as f64;
+                plain += share(run_plain_login(&url_text, users, turn));
+                any += share(run_any_login(&url, users, turn));
+                held += share(run_pool(&pool, users, turn, i, true));
+                pg_pooled += share(run_pg_pool_login(&pg_pool, users, turn));
             }
         }
         if i == 0 {
+            println!(
+                "{name}, taskdb's pool around a bare diesel::PgConnection manager, one checkout per query, same Diesel query (diagnostic): {pg_pooled:.0}/s, ratio to pgbench {:.2}",
+                pg_pooled / theirs
+            );
             // Where the client's time goes: the same Diesel query on a bare
             // PgConnection per thread (no pool, no MultiConnection).
             println!(
@@ -118,17 +147,19 @@ fn main() {
             );
         }
         println!(
-            "{name}: taskdb {ours:.0}/s, pgbench {theirs:.0}/s, ratio {:.2}",
-            ours / theirs
+            "{name}: taskdb {ours:.0}/s, plain r2d2 {before:.0}/s, pgbench {theirs:.0}/s, ratio {:.2} (plain r2d2 {:.2})",
+            ours / theirs,
+            before / theirs
         );
-        rows.push((name, ours, theirs));
+        rows.push((name, ours, before, theirs));
     }
-    println!("\n| query | taskdb pool (2 threads) | pgbench -M prepared -c 2 -j 2 | ratio |");
-    println!("|---|---:|---:|---:|");
-    for (name, ours, theirs) in rows {
+    println!("\n| query | taskdb pool (2 threads) | plain r2d2 pool | pgbench -M prepared -c 2 -j 2 | ratio | plain r2d2 ratio |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, ours, before, theirs) in rows {
         println!(
-            "| {name} | {ours:.0}/s | {theirs:.0}/s | {:.2} |",
-            ours / theirs
+            "| {name} | {ours:.0}/s | {before:.0}/s | {theirs:.0}/s | {:.2} | {:.2} |",
+            ours / theirs,
+            before / theirs
         );
     }
 }
@@ -198,13 +229,24 @@ fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hol
             typed_query(conn, which, k)
         })
     } else {
-        queries_per_second(
-            users,
-            length,
-            || (),
-            |_, k| typed_query(&mut checkout(), which, k),
-        )
+        run_per_query(checkout, users, length, which)
     }
+}
+
+/// Queries per second of the typed query `which`, each a `checkout` of
+/// its own.
+fn run_per_query<C: DerefMut<Target = taskdb::AnyConnection>>(
+    checkout: impl Fn() -> C + Sync,
+    users: i64,
+    length: Duration,
+    which: usize,
+) -> f64 {
+    queries_per_second(
+        users,
+        length,
+        || (),
+        |_, k| typed_query(&mut checkout(), which, k),
+    )
 }
 
 /// Transactions per second of pgbench running `sql` with a random user.
@@ -243,20 +285,38 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+/// The login lookup as plain Diesel on a `PgConnection`.
+fn plain_login(conn: &mut diesel::PgConnection, k: u64) {
+    use taskdb::schema::users::dsl as u;
+    let email = format!("user{k}@example.com");
+    let found: Option<taskdb::models::User> = u::users
+        .filter(lower(u::email).eq(lower(&email)))
+        .select(taskdb::models::User::as_select())
+        .first(conn)
+        .optional()
+        .expect("login lookup");
+    assert!(found.is_some());
+}
+
 /// The login lookup on a bare `PgConnection` per thread.
 fn run_plain_login(url: &str, users: i64, length: Duration) -> f64 {
-    use taskdb::schema::users::dsl as u;
     let connect = || diesel::PgConnection::establish(url).expect("connect");
-    queries_per_second(users, length, connect, |conn, k| {
-        let email = format!("user{k}@example.com");
-        let found: Option<taskdb::models::User> = u::users
-            .filter(lower(u::email).eq(lower(&email)))
-            .select(taskdb::models::User::as_select())
-            .first(conn)
-            .optional()
-            .expect("login lookup");
-        assert!(found.is_some());
-    })
+    queries_per_second(users, length, connect, plain_login)
+}
+
+/// The login lookup on a `PgConnection` checked out of taskdb's pool per
+/// query.
+fn run_pg_pool_login(
+    pool: &taskdb::db::Pool<diesel::r2d2::ConnectionManager<diesel::PgConnection>>,
+    users: i64,
+    length: Duration,
+) -> f64 {
+    queries_per_second(
+        users,
+        length,
+        || (),
+        |_, k| plain_login(&mut pool.get().expect("checkout"), k),
+    )
 }
 
 /// The library's login lookup on one `AnyConnection` per thread, no pool.

@@ -50,15 +50,16 @@ pub struct Pool<M: ManageConnection = ConnectionManager> {
 }
 
 struct Shared<M: ManageConnection> {
-    r2d2: r2d2::Pool<M>,
-    /// A copy of r2d2's manager, for the health checks on connections that
-    /// are parked instead of passing through r2d2.
-    manager: M,
+    r2d2: r2d2::Pool<SharedManager<M>>,
+    /// r2d2's manager, also for the health checks on connections that are
+    /// parked instead of passing through r2d2.
+    manager: Arc<M>,
     /// Tells this pool's slots apart from other pools' in a thread's cache.
     id: usize,
     /// One slot per connection the pool may hold; see [`thread_slot`].
     slots: Box<[Slot<M>]>,
-    /// The slot the next thread new to this pool gets (modulo their number).
+    /// Threads new to this pool so far: the next one gets slot
+    /// `next_slot % slots.len()`.
     next_slot: AtomicUsize,
     /// Checkouts that found nothing to take and are waiting in r2d2.
     waiting: AtomicUsize,
@@ -67,16 +68,40 @@ struct Shared<M: ManageConnection> {
 /// At most one parked connection. Aligned to its own cache lines so that
 /// threads parking in neighbouring slots do not slow each other down.
 #[repr(align(128))]
-struct Slot<M: ManageConnection>(Mutex<Option<r2d2::PooledConnection<M>>>);
+struct Slot<M: ManageConnection>(Mutex<Option<R2d2Connection<M>>>);
+
+type R2d2Connection<M> = r2d2::PooledConnection<SharedManager<M>>;
+
+/// Lends r2d2 the manager the pool keeps for its own health checks (r2d2
+/// takes a manager by value and does not give it back).
+#[derive(Debug)]
+struct SharedManager<M>(Arc<M>);
+
+impl<M: ManageConnection> ManageConnection for SharedManager<M> {
+    type Connection = M::Connection;
+    type Error = M::Error;
+
+    fn connect(&self) -> std::result::Result<M::Connection, M::Error> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, conn: &mut M::Connection) -> std::result::Result<(), M::Error> {
+        self.0.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut M::Connection) -> bool {
+        self.0.has_broken(conn)
+    }
+}
 
 impl<M: ManageConnection> Slot<M> {
-    fn lock(&self) -> MutexGuard<'_, Option<r2d2::PooledConnection<M>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<R2d2Connection<M>>> {
         // Nothing panics while a slot is locked, but a poisoned slot would
         // still hold a valid Option.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Option<r2d2::PooledConnection<M>> {
+    fn take(&self) -> Option<R2d2Connection<M>> {
         self.lock().take()
     }
 }
@@ -129,7 +154,7 @@ impl<M: ManageConnection> Shared<M> {
 
     /// The connection parked in slot `index`, if any, tested first when the
     /// pool tests connections on checkout.
-    fn take_parked(&self, index: usize) -> Option<r2d2::PooledConnection<M>> {
+    fn take_parked(&self, index: usize) -> Option<R2d2Connection<M>> {
         let mut conn = self.slots[index].take()?;
         if self.r2d2.test_on_check_out() && self.manager.is_valid(&mut conn).is_err() {
             // Back to r2d2: its own checkout tests it again and closes it.
@@ -141,7 +166,7 @@ impl<M: ManageConnection> Shared<M> {
 
     /// Without waiting: this thread's parked connection, else an idle one
     /// from r2d2.
-    fn take_nearest(&self) -> Option<r2d2::PooledConnection<M>> {
+    fn take_nearest(&self) -> Option<R2d2Connection<M>> {
         self.own_slot()
             .and_then(|own| self.take_parked(own))
             .or_else(|| self.r2d2.try_get())
@@ -149,7 +174,7 @@ impl<M: ManageConnection> Shared<M> {
 
     /// A connection parked for another thread, looking at the slots after
     /// this thread's own first.
-    fn take_parked_elsewhere(&self) -> Option<r2d2::PooledConnection<M>> {
+    fn take_parked_elsewhere(&self) -> Option<R2d2Connection<M>> {
         let start = self.own_slot().map_or(0, |own| own + 1);
         (0..self.slots.len())
             .map(|i| (start + i) % self.slots.len())
@@ -158,7 +183,7 @@ impl<M: ManageConnection> Shared<M> {
 
     /// Parks a returned connection in this thread's slot, or hands it back
     /// to r2d2 (by dropping it) when it must not or cannot be parked.
-    fn check_in(&self, mut conn: r2d2::PooledConnection<M>) {
+    fn check_in(&self, mut conn: R2d2Connection<M>) {
         if std::thread::panicking()
             || self.waiting.load(Ordering::SeqCst) > 0
             || self.manager.has_broken(&mut conn)
@@ -250,7 +275,7 @@ impl<M: ManageConnection> Pool<M> {
         }
     }
 
-    fn wrap(&self, conn: r2d2::PooledConnection<M>) -> PooledConnection<M> {
+    fn wrap(&self, conn: R2d2Connection<M>) -> PooledConnection<M> {
         PooledConnection {
             conn: Some(conn),
             shared: Arc::clone(&self.shared),
@@ -288,7 +313,7 @@ pub struct PoolState {
 /// goes back to the pool when dropped.
 pub struct PooledConnection<M: ManageConnection = ConnectionManager> {
     /// Present until dropped.
-    conn: Option<r2d2::PooledConnection<M>>,
+    conn: Option<R2d2Connection<M>>,
     shared: Arc<Shared<M>>,
 }
 
@@ -327,7 +352,7 @@ where
 /// Builds a [`Pool`]: r2d2's settings, with r2d2's defaults unless
 /// changed. [`pool_builder`] starts from taskdb's defaults instead.
 pub struct PoolBuilder<M: ManageConnection> {
-    r2d2: r2d2::Builder<M>,
+    r2d2: r2d2::Builder<SharedManager<M>>,
 }
 
 impl<M: ManageConnection> Default for PoolBuilder<M> {
@@ -338,7 +363,7 @@ impl<M: ManageConnection> Default for PoolBuilder<M> {
     }
 }
 
-impl<M: ManageConnection + Clone> PoolBuilder<M> {
+impl<M: ManageConnection> PoolBuilder<M> {
     /// r2d2's defaults.
     pub fn new() -> Self {
         Self::default()
@@ -365,10 +390,35 @@ impl<M: ManageConnection + Clone> PoolBuilder<M> {
         self.configure_r2d2(|b| b.test_on_check_out(test))
     }
 
-    /// Any other r2d2 setting (handlers, lifetimes, its thread pool).
-    pub fn configure_r2d2(
+    /// r2d2's `max_lifetime`: a connection older than this is closed when
+    /// r2d2 finds it idle (see [`Pool`] for parked connections).
+    pub fn max_lifetime(self, max_lifetime: Option<Duration>) -> Self {
+        self.configure_r2d2(|b| b.max_lifetime(max_lifetime))
+    }
+
+    /// r2d2's `idle_timeout`: idle connections beyond `min_idle` are closed
+    /// after this long (see [`Pool`] for parked connections).
+    pub fn idle_timeout(self, idle_timeout: Option<Duration>) -> Self {
+        self.configure_r2d2(|b| b.idle_timeout(idle_timeout))
+    }
+
+    /// Where r2d2 reports errors opening connections (default: the `log`
+    /// crate).
+    pub fn error_handler(self, handler: Box<dyn r2d2::HandleError<M::Error>>) -> Self {
+        self.configure_r2d2(|b| b.error_handler(handler))
+    }
+
+    /// Runs on every connection r2d2 opens and closes.
+    pub fn connection_customizer(
         self,
-        configure: impl FnOnce(r2d2::Builder<M>) -> r2d2::Builder<M>,
+        customizer: Box<dyn r2d2::CustomizeConnection<M::Connection, M::Error>>,
+    ) -> Self {
+        self.configure_r2d2(|b| b.connection_customizer(customizer))
+    }
+
+    fn configure_r2d2(
+        self,
+        configure: impl FnOnce(r2d2::Builder<SharedManager<M>>) -> r2d2::Builder<SharedManager<M>>,
     ) -> Self {
         PoolBuilder {
             r2d2: configure(self.r2d2),
@@ -378,7 +428,8 @@ impl<M: ManageConnection + Clone> PoolBuilder<M> {
     /// Opens the pool, waiting up to the connection timeout for its first
     /// `min_idle` connections.
     pub fn build(self, manager: M) -> std::result::Result<Pool<M>, r2d2::Error> {
-        let r2d2 = self.r2d2.build(manager.clone())?;
+        let manager = Arc::new(manager);
+        let r2d2 = self.r2d2.build(SharedManager(Arc::clone(&manager)))?;
         let slots = (0..r2d2.max_size())
             .map(|_| Slot(Mutex::new(None)))
             .collect();
