@@ -244,3 +244,21 @@ fn a_connection_whose_backend_was_terminated_is_replaced() {
     drop(conn);
     assert_eq!(pool.state().connections, 1);
 }
+
+#[test]
+fn with_test_on_check_out_a_terminated_connection_is_never_handed_out() {
+    let db = common::TestDb::migrated(taskdb::Backend::Postgres);
+    let pool = pool_builder()
+        .max_size(1)
+        .test_on_check_out(true)
+        .build(ConnectionManager::new(db.database_url()))
+        .unwrap();
+    let old_pid = backend_pid(&mut pool.get().unwrap());
+    db.execute(&format!("SELECT pg_terminate_backend({old_pid}, 5000)"));
+
+    // The parked connection fails its check and is replaced before the
+    // checkout returns.
+    let mut conn = pool.get().unwrap();
+    assert_ne!(backend_pid(&mut conn), old_pid);
+    assert_eq!(count_users(&mut conn), 0);
+}
