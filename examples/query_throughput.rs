@@ -107,7 +107,7 @@ fn main() {
         // machine hits both sides alike.
         let turns = (seconds / 2).max(1);
         let (mut ours, mut before, mut theirs) = (0.0, 0.0, 0.0);
-        let (mut plain, mut any, mut held, mut pg_pooled) = (0.0, 0.0, 0.0, 0.0);
+        let (mut plain, mut any, mut held, mut pg_pooled, mut fresh) = (0.0, 0.0, 0.0, 0.0, 0.0);
         let turn = Duration::from_secs(2);
         for _ in 0..turns {
             let share = |rate: f64| rate / turns as f64;
@@ -124,9 +124,17 @@ fn main() {
                 any += share(run_any_login(&url, users, turn));
                 held += share(run_pool(&pool, users, turn, i, true));
                 pg_pooled += share(run_pg_pool_login(&pg_pool, users, turn));
+                // Connections as new as pgbench's and the bare clients',
+                // which all connect afresh every turn.
+                let this_turn = taskdb::db::pool(&url, THREADS as u32).expect("pool");
+                fresh += share(run_pool(&this_turn, users, turn, i, false));
             }
         }
         if i == 0 {
+            println!(
+                "{name}, taskdb pool opened this turn, one checkout per query (diagnostic): {fresh:.0}/s, ratio to pgbench {:.2}",
+                fresh / theirs
+            );
             println!(
                 "{name}, taskdb's pool around a bare diesel::PgConnection manager, one checkout per query, same Diesel query (diagnostic): {pg_pooled:.0}/s, ratio to pgbench {:.2}",
                 pg_pooled / theirs
