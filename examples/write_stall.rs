@@ -327,10 +327,20 @@ fn print_spread(results: &[Round]) {
             "[{rows}] taskdb / hand-written time over {} rounds: min {:.2}, median {:.2}, max {:.2}; taskdb writer max {:.1} ms",
             ratios.len(),
             ratios[0],
-            ratios[ratios.len() / 2],
+            median(&ratios),
             ratios[ratios.len() - 1],
             worst_stall
         );
+    }
+}
+
+/// The median of sorted, non-empty `values`.
+fn median(values: &[f64]) -> f64 {
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
     }
 }
 
