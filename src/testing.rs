@@ -23,7 +23,11 @@
 //!   dropped once nothing uses it. A test database's name carries its
 //!   process (host, PID, start time): databases of a process that no longer
 //!   runs (`kill -9`) are dropped by the next test process on that host,
-//!   while those of running processes are left alone.
+//!   while those of running processes are left alone. A background thread
+//!   keeps a small stock of clones ready ([`SPARES_VARIABLE`], default
+//!   [`DEFAULT_SPARES`]), so a test claims one instead of waiting for the
+//!   clone; spares are named like any test database (swept the same way)
+//!   and dropped when the process exits.
 //! - **SQLite**: a migrated template file, built once per set of migrations
 //!   in the temp directory, copied per test into a directory of its own.
 //!
@@ -31,7 +35,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); its role needs CREATEDB.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -45,6 +49,13 @@ use crate::models::user::PasswordPolicy;
 /// The variable naming the PostgreSQL server tests create databases on.
 pub const SERVER_VARIABLE: &str = "TASKDB_TEST_DATABASE_URL";
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The variable setting how many migrated PostgreSQL databases each test
+/// process keeps cloned ahead (0 turns the stock off).
+pub const SPARES_VARIABLE: &str = "TASKDB_TEST_SPARES";
+/// Spares kept when [`SPARES_VARIABLE`] is unset: one per test thread on
+/// a two-core machine, the default of `cargo test`.
+pub const DEFAULT_SPARES: usize = 2;
 
 /// Advisory lock key under which the template is built ("tdbtpl").
 const TEMPLATE_LOCK: i64 = 0x7464_6274_706c;
@@ -126,24 +137,23 @@ impl TestDb {
 
     fn postgres_database(migrated: bool) -> Result<Self> {
         let server = server_url()?;
-        let name = database_name();
-        with_admin(&server, |admin| {
-            sweep_once(admin);
-            if !migrated {
-                return create_database(admin, &name, None);
+        let spares = if migrated { spares_wanted()? } else { 0 };
+        let name = match claim_spare(spares) {
+            Some(name) => name,
+            None => {
+                let name = database_name();
+                with_admin(&server, |admin| {
+                    sweep_once(admin);
+                    if migrated {
+                        clone_template(&server, admin, &name)
+                    } else {
+                        create_database(admin, &name, None)
+                    }
+                })?;
+                name
             }
-            let template = template(&server, admin)?;
-            match create_database(admin, &name, Some(&template)) {
-                // Dropped as stale by a run of other migrations meanwhile:
-                // build it again.
-                Err(e) if e.to_string().contains("does not exist") => {
-                    forget_template();
-                    let template = template_name_built(&server, admin)?;
-                    create_database(admin, &name, Some(&template))
-                }
-                other => other,
-            }
-        })?;
+        };
+        start_filling(&server, spares);
         Ok(TestDb {
             backend: Backend::Postgres,
             url: server.with_database(&name)?,
@@ -176,8 +186,8 @@ impl Drop for TestDb {
         if let Some(name) = &self.name {
             if let Ok(server) = server_url() {
                 let _ = with_admin(&server, |admin| {
-                    Ok(admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?)
+                    drop_database(admin, name);
+                    Ok(())
                 });
             }
         }
@@ -206,6 +216,168 @@ fn with_admin<T>(
         *slot = Some(admin);
     }
     result
+}
+
+/// Clones the migrated template into `name`, building the template first
+/// if no process has.
+fn clone_template(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) -> Result<()> {
+    let template = template(server, admin)?;
+    match create_database(admin, name, Some(&template)) {
+        // Dropped as stale by a run of other migrations meanwhile: build it
+        // again.
+        Err(e) if e.to_string().contains("does not exist") => {
+            forget_template();
+            let template = template_name_built(server, admin)?;
+            create_database(admin, name, Some(&template))
+        }
+        other => other,
+    }
+}
+
+/// The migrated PostgreSQL template's name, built if no process has built
+/// it yet (for tools that clone it themselves).
+pub fn postgres_template() -> Result<String> {
+    let server = server_url()?;
+    with_admin(&server, |admin| template(&server, admin))
+}
+
+/// Migrated databases cloned ahead by a background thread (the filler).
+struct Stock {
+    ready: Vec<String>,
+    filling: bool,
+    /// The process is exiting: the filler adds nothing more.
+    closed: bool,
+}
+
+static STOCK: Mutex<Stock> = Mutex::new(Stock {
+    ready: Vec::new(),
+    filling: false,
+    closed: false,
+});
+
+fn stock() -> MutexGuard<'static, Stock> {
+    STOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn spares_wanted() -> Result<usize> {
+    match std::env::var(SPARES_VARIABLE) {
+        Err(_) => Ok(DEFAULT_SPARES),
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::InvalidInput(format!(
+                "{SPARES_VARIABLE} must be a number of databases (got {text:?})"
+            ))
+        }),
+    }
+}
+
+/// A spare, if the stock holds one and spares are wanted.
+fn claim_spare(wanted: usize) -> Option<String> {
+    if wanted == 0 {
+        return None;
+    }
+    stock().ready.pop()
+}
+
+/// Starts the filler unless it runs or the stock is full. The first
+/// database of a process is cloned by the test itself (which also builds
+/// the template and sweeps), so the filler only ever clones.
+fn start_filling(server: &DatabaseUrl, wanted: usize) {
+    if wanted == 0 {
+        return;
+    }
+    {
+        let mut stock = stock();
+        if stock.filling || stock.closed || stock.ready.len() >= wanted {
+            return;
+        }
+        stock.filling = true;
+    }
+    drop_spares_at_exit();
+    let server = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("taskdb-test-spares".into())
+        .spawn(move || fill(&server, wanted));
+    if spawned.is_err() {
+        stock().filling = false;
+    }
+}
+
+/// Clones spares on a connection of its own until the stock holds
+/// `wanted`. On an error it stops: tests then clone their own databases,
+/// and report the error themselves if it persists.
+fn fill(server: &DatabaseUrl, wanted: usize) {
+    let Ok(mut admin) = connect_admin(server) else {
+        stock().filling = false;
+        return;
+    };
+    loop {
+        {
+            let mut stock = stock();
+            if stock.closed || stock.ready.len() >= wanted {
+                stock.filling = false;
+                return;
+            }
+        }
+        let name = database_name();
+        if clone_template(server, &mut admin, &name).is_err() {
+            stock().filling = false;
+            return;
+        }
+        let mut stock = stock();
+        if stock.closed {
+            stock.filling = false;
+            drop(stock);
+            drop_database(&mut admin, &name);
+            return;
+        }
+        stock.ready.push(name);
+    }
+}
+
+fn drop_database(admin: &mut AnyConnection, name: &str) {
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+/// Registers, once, the drop of the unclaimed spares when the process
+/// exits (libtest's `main` returns or calls `process::exit`; both run
+/// C `atexit` handlers). A process killed before that leaves them to the
+/// next run's sweep, like its other databases.
+fn drop_spares_at_exit() {
+    static REGISTERED: Once = Once::new();
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+    }
+    extern "C" fn at_exit() {
+        // A panic must not unwind into C.
+        let _ = std::panic::catch_unwind(|| {
+            let names = {
+                let mut stock = stock();
+                stock.closed = true;
+                std::mem::take(&mut stock.ready)
+            };
+            if names.is_empty() {
+                return;
+            }
+            // A connection of its own: a test thread may still hold the
+            // shared one.
+            let Ok(server) = server_url() else { return };
+            let Ok(mut admin) = connect_admin(&server) else {
+                return;
+            };
+            for name in names {
+                drop_database(&mut admin, &name);
+            }
+        });
+    }
+    REGISTERED.call_once(|| {
+        // SAFETY: atexit only records the pointer of a function that takes
+        // nothing and catches its own panics.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
 }
 
 /// `CREATE DATABASE name [TEMPLATE template]`, retried while another test
