@@ -18,16 +18,20 @@
 //!   named after the checksums of the migrations (`taskdb_tpl_<hash>`), once
 //!   across every test process (under an advisory lock); each test then gets
 //!   `CREATE DATABASE … TEMPLATE` (tens of milliseconds instead of running
-//!   the migrations), dropped `WITH (FORCE)` when the [`TestDb`] drops, also
-//!   on a panic. A template of other migrations is never reused, and is
-//!   dropped once nothing uses it. A test database's name carries its
+//!   the migrations). A template of other migrations is never reused, and
+//!   is dropped once nothing uses it. A test database's name carries its
 //!   process (host, PID, start time): databases of a process that no longer
 //!   runs (`kill -9`) are dropped by the next test process on that host,
-//!   while those of running processes are left alone. A background thread
-//!   keeps a small stock of clones ready ([`SPARES_VARIABLE`], default
-//!   [`DEFAULT_SPARES`]), so a test claims one instead of waiting for the
-//!   clone; spares are named like any test database (swept the same way)
-//!   and dropped when the process exits.
+//!   while those of running processes are left alone.
+//! - A background thread per test process (the keeper) keeps a small stock
+//!   of clones ready ([`SPARES_VARIABLE`], default [`DEFAULT_SPARES`]), so
+//!   a test claims one instead of waiting for the clone. When a [`TestDb`]
+//!   drops, also on a panic, its sessions are ended and the database is
+//!   renamed `…_gone` at once, and the keeper drops it in the background
+//!   (`DROP DATABASE` forces a checkpoint); past a few waiting, or with
+//!   spares off (`0`: the plain clone and drop per test), the test drops
+//!   its own. Spares and retired databases are named like any test
+//!   database (swept the same way) and dropped when the process exits.
 //! - **SQLite**: a migrated template file, built once per set of migrations
 //!   in the temp directory, copied per test into a directory of its own.
 //!
@@ -153,7 +157,7 @@ impl TestDb {
                 name
             }
         };
-        start_filling(&server, spares);
+        start_keeper(&server, spares);
         Ok(TestDb {
             backend: Backend::Postgres,
             url: server.with_database(&name)?,
@@ -186,10 +190,52 @@ impl Drop for TestDb {
         if let Some(name) = &self.name {
             if let Ok(server) = server_url() {
                 let _ = with_admin(&server, |admin| {
-                    drop_database(admin, name);
+                    retire(&server, admin, name);
                     Ok(())
                 });
             }
+        }
+    }
+}
+
+/// Most retired databases waiting for the keeper; past that a test drops
+/// its own, so a suite faster than the server never piles them up.
+const MAX_RETIRED: usize = 4;
+
+/// Takes a test database out of sight at once: ends its connections and
+/// renames it `<name>_gone` for the keeper thread to drop in the
+/// background, because a `DROP DATABASE` forces a checkpoint (0.1–0.5 s on
+/// a busy server). Dropped on the spot when spares are off, the keeper is
+/// behind, or the rename fails. The new name keeps the owner's PID and
+/// start, so a sweep treats it like its other databases.
+fn retire(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) {
+    let spares = spares_wanted().unwrap_or(0);
+    if spares > 0 && stock().retired.len() < MAX_RETIRED {
+        let gone = format!("{name}_gone");
+        if rename_unused(admin, name, &gone).is_ok() {
+            stock().retired.push(gone);
+            start_keeper(server, spares);
+            return;
+        }
+    }
+    drop_database(admin, name);
+}
+
+/// `ALTER DATABASE name RENAME TO new` after ending the sessions still on
+/// it (as `DROP … WITH (FORCE)` does), retried while they exit.
+fn rename_unused(admin: &mut AnyConnection, name: &str, new: &str) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        admin.batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))?;
+        match admin.batch_execute(&format!("ALTER DATABASE {name} RENAME TO {new}")) {
+            Err(e) if e.to_string().contains("being accessed by other users") && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return Ok(other?),
         }
     }
 }
@@ -241,17 +287,20 @@ pub fn postgres_template() -> Result<String> {
     with_admin(&server, |admin| template(&server, admin))
 }
 
-/// Migrated databases cloned ahead by a background thread (the filler).
+/// Migrated databases cloned ahead, and retired ones to drop, both by a
+/// background thread (the keeper).
 struct Stock {
     ready: Vec<String>,
-    filling: bool,
-    /// The process is exiting: the filler adds nothing more.
+    retired: Vec<String>,
+    keeper_running: bool,
+    /// The process is exiting: the keeper adds nothing more.
     closed: bool,
 }
 
 static STOCK: Mutex<Stock> = Mutex::new(Stock {
     ready: Vec::new(),
-    filling: false,
+    retired: Vec::new(),
+    keeper_running: false,
     closed: false,
 });
 
@@ -280,54 +329,70 @@ fn claim_spare(wanted: usize) -> Option<String> {
     stock().ready.pop()
 }
 
-/// Starts the filler unless it runs or the stock is full. The first
+/// Starts the keeper unless it runs or has nothing to do. The first
 /// database of a process is cloned by the test itself (which also builds
-/// the template and sweeps), so the filler only ever clones.
-fn start_filling(server: &DatabaseUrl, wanted: usize) {
+/// the template and sweeps), so the keeper only ever clones and drops.
+fn start_keeper(server: &DatabaseUrl, wanted: usize) {
     if wanted == 0 {
         return;
     }
     {
         let mut stock = stock();
-        if stock.filling || stock.closed || stock.ready.len() >= wanted {
+        if stock.keeper_running
+            || stock.closed
+            || (stock.ready.len() >= wanted && stock.retired.is_empty())
+        {
             return;
         }
-        stock.filling = true;
+        stock.keeper_running = true;
     }
     drop_spares_at_exit();
     let server = server.clone();
     let spawned = std::thread::Builder::new()
-        .name("taskdb-test-spares".into())
-        .spawn(move || fill(&server, wanted));
+        .name("taskdb-test-keeper".into())
+        .spawn(move || keep(&server, wanted));
     if spawned.is_err() {
-        stock().filling = false;
+        stock().keeper_running = false;
     }
 }
 
 /// Clones spares on a connection of its own until the stock holds
-/// `wanted`. On an error it stops: tests then clone their own databases,
-/// and report the error themselves if it persists.
-fn fill(server: &DatabaseUrl, wanted: usize) {
+/// `wanted`, and drops retired databases (spares first: a test may be
+/// waiting for one). On an error it stops: tests then clone and drop their
+/// own databases, and report the error themselves if it persists.
+fn keep(server: &DatabaseUrl, wanted: usize) {
     let Ok(mut admin) = connect_admin(server) else {
-        stock().filling = false;
+        stock().keeper_running = false;
         return;
     };
     loop {
-        {
+        let retired = {
             let mut stock = stock();
-            if stock.closed || stock.ready.len() >= wanted {
-                stock.filling = false;
+            if stock.closed {
+                stock.keeper_running = false;
                 return;
             }
+            if stock.ready.len() < wanted {
+                None
+            } else if let Some(name) = stock.retired.pop() {
+                Some(name)
+            } else {
+                stock.keeper_running = false;
+                return;
+            }
+        };
+        if let Some(name) = retired {
+            drop_database(&mut admin, &name);
+            continue;
         }
         let name = database_name();
         if clone_template(server, &mut admin, &name).is_err() {
-            stock().filling = false;
+            stock().keeper_running = false;
             return;
         }
         let mut stock = stock();
         if stock.closed {
-            stock.filling = false;
+            stock.keeper_running = false;
             drop(stock);
             drop_database(&mut admin, &name);
             return;
@@ -355,20 +420,26 @@ fn drop_spares_at_exit() {
             let names = {
                 let mut stock = stock();
                 stock.closed = true;
-                std::mem::take(&mut stock.ready)
+                let mut names = std::mem::take(&mut stock.ready);
+                names.append(&mut stock.retired);
+                names
             };
-            if names.is_empty() {
-                return;
-            }
-            // A connection of its own: a test thread may still hold the
-            // shared one.
             let Ok(server) = server_url() else { return };
-            let Ok(mut admin) = connect_admin(&server) else {
-                return;
-            };
-            for name in names {
-                drop_database(&mut admin, &name);
-            }
+            // Connections of their own (a test thread may still hold the
+            // shared one), several at once: drops that wait at the same
+            // time share their checkpoints.
+            std::thread::scope(|scope| {
+                for chunk in names.chunks(names.len().div_ceil(4).max(1)) {
+                    let server = &server;
+                    scope.spawn(move || {
+                        if let Ok(mut admin) = connect_admin(server) {
+                            for name in chunk {
+                                drop_database(&mut admin, name);
+                            }
+                        }
+                    });
+                }
+            });
         });
     }
     REGISTERED.call_once(|| {
