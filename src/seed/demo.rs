@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::io::Write as _;
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::connection::TransactionManager;
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::pg::CopyFormat;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -100,7 +100,9 @@ pub fn seed_demo(
     let started = std::time::Instant::now();
     transaction_keeping_cause(conn, |conn| match conn {
         AnyConnection::Postgres(pg) => copy_postgres(pg, &gen, &hash, progress),
-        AnyConnection::Sqlite(lite) => insert_sqlite(lite, &gen, &hash, progress),
+        AnyConnection::Sqlite(lite) => {
+            with_seeding_cache(lite, |lite| insert_sqlite(lite, &gen, &hash, progress))
+        }
     })?;
     Ok(DemoSeeded {
         run_id: gen.run_id.clone(),
@@ -404,6 +406,33 @@ struct UserRow<'a> {
     name: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+}
+
+/// SQLite page cache while seeding, in KiB: the tasks table and its index
+/// outgrow the default 2 MiB many times over, and a page spilled to the
+/// WAL before the commit is written again when it changes.
+const SEEDING_CACHE_KIB: i64 = 64 * 1024;
+
+/// Runs `work` with a larger page cache on this connection (memory only;
+/// durability is untouched), restoring the previous size afterwards.
+fn with_seeding_cache<T>(
+    conn: &mut SqliteConnection,
+    work: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+) -> Result<T> {
+    #[derive(QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        cache_size: i64,
+    }
+    let before = diesel::sql_query("PRAGMA cache_size")
+        .get_result::<CacheSize>(conn)?
+        .cache_size;
+    conn.batch_execute(&format!("PRAGMA cache_size = -{SEEDING_CACHE_KIB}"))?;
+    let result = work(conn);
+    let restored = conn.batch_execute(&format!("PRAGMA cache_size = {before}"));
+    let value = result?;
+    restored?;
+    Ok(value)
 }
 
 /// Rows per users INSERT: 6 bound values each, well under SQLite's limit
