@@ -417,9 +417,15 @@ fn drop_spares_at_exit() {
     extern "C" fn at_exit() {
         // A panic must not unwind into C.
         let _ = std::panic::catch_unwind(|| {
+            stock().closed = true;
+            // Let the keeper finish the clone or drop it is in: killed
+            // half-way, the server would still complete it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while stock().keeper_running && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             let names = {
                 let mut stock = stock();
-                stock.closed = true;
                 let mut names = std::mem::take(&mut stock.ready);
                 names.append(&mut stock.retired);
                 names
