@@ -157,6 +157,9 @@ impl TestDb {
                 name
             }
         };
+        if migrated {
+            stock().claimed += 1;
+        }
         start_keeper(&server, spares);
         Ok(TestDb {
             backend: Backend::Postgres,
@@ -295,6 +298,17 @@ struct Stock {
     keeper_running: bool,
     /// The process is exiting: the keeper adds nothing more.
     closed: bool,
+    /// Migrated databases this process has used so far.
+    claimed: usize,
+}
+
+impl Stock {
+    /// Spares to keep: none while the process has used one database at
+    /// most (a test binary with one test would only clone and drop spares
+    /// for nothing), then one more per database used, up to `wanted`.
+    fn target(&self, wanted: usize) -> usize {
+        wanted.min(self.claimed.saturating_sub(1))
+    }
 }
 
 static STOCK: Mutex<Stock> = Mutex::new(Stock {
@@ -302,6 +316,7 @@ static STOCK: Mutex<Stock> = Mutex::new(Stock {
     retired: Vec::new(),
     keeper_running: false,
     closed: false,
+    claimed: 0,
 });
 
 fn stock() -> MutexGuard<'static, Stock> {
@@ -340,7 +355,7 @@ fn start_keeper(server: &DatabaseUrl, wanted: usize) {
         let mut stock = stock();
         if stock.keeper_running
             || stock.closed
-            || (stock.ready.len() >= wanted && stock.retired.is_empty())
+            || (stock.ready.len() >= stock.target(wanted) && stock.retired.is_empty())
         {
             return;
         }
@@ -372,7 +387,7 @@ fn keep(server: &DatabaseUrl, wanted: usize) {
                 stock.keeper_running = false;
                 return;
             }
-            if stock.ready.len() < wanted {
+            if stock.ready.len() < stock.target(wanted) {
                 None
             } else if let Some(name) = stock.retired.pop() {
                 Some(name)
