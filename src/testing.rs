@@ -18,12 +18,20 @@
 //!   named after the checksums of the migrations (`taskdb_tpl_<hash>`), once
 //!   across every test process (under an advisory lock); each test then gets
 //!   `CREATE DATABASE … TEMPLATE` (tens of milliseconds instead of running
-//!   the migrations), dropped `WITH (FORCE)` when the [`TestDb`] drops, also
-//!   on a panic. A template of other migrations is never reused, and is
-//!   dropped once nothing uses it. A test database's name carries its
+//!   the migrations). A template of other migrations is never reused, and
+//!   is dropped once nothing uses it. A test database's name carries its
 //!   process (host, PID, start time): databases of a process that no longer
 //!   runs (`kill -9`) are dropped by the next test process on that host,
 //!   while those of running processes are left alone.
+//! - A background thread per test process (the keeper) keeps a small stock
+//!   of clones ready ([`SPARES_VARIABLE`], default [`DEFAULT_SPARES`]), so
+//!   a test claims one instead of waiting for the clone. When a [`TestDb`]
+//!   drops, also on a panic, its sessions are ended and the database is
+//!   renamed `…_gone` at once, and the keeper drops it in the background
+//!   (`DROP DATABASE` forces a checkpoint); past a few waiting, or with
+//!   spares off (`0`: the plain clone and drop per test), the test drops
+//!   its own. Spares and retired databases are named like any test
+//!   database (swept the same way) and dropped when the process exits.
 //! - **SQLite**: a migrated template file, built once per set of migrations
 //!   in the temp directory, copied per test into a directory of its own.
 //!
@@ -31,7 +39,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); its role needs CREATEDB.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -45,6 +53,13 @@ use crate::models::user::PasswordPolicy;
 /// The variable naming the PostgreSQL server tests create databases on.
 pub const SERVER_VARIABLE: &str = "TASKDB_TEST_DATABASE_URL";
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The variable setting how many migrated PostgreSQL databases each test
+/// process keeps cloned ahead (0 turns the stock off).
+pub const SPARES_VARIABLE: &str = "TASKDB_TEST_SPARES";
+/// Spares kept when [`SPARES_VARIABLE`] is unset: one per test thread on
+/// a two-core machine, the default of `cargo test`.
+pub const DEFAULT_SPARES: usize = 2;
 
 /// Advisory lock key under which the template is built ("tdbtpl").
 const TEMPLATE_LOCK: i64 = 0x7464_6274_706c;
@@ -126,24 +141,26 @@ impl TestDb {
 
     fn postgres_database(migrated: bool) -> Result<Self> {
         let server = server_url()?;
-        let name = database_name();
-        with_admin(&server, |admin| {
-            sweep_once(admin);
-            if !migrated {
-                return create_database(admin, &name, None);
+        let spares = if migrated { spares_wanted()? } else { 0 };
+        let name = match claim_spare(spares) {
+            Some(name) => name,
+            None => {
+                let name = database_name();
+                with_admin(&server, |admin| {
+                    sweep_once(admin);
+                    if migrated {
+                        clone_template(&server, admin, &name)
+                    } else {
+                        create_database(admin, &name, None)
+                    }
+                })?;
+                name
             }
-            let template = template(&server, admin)?;
-            match create_database(admin, &name, Some(&template)) {
-                // Dropped as stale by a run of other migrations meanwhile:
-                // build it again.
-                Err(e) if e.to_string().contains("does not exist") => {
-                    forget_template();
-                    let template = template_name_built(&server, admin)?;
-                    create_database(admin, &name, Some(&template))
-                }
-                other => other,
-            }
-        })?;
+        };
+        if migrated {
+            stock().claimed += 1;
+        }
+        start_keeper(&server, spares);
         Ok(TestDb {
             backend: Backend::Postgres,
             url: server.with_database(&name)?,
@@ -176,10 +193,52 @@ impl Drop for TestDb {
         if let Some(name) = &self.name {
             if let Ok(server) = server_url() {
                 let _ = with_admin(&server, |admin| {
-                    Ok(admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?)
+                    retire(&server, admin, name);
+                    Ok(())
                 });
             }
+        }
+    }
+}
+
+/// Most retired databases waiting for the keeper; past that a test drops
+/// its own, so a suite faster than the server never piles them up.
+const MAX_RETIRED: usize = 4;
+
+/// Takes a test database out of sight at once: ends its connections and
+/// renames it `<name>_gone` for the keeper thread to drop in the
+/// background, because a `DROP DATABASE` forces a checkpoint (0.1–0.5 s on
+/// a busy server). Dropped on the spot when spares are off, the keeper is
+/// behind, or the rename fails. The new name keeps the owner's PID and
+/// start, so a sweep treats it like its other databases.
+fn retire(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) {
+    let spares = spares_wanted().unwrap_or(0);
+    if spares > 0 && stock().retired.len() < MAX_RETIRED {
+        let gone = format!("{name}_gone");
+        if rename_unused(admin, name, &gone).is_ok() {
+            stock().retired.push(gone);
+            start_keeper(server, spares);
+            return;
+        }
+    }
+    drop_database(admin, name);
+}
+
+/// `ALTER DATABASE name RENAME TO new` after ending the sessions still on
+/// it (as `DROP … WITH (FORCE)` does), retried while they exit.
+fn rename_unused(admin: &mut AnyConnection, name: &str, new: &str) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        admin.batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))?;
+        match admin.batch_execute(&format!("ALTER DATABASE {name} RENAME TO {new}")) {
+            Err(e) if e.to_string().contains("being accessed by other users") && attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return Ok(other?),
         }
     }
 }
@@ -206,6 +265,211 @@ fn with_admin<T>(
         *slot = Some(admin);
     }
     result
+}
+
+/// Clones the migrated template into `name`, building the template first
+/// if no process has.
+fn clone_template(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) -> Result<()> {
+    let template = template(server, admin)?;
+    match create_database(admin, name, Some(&template)) {
+        // Dropped as stale by a run of other migrations meanwhile: build it
+        // again.
+        Err(e) if e.to_string().contains("does not exist") => {
+            forget_template();
+            let template = template_name_built(server, admin)?;
+            create_database(admin, name, Some(&template))
+        }
+        other => other,
+    }
+}
+
+/// The migrated PostgreSQL template's name, built if no process has built
+/// it yet (for tools that clone it themselves).
+pub fn postgres_template() -> Result<String> {
+    let server = server_url()?;
+    with_admin(&server, |admin| template(&server, admin))
+}
+
+/// Migrated databases cloned ahead, and retired ones to drop, both by a
+/// background thread (the keeper).
+struct Stock {
+    ready: Vec<String>,
+    retired: Vec<String>,
+    keeper_running: bool,
+    /// The process is exiting: the keeper adds nothing more.
+    closed: bool,
+    /// Migrated databases this process has used so far.
+    claimed: usize,
+}
+
+impl Stock {
+    /// Spares to keep: none while the process has used one database at
+    /// most (a test binary with one test would only clone and drop spares
+    /// for nothing), then one more per database used, up to `wanted`.
+    fn target(&self, wanted: usize) -> usize {
+        wanted.min(self.claimed.saturating_sub(1))
+    }
+}
+
+static STOCK: Mutex<Stock> = Mutex::new(Stock {
+    ready: Vec::new(),
+    retired: Vec::new(),
+    keeper_running: false,
+    closed: false,
+    claimed: 0,
+});
+
+fn stock() -> MutexGuard<'static, Stock> {
+    STOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn spares_wanted() -> Result<usize> {
+    match std::env::var(SPARES_VARIABLE) {
+        Err(_) => Ok(DEFAULT_SPARES),
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::InvalidInput(format!(
+                "{SPARES_VARIABLE} must be a number of databases (got {text:?})"
+            ))
+        }),
+    }
+}
+
+/// A spare, if the stock holds one and spares are wanted.
+fn claim_spare(wanted: usize) -> Option<String> {
+    if wanted == 0 {
+        return None;
+    }
+    stock().ready.pop()
+}
+
+/// Starts the keeper unless it runs or has nothing to do. The first
+/// database of a process is cloned by the test itself (which also builds
+/// the template and sweeps), so the keeper only ever clones and drops.
+fn start_keeper(server: &DatabaseUrl, wanted: usize) {
+    if wanted == 0 {
+        return;
+    }
+    {
+        let mut stock = stock();
+        if stock.keeper_running
+            || stock.closed
+            || (stock.ready.len() >= stock.target(wanted) && stock.retired.is_empty())
+        {
+            return;
+        }
+        stock.keeper_running = true;
+    }
+    drop_spares_at_exit();
+    let server = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("taskdb-test-keeper".into())
+        .spawn(move || keep(&server, wanted));
+    if spawned.is_err() {
+        stock().keeper_running = false;
+    }
+}
+
+/// Clones spares on a connection of its own until the stock holds
+/// `wanted`, and drops retired databases (spares first: a test may be
+/// waiting for one). On an error it stops: tests then clone and drop their
+/// own databases, and report the error themselves if it persists.
+fn keep(server: &DatabaseUrl, wanted: usize) {
+    let Ok(mut admin) = connect_admin(server) else {
+        stock().keeper_running = false;
+        return;
+    };
+    loop {
+        let retired = {
+            let mut stock = stock();
+            if stock.closed {
+                stock.keeper_running = false;
+                return;
+            }
+            if stock.ready.len() < stock.target(wanted) {
+                None
+            } else if let Some(name) = stock.retired.pop() {
+                Some(name)
+            } else {
+                stock.keeper_running = false;
+                return;
+            }
+        };
+        if let Some(name) = retired {
+            drop_database(&mut admin, &name);
+            continue;
+        }
+        let name = database_name();
+        if clone_template(server, &mut admin, &name).is_err() {
+            stock().keeper_running = false;
+            return;
+        }
+        let mut stock = stock();
+        if stock.closed {
+            stock.keeper_running = false;
+            drop(stock);
+            drop_database(&mut admin, &name);
+            return;
+        }
+        stock.ready.push(name);
+    }
+}
+
+fn drop_database(admin: &mut AnyConnection, name: &str) {
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+/// Registers, once, the drop of the unclaimed spares when the process
+/// exits (libtest's `main` returns or calls `process::exit`; both run
+/// C `atexit` handlers). A process killed before that leaves them to the
+/// next run's sweep, like its other databases.
+fn drop_spares_at_exit() {
+    static REGISTERED: Once = Once::new();
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+    }
+    extern "C" fn at_exit() {
+        // A panic must not unwind into C.
+        let _ = std::panic::catch_unwind(|| {
+            stock().closed = true;
+            // Let the keeper finish the clone or drop it is in: killed
+            // half-way, the server would still complete it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while stock().keeper_running && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let names = {
+                let mut stock = stock();
+                let mut names = std::mem::take(&mut stock.ready);
+                names.append(&mut stock.retired);
+                names
+            };
+            let Ok(server) = server_url() else { return };
+            // Connections of their own (a test thread may still hold the
+            // shared one), several at once: drops that wait at the same
+            // time share their checkpoints.
+            std::thread::scope(|scope| {
+                for chunk in names.chunks(names.len().div_ceil(4).max(1)) {
+                    let server = &server;
+                    scope.spawn(move || {
+                        if let Ok(mut admin) = connect_admin(server) {
+                            for name in chunk {
+                                drop_database(&mut admin, name);
+                            }
+                        }
+                    });
+                }
+            });
+        });
+    }
+    REGISTERED.call_once(|| {
+        // SAFETY: atexit only records the pointer of a function that takes
+        // nothing and catches its own panics.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
 }
 
 /// `CREATE DATABASE name [TEMPLATE template]`, retried while another test

@@ -234,3 +234,44 @@ fn a_template_of_other_migrations_is_replaced_not_reused() {
     assert!(status.success());
     assert!(!database_exists(stale), "the stale template was dropped");
 }
+
+/// This process's PostgreSQL test databases: spares, retired ones and any
+/// a test holds (the name carries the owner's PID).
+fn databases_of_process(pid: u32) -> i64 {
+    count(&format!(
+        "SELECT COUNT(*) FROM pg_database WHERE datname ~ '^taskdb_t_[0-9a-f]+_{pid}_'"
+    ))
+}
+
+/// Run in a child process: uses two test databases, waits until the stock
+/// of spares holds one, then exits normally.
+#[test]
+#[ignore = "a helper process for the exit test"]
+fn child_using_test_databases_then_exiting() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    drop(TestDb::postgres().unwrap());
+    drop(TestDb::postgres().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while databases_of_process(std::process::id()) == 0 {
+        assert!(Instant::now() < deadline, "no spare was cloned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("SPARES READY");
+}
+
+#[test]
+fn spares_and_retired_databases_are_dropped_when_the_process_exits() {
+    let mut cmd = child("child_using_test_databases_then_exiting");
+    let child = cmd
+        .env(taskdb::testing::SPARES_VARIABLE, "2")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("SPARES READY"), "{out}");
+    assert_eq!(databases_of_process(pid), 0, "left behind at exit");
+}
