@@ -37,7 +37,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl, Pool};
+use crate::db::{self, Backend, DatabaseUrl, DbConnection, Pool};
 use crate::error::{Error, Result};
 use crate::migrate;
 use crate::models::user::PasswordPolicy;
@@ -115,7 +115,7 @@ impl TestDb {
     }
 
     /// One connection, set up as [`db::connect`] sets up every connection.
-    pub fn conn(&self) -> Result<AnyConnection> {
+    pub fn conn(&self) -> Result<DbConnection> {
         db::connect(&self.url)
     }
 
@@ -190,9 +190,9 @@ impl Drop for TestDb {
 /// template while another clone of it runs.
 fn with_admin<T>(
     server: &DatabaseUrl,
-    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
-    static ADMIN: Mutex<Option<AnyConnection>> = Mutex::new(None);
+    static ADMIN: Mutex<Option<DbConnection>> = Mutex::new(None);
     let mut slot = ADMIN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -210,7 +210,7 @@ fn with_admin<T>(
 
 /// `CREATE DATABASE name [TEMPLATE template]`, retried while another test
 /// process clones the same template (PostgreSQL allows one at a time).
-fn create_database(admin: &mut AnyConnection, name: &str, template: Option<&str>) -> Result<()> {
+fn create_database(admin: &mut DbConnection, name: &str, template: Option<&str>) -> Result<()> {
     let sql = match template {
         Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
         None => format!("CREATE DATABASE {name}"),
@@ -240,7 +240,7 @@ fn server_url() -> Result<DatabaseUrl> {
     Ok(url)
 }
 
-fn connect_admin(server: &DatabaseUrl) -> Result<AnyConnection> {
+fn connect_admin(server: &DatabaseUrl) -> Result<DbConnection> {
     db::connect(server).map_err(|e| {
         Error::InvalidInput(format!(
             "the test PostgreSQL server is unreachable ({e}); start it, or point {SERVER_VARIABLE} at one"
@@ -279,7 +279,7 @@ fn process_start(pid: u32) -> Option<u64> {
 
 /// Drops, once per process, the test databases of this host's processes
 /// that no longer run.
-fn sweep_once(admin: &mut AnyConnection) {
+fn sweep_once(admin: &mut DbConnection) {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(|| {
         let prefix = format!("taskdb_t_{}_", host_tag());
@@ -302,7 +302,7 @@ fn sweep_once(admin: &mut AnyConnection) {
     });
 }
 
-fn database_names(admin: &mut AnyConnection, like: &str) -> Result<Vec<String>> {
+fn database_names(admin: &mut DbConnection, like: &str) -> Result<Vec<String>> {
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -336,7 +336,7 @@ fn forget_template() {
 }
 
 /// The migrated template, built on first use in this process.
-fn template(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
+fn template(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
         return Ok(name);
     }
@@ -345,7 +345,7 @@ fn template(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
 
 /// Makes sure the template exists (building it under the advisory lock if
 /// no process has), and drops templates of other migrations nobody uses.
-fn template_name_built(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
+fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     let name = template_name();
     admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
     let built = (|| -> Result<()> {

@@ -2,17 +2,23 @@
 //! in one transaction (PostgreSQL through `COPY … FROM STDIN`, SQLite through
 //! multi-row inserts), plus the generator of the rows.
 
+#[cfg(feature = "postgres")]
 use std::cell::RefCell;
+#[cfg(feature = "postgres")]
 use std::io::Write as _;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::connection::TransactionManager;
+#[cfg(feature = "postgres")]
 use diesel::pg::CopyFormat;
 use diesel::prelude::*;
-use diesel::{PgConnection, SqliteConnection};
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::SqliteConnection;
 
 use super::require_demo_tables;
-use crate::db::AnyConnection;
+use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::user;
 use crate::schema::{tasks, users};
@@ -68,7 +74,7 @@ impl DemoSeeded {
 /// so demo data never collides with existing users or an earlier run.
 /// `progress(rows_done, rows_total)` is called as rows are written.
 pub fn seed_demo(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     opts: &DemoOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<DemoSeeded> {
@@ -95,9 +101,11 @@ pub fn seed_demo(
     let hash = user::hash_password(&opts.password)?;
     let gen = Generator::new(opts.users, opts.tasks_per_user);
     let started = std::time::Instant::now();
-    transaction_keeping_cause(conn, |conn| match conn {
-        AnyConnection::Postgres(pg) => copy_postgres(pg, &gen, &hash, progress),
-        AnyConnection::Sqlite(lite) => insert_sqlite(lite, &gen, &hash, progress),
+    transaction_keeping_cause(conn, |conn| {
+        crate::db::on_backend!(conn,
+            Postgres(pg) => copy_postgres(pg, &gen, &hash, progress),
+            Sqlite(lite) => insert_sqlite(lite, &gen, &hash, progress),
+        )
     })?;
     Ok(DemoSeeded {
         run_id: gen.run_id.clone(),
@@ -114,10 +122,10 @@ pub fn seed_demo(
 /// with "cannot rollback - no transaction is active"; diesel's
 /// `Connection::transaction` would report that and hide the cause.
 fn transaction_keeping_cause<T>(
-    conn: &mut AnyConnection,
-    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
-    type Manager = <AnyConnection as Connection>::TransactionManager;
+    type Manager = <DbConnection as Connection>::TransactionManager;
     Manager::begin_transaction(conn)?;
     match work(conn) {
         Ok(value) => {
@@ -268,13 +276,16 @@ impl Generator {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// How often progress is reported (rows).
+#[cfg(feature = "postgres")]
 const REPORT_EVERY: u64 = 10_000;
 
+#[cfg(feature = "postgres")]
 pub fn copy_postgres(
     conn: &mut PgConnection,
     gen: &Generator,
@@ -360,6 +371,7 @@ pub fn copy_postgres(
     Ok(())
 }
 
+#[cfg(feature = "postgres")]
 fn io_error(e: std::io::Error) -> diesel::result::Error {
     diesel::result::Error::SerializationError(Box::new(e))
 }
@@ -368,6 +380,7 @@ fn io_error(e: std::io::Error) -> diesel::result::Error {
 // value is DEFAULT (which SQLite's VALUES lacks), and inserts a batch
 // row by row inside a savepoint: slower, and on SQLITE_FULL the failed
 // savepoint rollback hides the cause.
+#[cfg(feature = "sqlite")]
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 #[diesel(treat_none_as_default_value = false)]
@@ -380,6 +393,7 @@ struct UserRow<'a> {
     updated_at: NaiveDateTime,
 }
 
+#[cfg(feature = "sqlite")]
 #[derive(Insertable)]
 #[diesel(table_name = tasks)]
 #[diesel(treat_none_as_default_value = false)]
@@ -394,8 +408,10 @@ struct TaskRow {
 
 /// Rows per INSERT: 6 bound values each, well under SQLite's limit of
 /// 32766 variables per statement.
+#[cfg(feature = "sqlite")]
 const SQLITE_BATCH: usize = 1000;
 
+#[cfg(feature = "sqlite")]
 pub fn insert_sqlite(
     conn: &mut SqliteConnection,
     gen: &Generator,
