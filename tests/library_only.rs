@@ -2,8 +2,6 @@
 //! features make (one backend or both, no `cli`, no `testing`). Run by the
 //! full suite and by each feature combination CI checks.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use taskdb::db::{self, DatabaseUrl, DbConnection, HasBackend};
 use taskdb::models::{task, user, NewTask, NewUser, TaskFilter};
 use taskdb::{migrate, Backend};
@@ -56,17 +54,17 @@ fn migrate_and_query(url: &str, backend: Backend) {
     titles.sort();
     assert_eq!(titles, ["ship it", "write docs"]);
 
-    use taskdb::diesel::RunQueryDsl;
-    let tasks = taskdb::with_backend!(conn, |c| {
-        taskdb::diesel::sql_query("SELECT id FROM tasks")
-            .execute(c)
-            .unwrap()
+    use taskdb::diesel::{QueryDsl, RunQueryDsl};
+    let tasks: i64 = taskdb::with_backend!(conn, |c| {
+        taskdb::schema::tasks::table.count().get_result(c).unwrap()
     });
     assert_eq!(tasks, 2);
 }
 
 #[cfg(feature = "postgres")]
 mod postgres {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
     use taskdb::diesel::{Connection, PgConnection, RunQueryDsl};
 
     use super::*;
