@@ -122,9 +122,9 @@ fn on_signal(signal: i32) {
     std::process::exit(exit_code(signal))
 }
 
-#[cfg(feature = "ctrl-c")]
 /// Cancels whatever the watched backends are running. Best effort: if the
 /// server is unreachable the statements fail on their own anyway.
+#[cfg(feature = "ctrl-c")]
 fn cancel_watched() {
     let targets: Vec<(DatabaseUrl, Vec<ServerBackend>)> = match GUARDS.lock() {
         Ok(guards) => guards
