@@ -26,6 +26,8 @@ fn main() {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
+        // A backend the build leaves out has no SQL embedded.
+        writeln!(out, "#[cfg(feature = {backend:?})]").unwrap();
         writeln!(out, "pub(crate) static {konst}: &[MigrationSql] = &[").unwrap();
         for name in names {
             let path = dir.join(&name);

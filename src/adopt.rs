@@ -22,7 +22,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
+use crate::db::{self, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::migrate::{self, apply, ledger, lock::MigrationLock, MigrateOptions, MigrationPlan};
 use crate::verify::{self, expected, Difference, DifferenceKind};
@@ -148,7 +148,7 @@ pub fn adopt(url: &DatabaseUrl, wait: Option<std::time::Duration>) -> Result<Ado
 
 /// None when the live database is the Python runner's state; otherwise
 /// the refusal saying why.
-fn check_legacy_state(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<Option<Adoption>> {
+fn check_legacy_state(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Option<Adoption>> {
     let refuse = |reason: String| {
         Ok(Some(Adoption::Refused {
             reason,

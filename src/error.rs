@@ -23,6 +23,11 @@ pub enum Error {
     #[error("invalid database URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
 
+    /// The URL names a backend this build of taskdb leaves out (a Cargo
+    /// feature is off).
+    #[error("{0}")]
+    BackendNotBuilt(String),
+
     /// The server could not be reached or refused the login.
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },

@@ -27,9 +27,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Text};
+#[cfg(feature = "ctrl-c")]
+use diesel::sql_types::Bool;
+use diesel::sql_types::{Integer, Text};
 
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
+#[cfg(feature = "ctrl-c")]
+use crate::db;
+use crate::db::{Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 
 /// The first signal received (0: none).
@@ -72,6 +76,7 @@ struct ServerBackend {
 
 /// Routes SIGINT and SIGTERM to a thread that records them and cancels the
 /// guarded statements. Call once, from a binary.
+#[cfg(feature = "ctrl-c")]
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
@@ -85,6 +90,7 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "ctrl-c")]
 fn on_signal(signal: i32) {
     let first = SIGNAL
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
@@ -118,6 +124,7 @@ fn on_signal(signal: i32) {
 
 /// Cancels whatever the watched backends are running. Best effort: if the
 /// server is unreachable the statements fail on their own anyway.
+#[cfg(feature = "ctrl-c")]
 fn cancel_watched() {
     let targets: Vec<(DatabaseUrl, Vec<ServerBackend>)> = match GUARDS.lock() {
         Ok(guards) => guards
@@ -137,7 +144,8 @@ fn cancel_watched() {
     }
 }
 
-fn cancel(conn: &mut AnyConnection, backend: &ServerBackend) -> QueryResult<()> {
+#[cfg(feature = "ctrl-c")]
+fn cancel(conn: &mut DbConnection, backend: &ServerBackend) -> QueryResult<()> {
     #[derive(QueryableByName)]
     struct Cancelled {
         #[diesel(sql_type = Bool)]
@@ -191,6 +199,7 @@ pub fn exit_code(signal: i32) -> i32 {
 }
 
 /// `SIGINT` / `SIGTERM`.
+#[cfg(feature = "ctrl-c")]
 pub fn signal_name(signal: i32) -> String {
     match signal {
         signal_hook::consts::SIGINT => "SIGINT (Ctrl-C)".into(),
@@ -226,7 +235,7 @@ impl CancelGuard {
     /// Cancels `conn`'s statements on a signal. Learns its backend with one
     /// query (PostgreSQL; SQLite needs nothing); watching it again is a
     /// no-op.
-    pub fn watch(&self, conn: &mut AnyConnection) -> Result<()> {
+    pub fn watch(&self, conn: &mut DbConnection) -> Result<()> {
         if conn.backend() != Backend::Postgres {
             return Ok(());
         }

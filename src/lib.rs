@@ -35,14 +35,27 @@
 //!   [`db::set_sqlite_busy_timeout`].
 
 pub mod adopt;
+// The `taskdb` binary's commands: not library API.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
 pub mod db;
 pub mod error;
+// Signals while the schema changes. A backend's entry point is
+// `migrate::cancel_on_ctrl_c` (the `ctrl-c` feature); the rest serves the
+// migration runner and the binary.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod interrupt;
+#[cfg(not(feature = "cli"))]
+#[allow(dead_code)]
+mod interrupt;
 pub mod lint;
 pub mod migrate;
 pub mod models;
 pub mod orphans;
+// `taskdb new`.
+#[cfg(feature = "cli")]
 pub mod scaffold;
 pub mod schema;
 pub mod seed;
@@ -51,12 +64,15 @@ mod settings;
 pub mod testing;
 pub mod verify;
 
-// Compiles the README's Rust snippets as doc tests, so they stay true.
-#[cfg(doctest)]
+// Compiles the README's Rust snippets as doc tests, so they stay true (in
+// the default build: they show both backends and `taskdb::testing`).
+#[cfg(all(doctest, feature = "postgres", feature = "sqlite", feature = "testing"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use db::{AnyConnection, Backend, DatabaseUrl, Pool};
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+pub use db::AnyConnection;
+pub use db::{Backend, DatabaseUrl, DbConnection, HasBackend, Pool};
 
 // The versions taskdb is built with, so a backend uses the same ones
 // without pinning them by hand.

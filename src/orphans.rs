@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::seed::DEV_USER_ID;
 
@@ -55,7 +55,7 @@ impl Orphans {
 /// the index (a skip scan: one probe per owner, not one per task), so the
 /// check costs little next to the VALIDATE's own scan. Otherwise it is one
 /// anti-join over `tasks`.
-pub fn find(conn: &mut AnyConnection) -> Result<Orphans> {
+pub fn find(conn: &mut DbConnection) -> Result<Orphans> {
     require_users_table(conn)?;
     let sql = if conn.backend() == Backend::Postgres && has_user_id_index(conn)? {
         SKIP_SCAN
@@ -84,7 +84,7 @@ SELECT o.user_id::text AS user_id,
  ORDER BY 2 DESC, 1";
 
 /// A valid index on `tasks` whose first column is `user_id`.
-fn has_user_id_index(conn: &mut AnyConnection) -> Result<bool> {
+fn has_user_id_index(conn: &mut DbConnection) -> Result<bool> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -99,7 +99,7 @@ fn has_user_id_index(conn: &mut AnyConnection) -> Result<bool> {
     Ok(row.n > 0)
 }
 
-fn require_users_table(conn: &mut AnyConnection) -> Result<()> {
+fn require_users_table(conn: &mut DbConnection) -> Result<()> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -123,7 +123,7 @@ fn require_users_table(conn: &mut AnyConnection) -> Result<()> {
 }
 
 /// Fails with [`Error::OrphanedTasks`] when any task belongs to no user.
-pub fn ensure_none(conn: &mut AnyConnection) -> Result<()> {
+pub fn ensure_none(conn: &mut DbConnection) -> Result<()> {
     let found = find(conn)?;
     if found.is_empty() {
         return Ok(());
@@ -175,7 +175,7 @@ pub struct Fixed {
 
 /// Gives every orphaned task to `user_id`, which must exist. Only orphaned
 /// tasks change; one transaction.
-pub fn assign_to(conn: &mut AnyConnection, user_id: &str) -> Result<Fixed> {
+pub fn assign_to(conn: &mut DbConnection, user_id: &str) -> Result<Fixed> {
     let found = find(conn)?;
     conn.transaction(|conn| {
         let exists: i64 = crate::schema::users::table
@@ -205,7 +205,7 @@ pub fn assign_to(conn: &mut AnyConnection, user_id: &str) -> Result<Fixed> {
 }
 
 /// Deletes every orphaned task. Only orphaned tasks go; one transaction.
-pub fn delete(conn: &mut AnyConnection) -> Result<Fixed> {
+pub fn delete(conn: &mut DbConnection) -> Result<Fixed> {
     let found = find(conn)?;
     conn.transaction(|conn| {
         let tasks = diesel::sql_query(

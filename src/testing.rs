@@ -45,7 +45,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl, Pool};
+use crate::db::{self, Backend, DatabaseUrl, DbConnection, Pool};
 use crate::error::{Error, Result};
 use crate::migrate;
 use crate::models::user::PasswordPolicy;
@@ -130,7 +130,7 @@ impl TestDb {
     }
 
     /// One connection, set up as [`db::connect`] sets up every connection.
-    pub fn conn(&self) -> Result<AnyConnection> {
+    pub fn conn(&self) -> Result<DbConnection> {
         db::connect(&self.url)
     }
 
@@ -211,7 +211,7 @@ const MAX_RETIRED: usize = 4;
 /// a busy server). Dropped on the spot when spares are off, the keeper is
 /// behind, or the rename fails. The new name keeps the owner's PID and
 /// start, so a sweep treats it like its other databases.
-fn retire(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) {
+fn retire(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) {
     let spares = spares_wanted().unwrap_or(0);
     if spares > 0 && stock().retired.len() < MAX_RETIRED {
         let gone = format!("{name}_gone");
@@ -226,7 +226,7 @@ fn retire(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) {
 
 /// `ALTER DATABASE name RENAME TO new` after ending the sessions still on
 /// it (as `DROP … WITH (FORCE)` does), retried while they exit.
-fn rename_unused(admin: &mut AnyConnection, name: &str, new: &str) -> Result<()> {
+fn rename_unused(admin: &mut DbConnection, name: &str, new: &str) -> Result<()> {
     let mut attempt = 0;
     loop {
         admin.batch_execute(&format!(
@@ -249,9 +249,9 @@ fn rename_unused(admin: &mut AnyConnection, name: &str, new: &str) -> Result<()>
 /// template while another clone of it runs.
 fn with_admin<T>(
     server: &DatabaseUrl,
-    work: impl FnOnce(&mut AnyConnection) -> Result<T>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
-    static ADMIN: Mutex<Option<AnyConnection>> = Mutex::new(None);
+    static ADMIN: Mutex<Option<DbConnection>> = Mutex::new(None);
     let mut slot = ADMIN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -269,7 +269,7 @@ fn with_admin<T>(
 
 /// Clones the migrated template into `name`, building the template first
 /// if no process has.
-fn clone_template(server: &DatabaseUrl, admin: &mut AnyConnection, name: &str) -> Result<()> {
+fn clone_template(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) -> Result<()> {
     let template = template(server, admin)?;
     match create_database(admin, name, Some(&template)) {
         // Dropped as stale by a run of other migrations meanwhile: build it
@@ -416,7 +416,7 @@ fn keep(server: &DatabaseUrl, wanted: usize) {
     }
 }
 
-fn drop_database(admin: &mut AnyConnection, name: &str) {
+fn drop_database(admin: &mut DbConnection, name: &str) {
     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
@@ -474,7 +474,7 @@ fn drop_spares_at_exit() {
 
 /// `CREATE DATABASE name [TEMPLATE template]`, retried while another test
 /// process clones the same template (PostgreSQL allows one at a time).
-fn create_database(admin: &mut AnyConnection, name: &str, template: Option<&str>) -> Result<()> {
+fn create_database(admin: &mut DbConnection, name: &str, template: Option<&str>) -> Result<()> {
     let sql = match template {
         Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
         None => format!("CREATE DATABASE {name}"),
@@ -504,7 +504,7 @@ fn server_url() -> Result<DatabaseUrl> {
     Ok(url)
 }
 
-fn connect_admin(server: &DatabaseUrl) -> Result<AnyConnection> {
+fn connect_admin(server: &DatabaseUrl) -> Result<DbConnection> {
     db::connect(server).map_err(|e| {
         Error::InvalidInput(format!(
             "the test PostgreSQL server is unreachable ({e}); start it, or point {SERVER_VARIABLE} at one"
@@ -543,7 +543,7 @@ fn process_start(pid: u32) -> Option<u64> {
 
 /// Drops, once per process, the test databases of this host's processes
 /// that no longer run.
-fn sweep_once(admin: &mut AnyConnection) {
+fn sweep_once(admin: &mut DbConnection) {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(|| {
         let prefix = format!("taskdb_t_{}_", host_tag());
@@ -566,7 +566,7 @@ fn sweep_once(admin: &mut AnyConnection) {
     });
 }
 
-fn database_names(admin: &mut AnyConnection, like: &str) -> Result<Vec<String>> {
+fn database_names(admin: &mut DbConnection, like: &str) -> Result<Vec<String>> {
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = Text)]
@@ -600,7 +600,7 @@ fn forget_template() {
 }
 
 /// The migrated template, built on first use in this process.
-fn template(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
+fn template(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
         return Ok(name);
     }
@@ -609,7 +609,7 @@ fn template(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
 
 /// Makes sure the template exists (building it under the advisory lock if
 /// no process has), and drops templates of other migrations nobody uses.
-fn template_name_built(server: &DatabaseUrl, admin: &mut AnyConnection) -> Result<String> {
+fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     let name = template_name();
     admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
     let built = (|| -> Result<()> {

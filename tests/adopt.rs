@@ -2,6 +2,14 @@
 //! (tests/fixtures/legacy_postgres.sql): adopt, migrate, verify clean, every
 //! row kept; refusals; a no-op on a database taskdb already manages.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::{schema_dump, TestDb};

@@ -2,6 +2,14 @@
 //! a non-zero exit (2 for usage errors, else 1) and leaves the database as
 //! it was (schema dump and row counts compared before and after).
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,13 @@
 //! The `taskdb` binary as a user runs it, on both backends.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::{taskdb_at, taskdb_cmd, unused_port};

@@ -4,6 +4,14 @@
 //! the first output line says where the URL came from and which one set
 //! elsewhere was not used.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,14 @@
 //! `taskdb seed demo`: realistic demo users and tasks, fast, on both
 //! backends; and no progress line when output is not a terminal.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::TestDb;

@@ -3,6 +3,14 @@
 //! mode, on one SQLite file, and from threads of one process. Each
 //! migration is applied exactly once and every migrator succeeds.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::process::{Command, Output, Stdio};

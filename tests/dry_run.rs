@@ -1,6 +1,14 @@
 //! `migrate --dry-run` and `rollback --dry-run`: the SQL of every step, in
 //! order, marked transactional or not, and nothing changed.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::{schema_dump, TestDb};

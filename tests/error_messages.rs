@@ -2,6 +2,14 @@
 //! during `seed demo`, a value longer than its column. One `error: …` line
 //! each, naming the cause, never the driver's bare or doubled text.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::time::{Duration, Instant};

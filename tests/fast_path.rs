@@ -2,6 +2,14 @@
 //! lock, no DDL, no writes. Counted on the wire by a proxy that reads the
 //! PostgreSQL protocol.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::wire_proxy::{Statement, WireProxy};

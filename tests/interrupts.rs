@@ -1,6 +1,14 @@
 //! Ctrl-C, SIGTERM and `kill -9` during `taskdb migrate`, and an index
 //! build that failed part-way: the next run always finishes the job.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

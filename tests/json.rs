@@ -1,6 +1,14 @@
 //! `--format json` of `status` and `verify`: stdout is one JSON document
 //! with the documented fields, on both backends.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::TestDb;

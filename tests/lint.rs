@@ -2,6 +2,14 @@
 //! recipe) is not; allow comments, backend parity, JSON, exit codes; and
 //! taskdb's own migrations lint clean with fresh facts.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::path::{Path, PathBuf};

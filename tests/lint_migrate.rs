@@ -7,6 +7,14 @@
 //! The copy reuses this build's compiled dependencies (hard links into a
 //! target directory of its own), so it compiles taskdb alone: about 10 s.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,14 @@
 //! empty table or an allowed statement, and `lint --database-url` reports
 //! the size.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::path::PathBuf;

@@ -2,6 +2,14 @@
 //! reads `tasks`: the app's queries on `tasks` never wait much longer than
 //! the lock timeout, and the migration succeeds once the transaction ends.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

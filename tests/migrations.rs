@@ -1,6 +1,14 @@
 //! Migrations end to end: up, down, up again; interop with the diesel CLI;
 //! the generated schema.rs; `--to`, rollback and redo through the library.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 #[path = "rows/mod.rs"]
 mod rows;

@@ -2,6 +2,14 @@
 //! and every kind's migrations applied, reverted and re-applied on both
 //! backends by a build of that copy.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 #[path = "rows/mod.rs"]
 mod rows;

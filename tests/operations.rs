@@ -2,6 +2,14 @@
 //! a rollback racing a migration, a revert cut off half-way, a `tasks`
 //! table that belongs to another app, a connection lost mid-step.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::process::Output;

@@ -1,6 +1,14 @@
 //! Orphaned tasks: `taskdb migrate` stops before the foreign key check,
 //! `taskdb orphans` lists and fixes them, then the migration completes.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::TestDb;

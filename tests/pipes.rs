@@ -3,6 +3,14 @@
 //! that changes the database finishes its work and exits by its result.
 //! Read-only commands still treat a closed pipe as the reader being done.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::process::{Command, Output, Stdio};

@@ -2,6 +2,14 @@
 //! connections, timeouts, which connection a thread gets back, and what
 //! happens to connections that must not be reused.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::sync::Barrier;

@@ -1,5 +1,13 @@
 //! The typed queries, run against both backends from one set of tests.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use diesel::connection::SimpleConnection;

@@ -2,6 +2,14 @@
 //! makes for the SQL `task::list` and `task::count_matching` really send
 //! (captured on the wire), and pages that neither skip nor repeat a task.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::wire_proxy::WireProxy;

@@ -4,6 +4,14 @@
 //! test here takes `standby::exclusive()`, since a paused replay would hold
 //! up any other migration on the server.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,14 @@
 //! A sentinel password in every way a URL reaches taskdb, through every
 //! command's success and error paths: it never appears in stdout or stderr.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::pgbouncer::PgBouncer;

@@ -2,6 +2,14 @@
 //! test, in one line, gone afterwards — after a panic, in parallel, and
 //! after a `kill -9` of the whole test process.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,14 @@
 //! ends at the last `@` before the host, every part is percent-decoded, `+`
 //! is a plus), and no form of a secret shows in any output.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::pgbouncer::PgBouncer;

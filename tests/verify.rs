@@ -1,6 +1,14 @@
 //! `taskdb verify` on real databases: clean right after `migrate` on both
 //! backends, and every difference introduced by hand named.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use common::{schema_dump, TestDb};

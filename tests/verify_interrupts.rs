@@ -3,6 +3,14 @@
 //! by a killed `verify` is dropped by the next, while one that a running
 //! `verify` still uses is left alone.
 
+// The suite drives the binary and uses both backends: the default features.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
 mod common;
 
 use std::process::{Child, Output};

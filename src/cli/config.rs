@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::db::{self, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 
 /// The two variables that name a database.
@@ -247,7 +247,7 @@ impl Database {
 
     /// Opens a connection, retrying for [`wait`](Self::wait) while the
     /// server is unreachable.
-    pub fn connect(&self) -> Result<AnyConnection> {
+    pub fn connect(&self) -> Result<DbConnection> {
         db::connect_with_wait(&self.url, self.wait)
     }
 

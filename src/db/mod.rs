@@ -9,11 +9,20 @@
 //! PostgreSQL URL is read (libpq's rules) is on [`DatabaseUrl::parse`].
 
 use std::fmt;
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{CacheSize, SimpleConnection};
-use diesel::{Connection, PgConnection, SqliteConnection};
+#[cfg(feature = "postgres")]
+use diesel::connection::CacheSize;
+#[cfg(feature = "sqlite")]
+use diesel::connection::SimpleConnection;
+#[allow(unused_imports)]
+use diesel::Connection;
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::SqliteConnection;
 
 use crate::error::{Error, Result};
 
@@ -34,17 +43,51 @@ pub const DEFAULT_SQLITE_FILE: &str = "taskdb.db";
 /// How long a PostgreSQL connection attempt may take before it fails.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection to either backend. Queries that both backends share are
-/// written once against this type; backend-specific code matches on it
-/// (see [`with_backend!`](crate::with_backend)).
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "taskdb needs a database backend: enable the `postgres` feature, the `sqlite` feature, or both"
+);
+
+/// A connection to either backend (a build with both): queries both
+/// backends share are written once against [`DbConnection`];
+/// backend-specific code matches on this (see [`with_backend!`](crate::with_backend)).
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
 }
 
+/// The connection every taskdb function takes: [`AnyConnection`] when both
+/// backends are built in, otherwise the one backend's Diesel connection
+/// (no dispatch on every query).
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+pub type DbConnection = AnyConnection;
+/// The connection every taskdb function takes: this build has PostgreSQL only.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+pub type DbConnection = PgConnection;
+/// The connection every taskdb function takes: this build has SQLite only.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+pub type DbConnection = SqliteConnection;
+
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+impl From<PgConnection> for AnyConnection {
+    fn from(conn: PgConnection) -> Self {
+        AnyConnection::Postgres(conn)
+    }
+}
+
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+impl From<SqliteConnection> for AnyConnection {
+    fn from(conn: SqliteConnection) -> Self {
+        AnyConnection::Sqlite(conn)
+    }
+}
+
 /// Runs the same code on whichever concrete connection `$conn` holds, so a
-/// query the shared DSL cannot express is still written once.
+/// query the shared DSL cannot express is still written once. In a build
+/// with one backend it is simply that connection.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[macro_export]
 macro_rules! with_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
@@ -53,6 +96,76 @@ macro_rules! with_backend {
             $crate::db::AnyConnection::Sqlite($c) => $body,
         }
     };
+}
+
+/// Runs the same code on whichever concrete connection `$conn` holds, so a
+/// query the shared DSL cannot express is still written once. In a build
+/// with one backend it is simply that connection.
+#[cfg(not(all(feature = "postgres", feature = "sqlite")))]
+#[macro_export]
+macro_rules! with_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {{
+        let $c = $conn;
+        $body
+    }};
+}
+
+/// Backend-specific code inside taskdb: the arm of a backend this build
+/// leaves out is dropped unexpanded, so it may call functions that exist
+/// only with that backend.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+macro_rules! on_backend {
+    ($conn:expr, Postgres($pg:ident) => $pg_body:expr, Sqlite($lite:ident) => $lite_body:expr $(,)?) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgres($pg) => $pg_body,
+            $crate::db::AnyConnection::Sqlite($lite) => $lite_body,
+        }
+    };
+}
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+macro_rules! on_backend {
+    ($conn:expr, Postgres($pg:ident) => $pg_body:expr, Sqlite($lite:ident) => $lite_body:expr $(,)?) => {{
+        let $pg = $conn;
+        $pg_body
+    }};
+}
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+macro_rules! on_backend {
+    ($conn:expr, Postgres($pg:ident) => $pg_body:expr, Sqlite($lite:ident) => $lite_body:expr $(,)?) => {{
+        let $lite = $conn;
+        $lite_body
+    }};
+}
+pub(crate) use on_backend;
+
+/// Which engine a connection talks to: `conn.backend()` on a
+/// [`DbConnection`] in every build.
+pub trait HasBackend {
+    fn backend(&self) -> Backend;
+}
+
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+impl HasBackend for AnyConnection {
+    fn backend(&self) -> Backend {
+        match self {
+            AnyConnection::Postgres(_) => Backend::Postgres,
+            AnyConnection::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl HasBackend for PgConnection {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl HasBackend for SqliteConnection {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
 }
 
 /// The two supported database engines.
@@ -72,33 +185,42 @@ impl fmt::Display for Backend {
     }
 }
 
-impl AnyConnection {
-    /// Which engine this connection talks to.
-    pub fn backend(&self) -> Backend {
-        match self {
-            AnyConnection::Postgres(_) => Backend::Postgres,
-            AnyConnection::Sqlite(_) => Backend::Sqlite,
-        }
+impl Backend {
+    /// The one-line refusal for a URL of a backend this build leaves out.
+    #[cfg_attr(all(feature = "postgres", feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn not_built(self) -> Error {
+        let feature = match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        };
+        Error::BackendNotBuilt(format!(
+            "this build of taskdb has no {self} support; enable the `{feature}` feature"
+        ))
     }
 }
 
 /// Opens one connection, set up the way taskdb needs it:
 /// PostgreSQL without a statement cache behind a transaction pooler;
 /// SQLite with foreign keys enforced, a busy timeout and WAL.
-pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection> {
+// `.into()` wraps the connection in [`AnyConnection`] when both backends
+// are built in and is the identity otherwise.
+#[allow(clippy::useless_conversion)]
+pub fn connect(url: &DatabaseUrl) -> Result<DbConnection> {
     let connect_error = |e: &dyn fmt::Display| Error::Connect {
         url: url.redacted().to_string(),
         reason: one_line(&url.scrub(&e.to_string())),
     };
     match url.backend() {
+        #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let mut conn =
                 PgConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
             if url.is_pooled() {
                 conn.set_prepared_statement_cache_size(CacheSize::Disabled);
             }
-            Ok(AnyConnection::Postgres(conn))
+            Ok(conn.into())
         }
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
             if let Some(parent) = url.sqlite_path().as_deref().and_then(Path::parent) {
                 if !parent.as_os_str().is_empty() && !parent.is_dir() {
@@ -111,8 +233,10 @@ pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection> {
             let mut conn =
                 SqliteConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
             configure_sqlite(&mut conn).map_err(|e| connect_error(&e))?;
-            Ok(AnyConnection::Sqlite(conn))
+            Ok(conn.into())
         }
+        #[allow(unreachable_patterns)]
+        backend => Err(backend.not_built()),
     }
 }
 
@@ -122,7 +246,7 @@ pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection> {
 /// whole of `wait` is used; the error then says how long it really waited.
 /// Errors that waiting cannot fix (bad password, missing database) fail at
 /// once.
-pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<AnyConnection> {
+pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<DbConnection> {
     let Some(wait) = wait else {
         return connect(url);
     };
@@ -172,6 +296,7 @@ fn is_transient(reason: &str) -> bool {
 
 /// Applies the settings every SQLite connection needs. Without
 /// `foreign_keys = ON` SQLite ignores ON DELETE CASCADE silently.
+#[cfg(feature = "sqlite")]
 pub fn configure_sqlite(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON;",

@@ -31,7 +31,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::R2D2Connection;
 use r2d2::ManageConnection;
 
-use super::{connect, AnyConnection, DatabaseUrl};
+use super::{connect, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::with_backend;
 
@@ -460,18 +460,18 @@ impl ConnectionManager {
 }
 
 impl ManageConnection for ConnectionManager {
-    type Connection = AnyConnection;
+    type Connection = DbConnection;
     type Error = Error;
 
-    fn connect(&self) -> Result<AnyConnection> {
+    fn connect(&self) -> Result<DbConnection> {
         connect(&self.url)
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<()> {
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<()> {
         conn.batch_execute("SELECT 1").map_err(Error::from)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
         std::thread::panicking() || with_backend!(conn, |c| c.is_broken())
     }
 }

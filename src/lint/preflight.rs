@@ -9,16 +9,19 @@
 //! rows proceeds (an empty table, a new install); above it, an error that
 //! is not allowed refuses the whole run with nothing applied.
 
+#[cfg(feature = "postgres")]
 use std::collections::BTreeMap;
 
+#[cfg(feature = "postgres")]
 use diesel::sql_types::{BigInt, Double, Text};
+#[cfg(feature = "postgres")]
 use diesel::{QueryableByName, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use super::render::describe_size;
 use super::rules::Duration as Holds;
 use super::{Finding, Level, MigrationFiles, TableSize};
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::migrate::source::{checksum, migrations};
 use crate::migrate::LocalMigration;
@@ -237,6 +240,7 @@ pub fn consequence(f: &Finding, size: TableSize) -> String {
     }
 }
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct SizeRow {
     #[diesel(sql_type = Double)]
@@ -245,6 +249,7 @@ struct SizeRow {
     bytes: i64,
 }
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]
@@ -254,6 +259,7 @@ struct CountRow {
 /// Live sizes of `tables` (PostgreSQL); a table that does not exist is
 /// left out. Rows come from `pg_class.reltuples`; a table never analysed
 /// is counted, up to `count_limit` rows.
+#[cfg(feature = "postgres")]
 pub fn table_sizes(
     conn: &mut diesel::PgConnection,
     tables: &[String],
@@ -293,44 +299,65 @@ pub fn table_sizes(
 }
 
 /// Adds each finding's live table size and consequence (`taskdb lint --database-url`).
-pub fn annotate(conn: &mut AnyConnection, findings: &mut [Finding]) -> Result<()> {
-    let AnyConnection::Postgres(pg) = conn else {
-        return Ok(());
-    };
+pub fn annotate(conn: &mut DbConnection, findings: &mut [Finding]) -> Result<()> {
+    crate::db::on_backend!(conn,
+        Postgres(pg) => {
+            let limit = DEFAULT_UNSAFE_THRESHOLD.saturating_mul(100);
+            let sizes = table_sizes(pg, &tables_of(findings), limit)?;
+            for f in findings.iter_mut() {
+                if let Some(size) = f.table.as_ref().and_then(|t| sizes.get(t)) {
+                    f.size = Some(*size);
+                    f.consequence = Some(consequence(f, *size));
+                }
+            }
+            Ok(())
+        },
+        Sqlite(_lite) => {
+            let _ = findings; // SQLite has no table sizes to add.
+            Ok(())
+        },
+    )
+}
+
+#[cfg(feature = "postgres")]
+fn tables_of(findings: &[Finding]) -> Vec<String> {
     let mut tables: Vec<String> = findings.iter().filter_map(|f| f.table.clone()).collect();
     tables.sort();
     tables.dedup();
-    let sizes = table_sizes(pg, &tables, DEFAULT_UNSAFE_THRESHOLD.saturating_mul(100))?;
-    for f in findings.iter_mut() {
-        if let Some(size) = f.table.as_ref().and_then(|t| sizes.get(t)) {
-            f.size = Some(*size);
-            f.consequence = Some(consequence(f, *size));
-        }
-    }
-    Ok(())
+    tables
 }
 
 /// Judges findings against live sizes.
 pub fn judge(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     mut findings: Vec<Finding>,
     threshold: u64,
 ) -> Result<PreflightReport> {
     findings.retain(|f| f.level == Level::Error);
-    let mut report = PreflightReport {
+    let report = PreflightReport {
         threshold,
         items: Vec::new(),
     };
     if findings.is_empty() {
         return Ok(report);
     }
-    let AnyConnection::Postgres(pg) = conn else {
-        return Ok(report);
-    };
-    let mut tables: Vec<String> = findings.iter().filter_map(|f| f.table.clone()).collect();
-    tables.sort();
-    tables.dedup();
-    let sizes = table_sizes(pg, &tables, threshold)?;
+    crate::db::on_backend!(conn,
+        Postgres(pg) => {
+            let sizes = table_sizes(pg, &tables_of(&findings), threshold)?;
+            Ok(judge_sizes(findings, &sizes, report))
+        },
+        Sqlite(_lite) => Ok(report),
+    )
+}
+
+/// Each finding's verdict, given the live sizes of its tables.
+#[cfg(feature = "postgres")]
+fn judge_sizes(
+    findings: Vec<Finding>,
+    sizes: &BTreeMap<String, TableSize>,
+    mut report: PreflightReport,
+) -> PreflightReport {
+    let threshold = report.threshold;
     for mut f in findings {
         let size = f.table.as_ref().and_then(|t| sizes.get(t)).copied();
         if let Some(size) = size {
@@ -353,7 +380,7 @@ pub fn judge(
             verdict,
         });
     }
-    Ok(report)
+    report
 }
 
 /// The pre-flight of `migrate` and `run_pending`: refuses (with
@@ -363,7 +390,7 @@ pub fn judge(
 pub fn check_pending(
     pending: &[LocalMigration],
     threshold: u64,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
 ) -> Result<PreflightReport> {
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(PreflightReport::default());
@@ -376,7 +403,7 @@ pub fn check_pending(
 pub fn check_findings(
     findings: Vec<Finding>,
     threshold: u64,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
 ) -> Result<PreflightReport> {
     let report = judge(conn, findings, threshold)?;
     match report.refusal() {
@@ -389,7 +416,7 @@ pub fn check_findings(
 pub fn dry_run_lines(
     pending: &[LocalMigration],
     threshold: u64,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
 ) -> Result<Vec<String>> {
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(Vec::new());

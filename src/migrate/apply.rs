@@ -22,7 +22,7 @@ use diesel::sql_types::{BigInt, Text};
 use super::ledger::{self, LedgerState};
 use super::source::LocalMigration;
 use super::{Event, MigrateOptions};
-use crate::db::{one_line, AnyConnection, Backend};
+use crate::db::{one_line, Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 
 /// What happened to one step.
@@ -35,7 +35,7 @@ pub enum StepOutcome {
 
 /// Applies `m` and records it.
 pub fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
@@ -62,7 +62,7 @@ pub fn apply(
 }
 
 fn apply_outside_transaction(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
@@ -136,7 +136,7 @@ fn apply_outside_transaction(
 
 /// Runs `m`'s `down.sql` and forgets it.
 pub fn revert(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
@@ -205,9 +205,9 @@ pub fn revert(
 /// for the file's write lock up front), `BEGIN` plus a local lock timeout
 /// on PostgreSQL.
 pub(crate) fn in_write_transaction<T>(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     settings: &MigrateOptions,
-    body: impl FnOnce(&mut AnyConnection) -> Result<T>,
+    body: impl FnOnce(&mut DbConnection) -> Result<T>,
 ) -> Result<T> {
     match conn.backend() {
         Backend::Sqlite => conn.batch_execute("BEGIN IMMEDIATE")?,
@@ -329,7 +329,7 @@ pub(crate) fn created_index_names(sql: &str) -> Vec<String> {
     names
 }
 
-fn is_invalid_index(conn: &mut AnyConnection, name: &str) -> Result<bool> {
+fn is_invalid_index(conn: &mut DbConnection, name: &str) -> Result<bool> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -348,7 +348,7 @@ fn is_invalid_index(conn: &mut AnyConnection, name: &str) -> Result<bool> {
 /// an index build it started may still be running. Wait for it rather than
 /// race it.
 fn wait_for_index_builds(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     name: &str,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<()> {

@@ -7,7 +7,7 @@ use diesel::sql_types::BigInt;
 
 use super::apply::quote_ident;
 use super::source::LocalMigration;
-use crate::db::AnyConnection;
+use crate::db::DbConnection;
 use crate::error::Result;
 
 /// A table a rollback would drop while it still holds rows.
@@ -19,7 +19,7 @@ pub struct TableLoss {
 }
 
 /// Every table the given `down.sql` files drop that holds rows now.
-pub fn data_loss(conn: &mut AnyConnection, reverting: &[LocalMigration]) -> Result<Vec<TableLoss>> {
+pub fn data_loss(conn: &mut DbConnection, reverting: &[LocalMigration]) -> Result<Vec<TableLoss>> {
     let mut losses = Vec::new();
     for m in reverting {
         let Some(down) = m.down_sql() else { continue };
@@ -73,7 +73,7 @@ pub fn dropped_tables(sql: &str) -> Vec<String> {
 }
 
 /// Rows in `table`, or None if it does not exist.
-fn row_count(conn: &mut AnyConnection, table: &str) -> Option<i64> {
+fn row_count(conn: &mut DbConnection, table: &str) -> Option<i64> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]

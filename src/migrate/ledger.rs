@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
 use super::source::LocalMigration;
-use crate::db::AnyConnection;
+use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::now_utc;
 
@@ -137,7 +137,7 @@ SELECT d.version, (1 = 1) AS recorded, d.run_on,
 /// What the tracking tables say, read in one query when both exist (the
 /// whole cost of an up-to-date `migrate`). Missing tables read as empty and
 /// are never created here: `status` changes nothing.
-pub fn read(conn: &mut AnyConnection) -> Result<(Vec<TrackedVersion>, bool)> {
+pub fn read(conn: &mut DbConnection) -> Result<(Vec<TrackedVersion>, bool)> {
     let (rows, ledger_exists) = match diesel::sql_query(SELECT_BOTH).load::<Row>(conn) {
         Ok(rows) => (rows, true),
         Err(both_err) => match diesel::sql_query(SELECT_DIESEL_ONLY).load::<Row>(conn) {
@@ -177,7 +177,7 @@ fn is_missing_table(err: &diesel::result::Error) -> bool {
 /// Creates both tracking tables if absent. Callers hold the migration lock
 /// (PostgreSQL) or run this in an IMMEDIATE transaction (SQLite), because
 /// concurrent `CREATE TABLE IF NOT EXISTS` can still collide.
-pub fn create_tables(conn: &mut AnyConnection) -> Result<()> {
+pub fn create_tables(conn: &mut DbConnection) -> Result<()> {
     conn.batch_execute(CREATE_DIESEL_TABLE)?;
     conn.batch_execute(CREATE_LEDGER_TABLE)?;
     Ok(())
@@ -185,7 +185,7 @@ pub fn create_tables(conn: &mut AnyConnection) -> Result<()> {
 
 /// Is `version` in Diesel's table? (Re-checked inside each migration's
 /// transaction, so two migrators never apply the same one.)
-pub fn is_recorded(conn: &mut AnyConnection, version: &str) -> Result<bool> {
+pub fn is_recorded(conn: &mut DbConnection, version: &str) -> Result<bool> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -201,7 +201,7 @@ pub fn is_recorded(conn: &mut AnyConnection, version: &str) -> Result<bool> {
 
 /// Records `migration` as applied in both tables.
 pub fn record_applied(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     migration: &LocalMigration,
     execution_ms: i64,
     applied_by: &str,
@@ -221,7 +221,7 @@ pub fn record_applied(
 
 /// Writes (inserts or replaces) the ledger row of `migration`.
 pub fn write_ledger(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     migration: &LocalMigration,
     state: LedgerState,
     error: Option<&str>,
@@ -251,7 +251,7 @@ pub fn write_ledger(
 
 /// Gives a version applied by someone else (the diesel CLI) its ledger row,
 /// with the checksum of the SQL compiled into this taskdb.
-pub fn backfill(conn: &mut AnyConnection, migration: &LocalMigration) -> Result<()> {
+pub fn backfill(conn: &mut DbConnection, migration: &LocalMigration) -> Result<()> {
     diesel::sql_query(
         "INSERT INTO __taskdb_ledger
              (version, name, checksum, state, error, execution_ms, applied_by, applied_at)
@@ -268,7 +268,7 @@ pub fn backfill(conn: &mut AnyConnection, migration: &LocalMigration) -> Result<
 }
 
 /// Forgets `version` in both tables (after its `down.sql` ran).
-pub fn forget(conn: &mut AnyConnection, version: &str) -> Result<()> {
+pub fn forget(conn: &mut DbConnection, version: &str) -> Result<()> {
     diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = $1")
         .bind::<Text, _>(version)
         .execute(conn)?;
@@ -276,7 +276,7 @@ pub fn forget(conn: &mut AnyConnection, version: &str) -> Result<()> {
 }
 
 /// The ledger state of `version`, if it has a row.
-pub fn state(conn: &mut AnyConnection, version: &str) -> Result<Option<LedgerState>> {
+pub fn state(conn: &mut DbConnection, version: &str) -> Result<Option<LedgerState>> {
     #[derive(QueryableByName)]
     struct State {
         #[diesel(sql_type = Text)]
@@ -291,7 +291,7 @@ pub fn state(conn: &mut AnyConnection, version: &str) -> Result<Option<LedgerSta
 }
 
 /// Removes only the ledger row of `version`.
-pub fn forget_ledger(conn: &mut AnyConnection, version: &str) -> Result<()> {
+pub fn forget_ledger(conn: &mut DbConnection, version: &str) -> Result<()> {
     diesel::sql_query("DELETE FROM __taskdb_ledger WHERE version = $1")
         .bind::<Text, _>(version)
         .execute(conn)?;

@@ -21,7 +21,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
-use crate::db::{self, AnyConnection, DatabaseUrl};
+use crate::db::{self, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::interrupt::CancelGuard;
 
@@ -31,7 +31,7 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_6462;
 /// Held for the length of a migration run; released on drop.
 pub struct MigrationLock {
     /// The PostgreSQL connection whose open transaction holds the lock.
-    holder: Option<AnyConnection>,
+    holder: Option<DbConnection>,
 }
 
 impl MigrationLock {
@@ -122,7 +122,7 @@ fn refuse_statement_pooling(url: &DatabaseUrl, e: diesel::result::Error) -> Erro
     }
 }
 
-fn try_lock(conn: &mut AnyConnection) -> Result<bool> {
+fn try_lock(conn: &mut DbConnection) -> Result<bool> {
     #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = Bool)]

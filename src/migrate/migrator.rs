@@ -12,7 +12,7 @@ use super::{
     data_loss, ledger, preflight, replicas, Event, MigrateOptions, Repair, RollbackTarget, Step,
     TableLoss,
 };
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
+use crate::db::{self, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, CancelGuard};
 
@@ -23,7 +23,7 @@ pub struct Migrator<'r> {
     /// change the schema (so people can tell them apart on the server).
     session_url: DatabaseUrl,
     options: MigrateOptions,
-    conn: Option<AnyConnection>,
+    conn: Option<DbConnection>,
     cancel: Option<CancelGuard>,
     report: Report<'r>,
 }
@@ -70,14 +70,14 @@ impl<'r> Migrator<'r> {
     }
 
     /// The migration connection, opened on first use.
-    pub fn connection(&mut self) -> Result<&mut AnyConnection> {
+    pub fn connection(&mut self) -> Result<&mut DbConnection> {
         self.parts().map(|(conn, _, _)| conn)
     }
 
     /// The migration connection (opened on first use), the run's options
     /// and its event callback, borrowed together: a step reports while it
     /// runs on the connection.
-    fn parts(&mut self) -> Result<(&mut AnyConnection, &MigrateOptions, &mut Report<'r>)> {
+    fn parts(&mut self) -> Result<(&mut DbConnection, &MigrateOptions, &mut Report<'r>)> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => {

@@ -29,10 +29,25 @@ pub use source::{migrations, resolve, LocalMigration};
 use crate::db::DatabaseUrl;
 use crate::error::Result;
 
+/// Makes SIGINT (Ctrl-C) and SIGTERM during a PostgreSQL migration cancel
+/// the running statement server-side and roll the step back, so the
+/// migration fails with [`Error::Interrupted`](crate::Error::Interrupted)
+/// instead of the process dying with a DDL statement still queued on the
+/// server. Outside a migration, and for SQLite, a signal ends the process
+/// at once (exit 128 + signal), as without this call. Call once, early in
+/// `main`, before [`run_pending`]; it takes over SIGINT and SIGTERM for the
+/// whole process (the `ctrl-c` feature; the `taskdb` binary always does).
+#[cfg(feature = "ctrl-c")]
+pub fn cancel_on_ctrl_c() -> std::io::Result<()> {
+    crate::interrupt::install()
+}
+
 /// The PostgreSQL migrations for Diesel's own harness (`MigrationHarness`),
 /// for code that wants the stock runner. taskdb's runner uses the same files.
+#[cfg(feature = "postgres")]
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// The SQLite migrations for Diesel's own harness.
+#[cfg(feature = "sqlite")]
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Default for how long one DDL statement may wait for a table lock. While

@@ -7,7 +7,7 @@ use diesel::sql_types::{Bool, Text};
 
 use super::ledger::{self, LedgerState, TrackedVersion};
 use super::source::{self, LocalMigration};
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{BlockReason, BlockedMigration, Error, Result};
 
 /// Where one migration stands.
@@ -125,7 +125,7 @@ pub struct MigrationPlan {
 impl MigrationPlan {
     /// Reads the tracking tables (one query when both exist) and joins them
     /// with the compiled migrations. Changes nothing.
-    pub fn load(conn: &mut AnyConnection) -> Result<Self> {
+    pub fn load(conn: &mut DbConnection) -> Result<Self> {
         let backend = conn.backend();
         let (tracked, ledger_exists) = ledger::read(conn)?;
         Ok(Self::build(
@@ -213,7 +213,7 @@ impl MigrationPlan {
     /// marks it `running`: the migration lock is held by another session,
     /// or a statement naming an index it creates is active. One query, and
     /// only when something is interrupted.
-    pub fn observe_running(&mut self, conn: &mut AnyConnection) -> Result<()> {
+    pub fn observe_running(&mut self, conn: &mut DbConnection) -> Result<()> {
         if self.backend != Backend::Postgres || self.count(MigrationState::Interrupted) == 0 {
             return Ok(());
         }

@@ -11,7 +11,7 @@
 use diesel::connection::SimpleConnection;
 
 use super::source::LocalMigration;
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::verify::catalog;
 
@@ -82,7 +82,7 @@ fn adopts_existing_tasks(m: &LocalMigration) -> bool {
 
 /// Refuses, changing nothing, when a pending migration would adopt an
 /// existing `tasks` table that is not the app's.
-pub fn check_existing_tables(conn: &mut AnyConnection, pending: &[LocalMigration]) -> Result<()> {
+pub fn check_existing_tables(conn: &mut DbConnection, pending: &[LocalMigration]) -> Result<()> {
     if !pending.iter().any(adopts_existing_tasks) {
         return Ok(());
     }

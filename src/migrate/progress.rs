@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::Result;
 
 /// One row of `pg_stat_progress_create_index` (PostgreSQL 12+).
@@ -29,7 +29,7 @@ pub struct IndexBuildProgress {
 
 /// The index build running in this connection's database, if any (always
 /// `None` on SQLite).
-pub fn index_build(conn: &mut AnyConnection) -> Result<Option<IndexBuildProgress>> {
+pub fn index_build(conn: &mut DbConnection) -> Result<Option<IndexBuildProgress>> {
     if conn.backend() != Backend::Postgres {
         return Ok(None);
     }

@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::Event;
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{human_duration, Error, Result};
 
 /// Default bound on a standby's `replay_lag`.
@@ -207,7 +207,7 @@ impl Standby {
 
 /// The physical standbys streaming from the server `conn` is on (none on
 /// SQLite). One query.
-pub fn standbys(conn: &mut AnyConnection) -> Result<Vec<Standby>> {
+pub fn standbys(conn: &mut DbConnection) -> Result<Vec<Standby>> {
     if conn.backend() != Backend::Postgres {
         return Ok(Vec::new());
     }
@@ -266,7 +266,7 @@ pub enum Gate {
 /// with [`Error::ReplicaLag`]. Off (or SQLite): no query at all. No
 /// standby, or all within the bound: one query.
 pub fn wait_for_standbys(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     bound: LagBound,
     wait: Duration,
     gate: Gate,

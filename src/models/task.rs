@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{check_length, now_utc, MAX_VARCHAR};
-use crate::db::AnyConnection;
+use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::schema::tasks;
 use crate::with_backend;
@@ -17,7 +17,8 @@ pub const DEFAULT_LIST_LIMIT: i64 = 100;
 /// A row of `tasks`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]
 #[diesel(table_name = tasks)]
-#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
+#[cfg_attr(feature = "sqlite", diesel(check_for_backend(diesel::sqlite::Sqlite)))]
 pub struct Task {
     pub id: i32,
     pub user_id: String,
@@ -149,7 +150,7 @@ fn validate_title(title: &str) -> Result<()> {
 
 /// Creates a task owned by `owner`. Fails with [`Error::UnknownOwner`]
 /// when no such user exists.
-pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
+pub fn create(conn: &mut DbConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
     validate_title(new.title)?;
     // No user has a longer id; PostgreSQL would only say "value too long".
     check_length("user id", owner, MAX_VARCHAR)?;
@@ -176,7 +177,7 @@ pub fn create(conn: &mut AnyConnection, owner: &str, new: NewTask<'_>) -> Result
 /// one page at a time (`filter.after`). On PostgreSQL an index scan of
 /// `(user_id, created_at, id)` that stops at the limit: no sort, however
 /// many tasks the owner has.
-pub fn list(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
+pub fn list(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
     let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
@@ -210,7 +211,7 @@ pub fn list(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result
 }
 
 /// One of `owner`'s tasks; `None` if it does not exist or is someone else's.
-pub fn get(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<Option<Task>> {
+pub fn get(conn: &mut DbConnection, owner: &str, id: i32) -> Result<Option<Task>> {
     Ok(tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner))
@@ -222,7 +223,7 @@ pub fn get(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<Option<Task
 /// Changes one of `owner`'s tasks and returns it as stored; `None` if it does
 /// not exist or is someone else's (nothing is changed then).
 pub fn update(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     owner: &str,
     id: i32,
     changes: TaskChanges<'_>,
@@ -243,7 +244,7 @@ pub fn update(
 
 /// Deletes one of `owner`'s tasks; false if it does not exist or is someone
 /// else's (nothing is deleted then).
-pub fn delete(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<bool> {
+pub fn delete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<bool> {
     let deleted = diesel::delete(
         tasks::table
             .filter(tasks::id.eq(id))
@@ -254,13 +255,13 @@ pub fn delete(conn: &mut AnyConnection, owner: &str, id: i32) -> Result<bool> {
 }
 
 /// How many tasks `owner` has.
-pub fn count(conn: &mut AnyConnection, owner: &str) -> Result<i64> {
+pub fn count(conn: &mut DbConnection, owner: &str) -> Result<i64> {
     count_matching(conn, owner, TaskFilter::default())
 }
 
 /// How many of `owner`'s tasks [`list`] would page through with `filter`
 /// (its `completed` condition; the limit, order and cursor aside).
-pub fn count_matching(conn: &mut AnyConnection, owner: &str, filter: TaskFilter) -> Result<i64> {
+pub fn count_matching(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<i64> {
     let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))
         .count()

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{check_length, lower, now_utc, MAX_VARCHAR};
-use crate::db::AnyConnection;
+use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::schema::users;
 
@@ -69,7 +69,8 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]
 #[diesel(table_name = users)]
-#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+#[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
+#[cfg_attr(feature = "sqlite", diesel(check_for_backend(diesel::sqlite::Sqlite)))]
 pub struct User {
     pub id: String,
     pub email: String,
@@ -172,13 +173,13 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Creates a user, its password hashed at [`PasswordPolicy::DEFAULT`].
 /// Fails with [`Error::EmailTaken`] when the email exists in any letter
 /// case (the database enforces it; this only names the error).
-pub fn create(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<User> {
+pub fn create(conn: &mut DbConnection, new: NewUser<'_>) -> Result<User> {
     create_with(conn, new, PasswordPolicy::DEFAULT)
 }
 
 /// [`create`] with the password hashed under `policy`.
 pub fn create_with(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     new: NewUser<'_>,
     policy: PasswordPolicy,
 ) -> Result<User> {
@@ -190,7 +191,7 @@ pub fn create_with(
 /// Inserts a user whose password is already hashed (demo data reuses one
 /// hash for many users; adopting keeps existing hashes).
 pub fn insert_hashed(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     id: Option<&str>,
     email: &str,
     password_hash: &str,
@@ -235,7 +236,7 @@ pub fn insert_hashed(
 }
 
 /// Finds a user by id.
-pub fn find_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<User>> {
     Ok(users::table
         .find(id)
         .select(User::as_select())
@@ -245,7 +246,7 @@ pub fn find_by_id(conn: &mut AnyConnection, id: &str) -> Result<Option<User>> {
 
 /// The login lookup: email compared ignoring case, served by the
 /// `lower(email)` unique index on both backends.
-pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<User>> {
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> Result<Option<User>> {
     Ok(users::table
         .filter(lower(users::email).eq(lower(email)))
         .select(User::as_select())
@@ -256,7 +257,7 @@ pub fn find_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<Use
 /// Checks an email and password. Returns the user on success and `None` for
 /// a wrong password or an unknown email alike; both cases spend one bcrypt
 /// verification, so response time does not reveal which emails exist.
-pub fn authenticate(conn: &mut AnyConnection, email: &str, password: &str) -> Result<Option<User>> {
+pub fn authenticate(conn: &mut DbConnection, email: &str, password: &str) -> Result<Option<User>> {
     authenticate_with(conn, email, password, PasswordPolicy::DEFAULT)
 }
 
@@ -264,7 +265,7 @@ pub fn authenticate(conn: &mut AnyConnection, email: &str, password: &str) -> Re
 /// email then costs one verification at that policy's cost, like a known
 /// one.
 pub fn authenticate_with(
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     email: &str,
     password: &str,
     policy: PasswordPolicy,
@@ -306,12 +307,12 @@ const FALLBACK_DUMMY_HASH: &str = "$2b$12$C6UzMDM.H6dfI/f/IKxGhuW1nP8l8sKc9j0v8M
 
 /// Deletes a user; the database deletes their tasks with them (ON DELETE
 /// CASCADE). Returns whether a user was deleted.
-pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<bool> {
+pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool> {
     Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)
 }
 
 /// Changes a user's display name; `updated_at` moves with it.
-pub fn rename(conn: &mut AnyConnection, id: &str, name: Option<&str>) -> Result<bool> {
+pub fn rename(conn: &mut DbConnection, id: &str, name: Option<&str>) -> Result<bool> {
     validate_name(name)?;
     Ok(diesel::update(users::table.find(id))
         .set((users::name.eq(name), users::updated_at.eq(now_utc())))

@@ -9,7 +9,7 @@ pub use demo::{
     MAX_DEMO_USERS,
 };
 
-use crate::db::{AnyConnection, Backend};
+use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -57,18 +57,18 @@ const TASK_COLUMNS: &[&str] = &[
 /// needs. That is all the seed needs: it works on a database whose
 /// migration stopped at the orphaned-tasks check, which is how the app's
 /// tasks of the development user get their owner.
-pub fn require_users_table(conn: &mut AnyConnection) -> Result<()> {
+pub fn require_users_table(conn: &mut DbConnection) -> Result<()> {
     require_table(conn, "users", USER_COLUMNS)
 }
 
 /// Checks that `users` and `tasks` exist with every column [`seed_demo`]
 /// writes.
-pub fn require_demo_tables(conn: &mut AnyConnection) -> Result<()> {
+pub fn require_demo_tables(conn: &mut DbConnection) -> Result<()> {
     require_table(conn, "users", USER_COLUMNS)?;
     require_table(conn, "tasks", TASK_COLUMNS)
 }
 
-fn require_table(conn: &mut AnyConnection, table: &str, needed: &[&str]) -> Result<()> {
+fn require_table(conn: &mut DbConnection, table: &str, needed: &[&str]) -> Result<()> {
     #[derive(QueryableByName)]
     struct Column {
         #[diesel(sql_type = Text)]
@@ -113,7 +113,7 @@ fn require_table(conn: &mut AnyConnection, table: &str, needed: &[&str]) -> Resu
 /// same id and email and changes nothing (not even the password). An
 /// existing user with the same email but another id, or the same id and
 /// another email, is a conflict and changes nothing either.
-pub fn seed_user(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<Seeded> {
+pub fn seed_user(conn: &mut DbConnection, new: NewUser<'_>) -> Result<Seeded> {
     user::validate_new(&new)?;
     let id = new
         .id

@@ -7,10 +7,17 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Nullable, Text};
-use diesel::{PgConnection, SqliteConnection};
+#[cfg(feature = "postgres")]
+use diesel::sql_types::Bool;
+#[cfg(feature = "sqlite")]
+use diesel::sql_types::Integer;
+use diesel::sql_types::{Nullable, Text};
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::SqliteConnection;
 
-use crate::db::{one_line, AnyConnection};
+use crate::db::{one_line, DbConnection};
 use crate::error::Result;
 
 /// Tables that hold migration history, not the app's data: Diesel's and
@@ -139,11 +146,11 @@ pub struct Trigger {
 
 /// Reads the schema of the database `conn` is connected to (PostgreSQL:
 /// its current schema), leaving out the [`IGNORED_TABLES`].
-pub fn read(conn: &mut AnyConnection) -> Result<Schema> {
-    let mut schema = match conn {
-        AnyConnection::Postgres(c) => read_postgres(c)?,
-        AnyConnection::Sqlite(c) => read_sqlite(c)?,
-    };
+pub fn read(conn: &mut DbConnection) -> Result<Schema> {
+    let mut schema = crate::db::on_backend!(conn,
+        Postgres(c) => read_postgres(c)?,
+        Sqlite(c) => read_sqlite(c)?,
+    );
     schema
         .tables
         .retain(|name, _| !IGNORED_TABLES.contains(&name.as_str()));
@@ -151,6 +158,7 @@ pub fn read(conn: &mut AnyConnection) -> Result<Schema> {
 }
 
 /// Splits on a separator that cannot occur in identifiers or expressions.
+#[cfg(feature = "postgres")]
 fn split_list(list: Option<String>) -> Vec<String> {
     list.map(|l| {
         l.split('\u{1f}')
@@ -173,6 +181,7 @@ fn table_entry<'s>(schema: &'s mut Schema, name: &str) -> &'s mut Table {
 
 // ---------------------------------------------------------------- PostgreSQL
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct PgColumn {
     #[diesel(sql_type = Text)]
@@ -188,6 +197,7 @@ struct PgColumn {
 }
 
 // Tables with no columns still show up (LEFT JOIN).
+#[cfg(feature = "postgres")]
 const PG_COLUMNS: &str = "
 SELECT c.relname::text AS table_name, a.attname::text AS column_name,
        format_type(a.atttypid, a.atttypmod) AS data_type,
@@ -199,6 +209,7 @@ SELECT c.relname::text AS table_name, a.attname::text AS column_name,
  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
  ORDER BY c.relname, a.attnum";
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct PgConstraint {
     #[diesel(sql_type = Text)]
@@ -221,6 +232,7 @@ struct PgConstraint {
     definition: String,
 }
 
+#[cfg(feature = "postgres")]
 const PG_CONSTRAINTS: &str = "
 SELECT c.relname::text AS table_name, k.conname::text AS name, k.contype::text AS kind,
        (SELECT string_agg(a.attname::text, chr(31) ORDER BY u.ord)
@@ -240,6 +252,7 @@ SELECT c.relname::text AS table_name, k.conname::text AS name, k.contype::text A
  WHERE n.nspname = current_schema() AND k.contype IN ('p', 'u', 'f', 'c')
  ORDER BY c.relname, k.conname";
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct PgIndex {
     #[diesel(sql_type = Text)]
@@ -264,6 +277,7 @@ struct PgIndex {
     definition: String,
 }
 
+#[cfg(feature = "postgres")]
 const PG_INDEXES: &str = "
 SELECT t.relname::text AS table_name, ic.relname::text AS name,
        (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), chr(31) ORDER BY k)
@@ -292,6 +306,7 @@ struct NamedDefinition {
     definition: Option<String>,
 }
 
+#[cfg(feature = "postgres")]
 const PG_TRIGGERS: &str = "
 SELECT c.relname::text AS table_name, g.tgname::text AS name, pg_get_triggerdef(g.oid) AS definition
   FROM pg_trigger g
@@ -300,12 +315,14 @@ SELECT c.relname::text AS table_name, g.tgname::text AS name, pg_get_triggerdef(
  WHERE n.nspname = current_schema() AND NOT g.tgisinternal
  ORDER BY c.relname, g.tgname";
 
+#[cfg(feature = "postgres")]
 #[derive(QueryableByName)]
 struct CurrentSchema {
     #[diesel(sql_type = Text)]
     name: String,
 }
 
+#[cfg(feature = "postgres")]
 fn read_postgres(conn: &mut PgConnection) -> Result<Schema> {
     let mut schema = Schema::default();
     // Definitions name tables schema-qualified; the schema is the same on
@@ -383,6 +400,7 @@ fn read_postgres(conn: &mut PgConnection) -> Result<Schema> {
 
 // -------------------------------------------------------------------- SQLite
 
+#[cfg(feature = "sqlite")]
 #[derive(QueryableByName)]
 struct SqliteColumn {
     #[diesel(sql_type = Text)]
@@ -399,9 +417,11 @@ struct SqliteColumn {
     pk: i32,
 }
 
+#[cfg(feature = "sqlite")]
 const SQLITE_TABLES: &str = "SELECT m.name AS table_name, m.name AS name, m.sql AS definition
   FROM sqlite_master m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name";
 
+#[cfg(feature = "sqlite")]
 const SQLITE_COLUMNS: &str = "
 SELECT m.name AS table_name, p.name AS name, p.type AS data_type, p.\"notnull\" AS not_null,
        p.dflt_value AS default_expr, p.pk AS pk
@@ -409,6 +429,7 @@ SELECT m.name AS table_name, p.name AS name, p.type AS data_type, p.\"notnull\" 
  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
  ORDER BY m.name, p.cid";
 
+#[cfg(feature = "sqlite")]
 #[derive(QueryableByName)]
 struct SqliteIndex {
     #[diesel(sql_type = Text)]
@@ -425,6 +446,7 @@ struct SqliteIndex {
     definition: Option<String>,
 }
 
+#[cfg(feature = "sqlite")]
 const SQLITE_INDEXES: &str = "
 SELECT m.name AS table_name, l.name AS name, l.\"unique\" AS is_unique, l.origin AS origin,
        l.partial AS partial, i.sql AS definition
@@ -433,6 +455,7 @@ SELECT m.name AS table_name, l.name AS name, l.\"unique\" AS is_unique, l.origin
  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
  ORDER BY m.name, l.name";
 
+#[cfg(feature = "sqlite")]
 #[derive(QueryableByName)]
 struct SqliteIndexColumn {
     #[diesel(sql_type = Integer)]
@@ -441,6 +464,7 @@ struct SqliteIndexColumn {
     name: Option<String>,
 }
 
+#[cfg(feature = "sqlite")]
 #[derive(QueryableByName)]
 struct SqliteForeignKey {
     #[diesel(sql_type = Text)]
@@ -457,6 +481,7 @@ struct SqliteForeignKey {
     on_delete: String,
 }
 
+#[cfg(feature = "sqlite")]
 const SQLITE_FOREIGN_KEYS: &str = "
 SELECT m.name AS table_name, f.id AS id, f.\"table\" AS ref_table, f.\"from\" AS from_column,
        f.\"to\" AS to_column, f.on_delete AS on_delete
@@ -464,9 +489,11 @@ SELECT m.name AS table_name, f.id AS id, f.\"table\" AS ref_table, f.\"from\" AS
  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
  ORDER BY m.name, f.id, f.seq";
 
+#[cfg(feature = "sqlite")]
 const SQLITE_TRIGGERS: &str = "SELECT tbl_name AS table_name, name, sql AS definition
   FROM sqlite_master WHERE type = 'trigger' ORDER BY tbl_name, name";
 
+#[cfg(feature = "sqlite")]
 fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
     let mut schema = Schema::default();
     for row in diesel::sql_query(SQLITE_TABLES).load::<NamedDefinition>(conn)? {
@@ -644,6 +671,7 @@ fn read_sqlite(conn: &mut SqliteConnection) -> Result<Schema> {
 
 /// The key list of `CREATE INDEX name ON table (a, lower(b))`, split at the
 /// top-level commas: `["a", "lower(b)"]`.
+#[cfg(feature = "sqlite")]
 fn index_key_list(sql: &str) -> Vec<String> {
     let upper = sql.to_ascii_uppercase();
     let Some(on) = upper.find(" ON ") else {
@@ -678,7 +706,7 @@ fn index_key_list(sql: &str) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 mod tests {
     use super::*;
 

@@ -33,7 +33,7 @@ use diesel::connection::SimpleConnection;
 use diesel::RunQueryDsl;
 
 use super::catalog::{self, Schema};
-use crate::db::{self, AnyConnection, Backend, DatabaseUrl};
+use crate::db::{self, Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, CancelGuard};
 use crate::migrate;
@@ -78,7 +78,7 @@ impl ExpectedSource {
 /// live database's URL (PostgreSQL: the scratch database is on its server).
 pub fn expected_schema(
     url: &DatabaseUrl,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
 ) -> Result<(Schema, ExpectedSource)> {
     match conn.backend() {
         Backend::Sqlite => Ok((in_memory_sqlite()?, ExpectedSource::InMemory)),
@@ -115,7 +115,7 @@ fn scratch_lock(name: &str) -> String {
 /// Drops the scratch databases that `verify`s killed before they could
 /// drop them left behind (see the module docs). Best effort: one that
 /// cannot be dropped now (no privilege, still in use) is left for later.
-fn sweep_abandoned(conn: &mut AnyConnection) {
+fn sweep_abandoned(conn: &mut DbConnection) {
     let abandoned = diesel::sql_query(format!(
         "SELECT d.datname AS name FROM pg_database d
           WHERE d.datname LIKE '{}%'
@@ -145,7 +145,7 @@ struct Abandoned {
     name: String,
 }
 
-fn postgres(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<(Schema, ExpectedSource)> {
+fn postgres(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<(Schema, ExpectedSource)> {
     postgres_scratch(url, conn, Build::Migrations)
 }
 
@@ -162,7 +162,7 @@ pub(crate) enum Build {
 /// CREATEDB, in a rolled-back scratch schema) and reads its schema.
 pub(crate) fn postgres_scratch(
     url: &DatabaseUrl,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     build: Build,
 ) -> Result<(Schema, ExpectedSource)> {
     let name = scratch_name();
@@ -204,7 +204,7 @@ const CUT_SHORT_EARLY: &str =
 /// [`postgres_scratch`] once the scratch database's name is locked.
 fn build_in_scratch_database(
     url: &DatabaseUrl,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     cancel: &CancelGuard,
     name: &str,
     build: Build,
@@ -294,7 +294,7 @@ fn with_database(url: &DatabaseUrl, name: &str) -> Result<DatabaseUrl> {
 }
 
 /// The fallback without CREATEDB: see the module docs.
-fn scratch_schema(conn: &mut AnyConnection, name: &str, build: Build) -> Result<Schema> {
+fn scratch_schema(conn: &mut DbConnection, name: &str, build: Build) -> Result<Schema> {
     conn.batch_execute(&format!(
         "BEGIN; CREATE SCHEMA {name}; SET LOCAL search_path = {name};"
     ))?;

@@ -27,7 +27,7 @@ use std::fmt;
 use catalog::{ConstraintKind, Index, Schema, Table};
 pub use expected::ExpectedSource;
 
-use crate::db::{AnyConnection, Backend, DatabaseUrl};
+use crate::db::{Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 
 /// What kind of difference. Serialised in snake_case (`extra_index`); the
@@ -155,7 +155,7 @@ impl Report {
 
 /// Reads the live schema of `conn` (the database at `url`), builds the
 /// expected one and compares them. Changes nothing in the live database.
-pub fn verify(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<Report> {
+pub fn verify(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Report> {
     verify_with_primary(url, conn, None)
 }
 
@@ -166,7 +166,7 @@ pub fn verify(url: &DatabaseUrl, conn: &mut AnyConnection) -> Result<Report> {
 /// CREATEDB). A standby without `primary` is refused, naming what to pass.
 pub fn verify_with_primary(
     url: &DatabaseUrl,
-    conn: &mut AnyConnection,
+    conn: &mut DbConnection,
     primary: Option<&DatabaseUrl>,
 ) -> Result<Report> {
     let actual = catalog::read(conn)?;
@@ -203,7 +203,7 @@ pub fn verify_with_primary(
 }
 
 /// True on a PostgreSQL server in recovery (a hot standby).
-fn is_standby(conn: &mut AnyConnection) -> Result<bool> {
+fn is_standby(conn: &mut DbConnection) -> Result<bool> {
     if conn.backend() != Backend::Postgres {
         return Ok(false);
     }
