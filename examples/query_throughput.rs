@@ -146,7 +146,7 @@ fn main() {
                 plain / theirs
             );
             println!(
-                "{name}, user::find_by_email on a bare taskdb AnyConnection, no pool (diagnostic): {any:.0}/s, ratio to pgbench {:.2}",
+                "{name}, user::find_by_email on a bare taskdb DbConnection, no pool (diagnostic): {any:.0}/s, ratio to pgbench {:.2}",
                 any / theirs
             );
             println!(
@@ -207,7 +207,7 @@ fn queries_per_second<C>(
 }
 
 /// One of the three typed queries, for user number `k`.
-fn typed_query(conn: &mut taskdb::AnyConnection, which: usize, k: u64) {
+fn typed_query(conn: &mut taskdb::db::DbConnection, which: usize, k: u64) {
     match which {
         0 => {
             let u =
@@ -243,7 +243,7 @@ fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hol
 
 /// Queries per second of the typed query `which`, each a `checkout` of
 /// its own.
-fn run_per_query<C: DerefMut<Target = taskdb::AnyConnection>>(
+fn run_per_query<C: DerefMut<Target = taskdb::db::DbConnection>>(
     checkout: impl Fn() -> C + Sync,
     users: i64,
     length: Duration,
@@ -327,7 +327,7 @@ fn run_pg_pool_login(
     )
 }
 
-/// The library's login lookup on one `AnyConnection` per thread, no pool.
+/// The library's login lookup on one `DbConnection` per thread, no pool.
 fn run_any_login(url: &DatabaseUrl, users: i64, length: Duration) -> f64 {
     let connect = || taskdb::db::connect(url).expect("connect");
     queries_per_second(users, length, connect, |conn, k| typed_query(conn, 0, k))
