@@ -10,7 +10,6 @@ use super::require_demo_tables;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::user;
-use crate::schema::{tasks, users};
 
 /// Password of every demo user unless another is given. A development
 /// credential, like [`DEV_USER_PASSWORD`](super::DEV_USER_PASSWORD).
@@ -300,6 +299,7 @@ mod postgres {
     use diesel::PgConnection;
 
     use super::*;
+    use crate::schema::{tasks, users};
 
     fn ts(t: NaiveDateTime) -> String {
         t.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -408,6 +408,7 @@ mod sqlite {
     use diesel::SqliteConnection;
 
     use super::*;
+    use crate::schema::users;
 
     // Without `treat_none_as_default_value = false` diesel cannot prove no
     // value is DEFAULT (which SQLite's VALUES lacks), and inserts a batch
