@@ -46,16 +46,14 @@ fn main() {
         if wanted("postgres") {
             let demo = fresh_pg(server, "seedrate_demo");
             let sql = fresh_pg(server, "seedrate_sql");
-            let (mut elapsed, mut server_side) = (Duration::ZERO, Duration::ZERO);
-            for demo_turn in [demo_first, !demo_first] {
-                if demo_turn {
-                    let (seeded, took) = run_demo(&demo, users, per_user);
-                    assert_eq!(seeded, rows);
-                    elapsed = took;
-                } else {
-                    server_side = time_sql(&sql, &pg_series_sql(users, per_user));
-                }
-            }
+            let (elapsed, server_side) = both_in_turn(
+                demo_first,
+                &demo,
+                &sql,
+                &pg_series_sql(users, per_user),
+                rows,
+                (users, per_user),
+            );
             table.push(("PostgreSQL", elapsed, server_side));
             let mut admin = PgConnection::establish(&format!("{server}/postgres")).expect("admin");
             for name in ["seedrate_demo", "seedrate_sql"] {
@@ -69,16 +67,14 @@ fn main() {
             std::fs::create_dir_all(&dir).expect("temp dir");
             let demo = fresh_sqlite(&dir, "demo.db");
             let sql = fresh_sqlite(&dir, "sql.db");
-            let (mut elapsed, mut server_side) = (Duration::ZERO, Duration::ZERO);
-            for demo_turn in [demo_first, !demo_first] {
-                if demo_turn {
-                    let (seeded, took) = run_demo(&demo, users, per_user);
-                    assert_eq!(seeded, rows);
-                    elapsed = took;
-                } else {
-                    server_side = time_sql(&sql, &sqlite_series_sql(users, per_user));
-                }
-            }
+            let (elapsed, server_side) = both_in_turn(
+                demo_first,
+                &demo,
+                &sql,
+                &sqlite_series_sql(users, per_user),
+                rows,
+                (users, per_user),
+            );
             table.push(("SQLite", elapsed, server_side));
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -214,4 +210,27 @@ fn sqlite_series_sql(users: u32, per_user: u32) -> String {
              FROM g;
          COMMIT;"
     )
+}
+
+/// Seeds `demo` through taskdb and runs `series_sql` on `sql`, in the
+/// round's order; returns (taskdb's time, the server's own time).
+fn both_in_turn(
+    demo_first: bool,
+    demo: &DatabaseUrl,
+    sql: &DatabaseUrl,
+    series_sql: &str,
+    rows: u64,
+    (users, per_user): (u32, u32),
+) -> (Duration, Duration) {
+    let (mut elapsed, mut server_side) = (Duration::ZERO, Duration::ZERO);
+    for demo_turn in [demo_first, !demo_first] {
+        if demo_turn {
+            let (seeded, took) = run_demo(demo, users, per_user);
+            assert_eq!(seeded, rows);
+            elapsed = took;
+        } else {
+            server_side = time_sql(sql, series_sql);
+        }
+    }
+    (elapsed, server_side)
 }
