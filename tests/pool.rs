@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -143,23 +144,25 @@ both_backends!(
     |db| {
         let pool = small_pool(&db, 1, Duration::from_secs(10));
         let held = pool.get().unwrap();
-        let waited = std::thread::scope(|scope| {
+        // Set just before the only connection is returned: the waiter must
+        // see it set, or the pool handed out a second connection.
+        let released = AtomicBool::new(false);
+        let (waited, released_first) = std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
                 let started = Instant::now();
                 let mut conn = pool.get().unwrap();
+                let released_first = released.load(Ordering::SeqCst);
                 count_users(&mut conn);
-                started.elapsed()
+                (started.elapsed(), released_first)
             });
             std::thread::sleep(Duration::from_millis(200));
             // Returned while the other thread waits: it must not stay parked
             // here until the other thread's timeout.
+            released.store(true, Ordering::SeqCst);
             drop(held);
             waiter.join().unwrap()
         });
-        assert!(
-            waited >= Duration::from_millis(200),
-            "got it early: {waited:?}"
-        );
+        assert!(released_first, "got a connection before one was returned");
         assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     }
 );
