@@ -104,6 +104,19 @@ fn build_copy(root: &Path, fresh_facts: bool) -> PathBuf {
                     .arg(target.join("debug")));
             }
         }
+        // Except taskdb's own build-script directories: the copy's build
+        // script rewrites the embedded migration list there in place, which
+        // through a hard link would rewrite this build's list too.
+        for entry in std::fs::read_dir(target.join("debug/build")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with("taskdb-") {
+                std::fs::remove_dir_all(entry.path()).unwrap();
+                run(Command::new("cp")
+                    .arg("-a")
+                    .arg(debug.join("build").join(entry.file_name()))
+                    .arg(target.join("debug/build")));
+            }
+        }
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = || {
@@ -114,6 +127,7 @@ fn build_copy(root: &Path, fresh_facts: bool) -> PathBuf {
             .args(["build", "--offline", "--quiet", "--bin", "taskdb"]));
     };
     build();
+    assert_embedded_list_untouched(&debug, root);
     let binary = target.join("debug/taskdb");
     if fresh_facts {
         run(Command::new(&binary).current_dir(&src).args([
@@ -124,6 +138,22 @@ fn build_copy(root: &Path, fresh_facts: bool) -> PathBuf {
         build();
     }
     binary
+}
+
+/// The copy's build must leave this build's embedded migration list (in
+/// `<target>/debug/build/taskdb-*/out`) as it was: naming none of the
+/// copy's files.
+fn assert_embedded_list_untouched(debug: &Path, copy_root: &Path) {
+    for entry in std::fs::read_dir(debug.join("build")).unwrap() {
+        let list = entry.unwrap().path().join("out/migration_sql.rs");
+        if let Ok(text) = std::fs::read_to_string(&list) {
+            assert!(
+                !text.contains(&*copy_root.to_string_lossy()),
+                "building the copy rewrote {}",
+                list.display()
+            );
+        }
+    }
 }
 
 fn copy_with(fresh_facts: bool) -> &'static Path {
