@@ -157,16 +157,21 @@ fn assert_embedded_list_untouched(debug: &Path, copy_root: &Path) {
 }
 
 fn copy_with(fresh_facts: bool) -> &'static Path {
-    static STALE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    static FRESH: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let cell = if fresh_facts { &FRESH } else { &STALE };
-    let (_, binary) = cell.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("src")).unwrap();
-        let binary = build_copy(dir.path(), fresh_facts);
-        (dir, binary)
-    });
-    binary
+    static STALE: OnceLock<PathBuf> = OnceLock::new();
+    static FRESH: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, name) = if fresh_facts {
+        (&FRESH, "lint-migrate-fresh")
+    } else {
+        (&STALE, "lint-migrate-stale")
+    };
+    cell.get_or_init(|| {
+        // Under target/, kept between runs (its target directory too, so
+        // later runs only recompile taskdb); the sources are copied anew.
+        let root = repo().join("target/scratch").join(name);
+        let _ = std::fs::remove_dir_all(root.join("src"));
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        build_copy(&root, fresh_facts)
+    })
 }
 
 fn copy_taskdb(binary: &Path, db: &TestDb) -> assert_cmd::Command {
