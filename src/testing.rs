@@ -33,7 +33,9 @@
 //!   its own. Spares and retired databases are named like any test
 //!   database (swept the same way) and dropped when the process exits.
 //! - **SQLite**: a migrated template file, built once per set of migrations
-//!   in the temp directory, copied per test into a directory of its own.
+//!   in the temp directory and checked once per process (a file of that
+//!   name holding any other migrations is built again), copied per test
+//!   into a directory of its own.
 //!
 //! The server is `TASKDB_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); its role needs CREATEDB.
@@ -47,7 +49,7 @@ use diesel::sql_types::Text;
 
 use crate::db::{self, Backend, DatabaseUrl, DbConnection, Pool};
 use crate::error::{Error, Result};
-use crate::migrate;
+use crate::migrate::{self, MigrationPlan, MigrationState};
 use crate::models::user::PasswordPolicy;
 
 /// The variable naming the PostgreSQL server tests create databases on.
@@ -582,13 +584,20 @@ fn database_names(admin: &mut DbConnection, like: &str) -> Result<Vec<String>> {
     )
 }
 
-/// `taskdb_tpl_<hash of the PostgreSQL migrations>`.
-fn template_name() -> String {
-    let all: String = migrate::migrations(Backend::Postgres)
+/// `taskdb_tpl_<hash>` over each of `backend`'s migrations: its directory
+/// name and its `up.sql` checksum (the name too, so a migration renamed to
+/// another version gets a template of its own).
+fn template_key(backend: Backend) -> String {
+    let all: String = migrate::migrations(backend)
         .iter()
-        .map(|m| m.checksum())
+        .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
         .collect();
     format!("taskdb_tpl_{}", &migrate::source::checksum(&all)[..12])
+}
+
+/// The PostgreSQL template's name.
+fn template_name() -> String {
+    template_key(Backend::Postgres)
 }
 
 static TEMPLATE: Mutex<Option<String>> = Mutex::new(None);
@@ -640,36 +649,50 @@ fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result
 
 /// The migrated SQLite template file for the current migrations, built
 /// once (atomically renamed into place, so parallel processes never see a
-/// half-built one).
+/// half-built one). A file of that name that does not hold exactly these
+/// migrations, all applied, is built again: anything can open a file in
+/// the temp directory and migrate it further.
 fn sqlite_template() -> Result<&'static Path> {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     if let Some(path) = PATH.get() {
         return Ok(path);
     }
-    let all: String = migrate::migrations(Backend::Sqlite)
-        .iter()
-        .map(|m| m.checksum())
-        .collect();
-    let path = std::env::temp_dir().join(format!(
-        "taskdb_tpl_{}.sqlite",
-        &migrate::source::checksum(&all)[..12]
-    ));
-    if !path.exists() {
-        let building = path.with_extension(format!(
-            "{}.{}.building",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        let url = DatabaseUrl::parse(&format!("sqlite://{}", building.display()))?;
-        migrate::run_pending(&url)?;
-        // Fold the WAL into the file, so the file alone is the database
-        // (still in WAL mode, as every database taskdb migrates).
-        let mut conn = db::connect(&url)?;
-        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
-        drop(conn);
-        std::fs::rename(&building, &path).map_err(|e| {
-            Error::InvalidInput(format!("cannot put the SQLite template in place: {e}"))
-        })?;
+    let path = std::env::temp_dir().join(format!("{}.sqlite", template_key(Backend::Sqlite)));
+    if !(path.exists() && holds_exactly_these_migrations(&path)) {
+        build_sqlite_template(&path)?;
     }
     Ok(PATH.get_or_init(|| path))
+}
+
+/// Whether the SQLite file at `path` has this build's migrations applied
+/// and no others.
+fn holds_exactly_these_migrations(path: &Path) -> bool {
+    let check = || -> Result<bool> {
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display()))?;
+        let plan = MigrationPlan::load(&mut db::connect(&url)?)?;
+        Ok(plan.is_up_to_date()
+            && plan
+                .entries
+                .iter()
+                .all(|e| e.state == MigrationState::Applied))
+    };
+    check().unwrap_or(false)
+}
+
+/// Migrates a new file next to `path` and renames it over `path`.
+fn build_sqlite_template(path: &Path) -> Result<()> {
+    let building = path.with_extension(format!(
+        "{}.{}.building",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let url = DatabaseUrl::parse(&format!("sqlite://{}", building.display()))?;
+    migrate::run_pending(&url)?;
+    // Fold the WAL into the file, so the file alone is the database
+    // (still in WAL mode, as every database taskdb migrates).
+    let mut conn = db::connect(&url)?;
+    conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    drop(conn);
+    std::fs::rename(&building, path)
+        .map_err(|e| Error::InvalidInput(format!("cannot put the SQLite template in place: {e}")))
 }
