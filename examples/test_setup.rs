@@ -2,7 +2,8 @@
 //! building one from scratch (a new database and every migration run into
 //! it: what `#[sqlx::test]` does per test), on both backends, with 1 and 2
 //! threads creating databases at once. Each sample is create + migrated +
-//! a pool's first connection + drop.
+//! the first connection of `TestDb::pool` + drop (and once, for comparison,
+//! with a pool that opens all its connections up front).
 //!
 //! ```text
 //! cargo run --release --example test_setup [-- SAMPLES [WORK_MS]]
@@ -53,6 +54,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "taskdb::testing PostgreSQL, 2 spares (default)",
             None,
             pg_testing,
+        ),
+        (
+            "  the same, pool opening 4 connections up front",
+            None,
+            pg_testing_eager_pool,
         ),
         (
             "PostgreSQL: new database + run_pending",
@@ -195,8 +201,8 @@ fn measure(
 }
 
 /// The pool's first connection, then the test's work while holding it.
-fn first_connection(url: &DatabaseUrl, work: Duration) -> Result<(), String> {
-    let pool = db::pool(url, 4).map_err(|e| e.to_string())?;
+fn first_connection(pool: Result<db::Pool, taskdb::Error>, work: Duration) -> Result<(), String> {
+    let pool = pool.map_err(|e| e.to_string())?;
     let conn = pool.get().map_err(|e| e.to_string())?;
     std::thread::sleep(work);
     drop(conn);
@@ -205,24 +211,31 @@ fn first_connection(url: &DatabaseUrl, work: Duration) -> Result<(), String> {
 
 fn pg_testing(work: Duration) -> Result<(), String> {
     let db = TestDb::postgres().map_err(|e| e.to_string())?;
-    first_connection(db.url(), work)
+    first_connection(db.pool(), work)
+}
+
+/// As `pg_testing`, with a pool that opens all its 4 connections before
+/// the first checkout (`db::pool`, what `TestDb::pool` was before).
+fn pg_testing_eager_pool(work: Duration) -> Result<(), String> {
+    let db = TestDb::postgres().map_err(|e| e.to_string())?;
+    first_connection(db::pool(db.url(), 4), work)
 }
 
 fn sqlite_testing(work: Duration) -> Result<(), String> {
     let db = TestDb::sqlite().map_err(|e| e.to_string())?;
-    first_connection(db.url(), work)
+    first_connection(db.pool(), work)
 }
 
 fn pg_from_scratch(work: Duration) -> Result<(), String> {
     let db = TestDb::empty(Backend::Postgres).map_err(|e| e.to_string())?;
     taskdb::migrate::run_pending(db.url()).map_err(|e| e.to_string())?;
-    first_connection(db.url(), work)
+    first_connection(db.pool(), work)
 }
 
 fn sqlite_from_scratch(work: Duration) -> Result<(), String> {
     let db = TestDb::empty(Backend::Sqlite).map_err(|e| e.to_string())?;
     taskdb::migrate::run_pending(db.url()).map_err(|e| e.to_string())?;
-    first_connection(db.url(), work)?;
+    first_connection(db.pool(), work)?;
     // Keep the comparison honest: the file is really there and migrated.
     db.conn()
         .and_then(|mut c| Ok(c.batch_execute("SELECT 1 FROM users LIMIT 1")?))

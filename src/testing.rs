@@ -136,9 +136,11 @@ impl TestDb {
         db::connect(&self.url)
     }
 
-    /// A small pool (4 connections) to this database.
+    /// A small pool (up to 4 connections) to this database. Connections
+    /// open as the test asks for them, not all four up front: each costs a
+    /// server process on PostgreSQL, and most tests use one.
     pub fn pool(&self) -> Result<Pool> {
-        db::pool(&self.url, 4)
+        db::build_pool(&self.url, db::pool_builder().max_size(4).min_idle(Some(0)))
     }
 
     fn postgres_database(migrated: bool) -> Result<Self> {

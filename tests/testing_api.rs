@@ -340,3 +340,20 @@ fn a_sqlite_template_holding_other_migrations_is_rebuilt_not_copied() {
         "a test database was copied from a template holding a migration this build lacks"
     );
 }
+
+#[test]
+fn a_test_database_pool_opens_connections_as_the_test_asks() {
+    let db = TestDb::postgres().unwrap();
+    let name = db.name().unwrap().to_string();
+    let sessions = || {
+        count(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+    };
+    let pool = db.pool().unwrap();
+    assert_eq!(sessions(), 0, "opened before any checkout");
+    let conn = pool.get().unwrap();
+    assert_eq!(sessions(), 1);
+    drop(conn);
+    drop(pool);
+}

@@ -506,8 +506,15 @@ pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool> {
             "a pool needs room for at least one connection (max size 0)".into(),
         ));
     }
-    pool_builder()
-        .max_size(max_size)
+    build_pool(url, pool_builder().max_size(max_size))
+}
+
+/// Opens `builder`'s pool to `url`, with the password kept out of errors.
+pub(crate) fn build_pool(
+    url: &DatabaseUrl,
+    builder: PoolBuilder<ConnectionManager>,
+) -> Result<Pool> {
+    builder
         .build(ConnectionManager::new(url.clone()))
         .map_err(|e| Error::Pool(url.scrub(&e.to_string())))
 }
