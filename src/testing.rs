@@ -41,7 +41,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); its role needs CREATEDB.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, Once, OnceLock};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -300,6 +300,9 @@ struct Stock {
     ready: Vec<String>,
     retired: Vec<String>,
     keeper_running: bool,
+    /// The keeper is cloning a spare right now ([`SPARE_READY`] is
+    /// notified when it is done, or has failed).
+    cloning: bool,
     /// The process is exiting: the keeper adds nothing more.
     closed: bool,
     /// Migrated databases this process has used so far.
@@ -319,9 +322,13 @@ static STOCK: Mutex<Stock> = Mutex::new(Stock {
     ready: Vec::new(),
     retired: Vec::new(),
     keeper_running: false,
+    cloning: false,
     closed: false,
     claimed: 0,
 });
+
+/// Notified whenever the keeper ends a clone.
+static SPARE_READY: Condvar = Condvar::new();
 
 fn stock() -> MutexGuard<'static, Stock> {
     STOCK
@@ -340,12 +347,29 @@ fn spares_wanted() -> Result<usize> {
     }
 }
 
-/// A spare, if the stock holds one and spares are wanted.
+/// A spare, if the stock holds one and spares are wanted; if the keeper
+/// is cloning one right now, that one as soon as it is ready. PostgreSQL
+/// clones a template one at a time, so a clone of the test's own would
+/// only start after the keeper's and end later.
 fn claim_spare(wanted: usize) -> Option<String> {
     if wanted == 0 {
         return None;
     }
-    stock().ready.pop()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut stock = stock();
+    loop {
+        if let Some(name) = stock.ready.pop() {
+            return Some(name);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if !stock.cloning || left.is_zero() {
+            return None;
+        }
+        stock = SPARE_READY
+            .wait_timeout(stock, left)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+    }
 }
 
 /// Starts the keeper unless it runs or has nothing to do. The first
@@ -392,6 +416,7 @@ fn keep(server: &DatabaseUrl, wanted: usize) {
                 return;
             }
             if stock.ready.len() < stock.target(wanted) {
+                stock.cloning = true;
                 None
             } else if let Some(name) = stock.retired.pop() {
                 Some(name)
@@ -405,11 +430,14 @@ fn keep(server: &DatabaseUrl, wanted: usize) {
             continue;
         }
         let name = database_name();
-        if clone_template(server, &mut admin, &name).is_err() {
-            stock().keeper_running = false;
+        let cloned = clone_template(server, &mut admin, &name);
+        let mut stock = stock();
+        stock.cloning = false;
+        SPARE_READY.notify_all();
+        if cloned.is_err() {
+            stock.keeper_running = false;
             return;
         }
-        let mut stock = stock();
         if stock.closed {
             stock.keeper_running = false;
             drop(stock);
