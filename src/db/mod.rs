@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 mod pool;
 mod url;
 
-pub(crate) use self::pool::{build_pool, refuse_in_memory};
+#[cfg(feature = "testing")]
+pub(crate) use self::pool::build_pool;
+pub(crate) use self::pool::refuse_in_memory;
 pub use self::pool::{
     pool, pool_builder, ConnectionManager, Pool, PoolBuilder, PoolState, PooledConnection,
 };
