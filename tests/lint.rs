@@ -915,3 +915,136 @@ fn every_shape_taskdb_new_writes_lints_clean() {
     let linted = format!("lint: {} migration(s)", existing + 24);
     assert!(text.contains(&linted), "{text}");
 }
+
+// What lint missed before its parser was replaced (each failed then).
+
+/// `CREATE TABLE IF NOT EXISTS tasks` creates nothing when `tasks` exists,
+/// so the index after it is built on the live table.
+#[test]
+fn create_table_if_not_exists_does_not_hide_an_index_on_the_live_table() {
+    let f = lint_pg(
+        "CREATE TABLE IF NOT EXISTS tasks (id SERIAL PRIMARY KEY);\nCREATE INDEX idx_tasks_completed ON tasks (completed);",
+    );
+    assert_flags(&f, "index-without-concurrently");
+    assert_eq!(f[0].table.as_deref(), Some("tasks"));
+}
+
+#[test]
+fn a_statement_that_changes_a_timeout_is_flagged() {
+    for sql in [
+        "SET lock_timeout = 0;\nALTER TABLE tasks ADD COLUMN note TEXT;",
+        "SET LOCAL lock_timeout = '10s';",
+        "SET statement_timeout = 0;",
+        "RESET lock_timeout;",
+    ] {
+        let f = lint_pg(sql);
+        assert_eq!(rules(&f), ["timeout-override"], "{sql}");
+        assert_eq!(f[0].level, Level::Error);
+    }
+}
+
+#[test]
+fn whole_table_rewrites_and_scans_are_flagged() {
+    for (sql, rule) in [
+        ("ALTER TABLE tasks SET UNLOGGED;", "table-rewrite"),
+        ("ALTER TABLE tasks SET LOGGED;", "table-rewrite"),
+        (
+            "ALTER TABLE tasks SET TABLESPACE pg_default;",
+            "table-rewrite",
+        ),
+        (
+            "ALTER TABLE tasks ADD COLUMN p INTEGER DEFAULT 0 CHECK (p >= 0);",
+            "constraint-without-not-valid",
+        ),
+        (
+            "ALTER TABLE tasks ADD COLUMN owner VARCHAR(255) DEFAULT 'u1' REFERENCES users;",
+            "constraint-without-not-valid",
+        ),
+        (
+            "REFRESH MATERIALIZED VIEW task_counts;",
+            "refresh-without-concurrently",
+        ),
+    ] {
+        assert_eq!(rules(&lint_pg(sql)), [rule], "{sql}");
+    }
+    assert_clean(&lint_pg(
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY task_counts;",
+    ));
+}
+
+#[test]
+fn ddl_lint_cannot_see_gets_a_warning() {
+    for sql in [
+        "DO $$ BEGIN EXECUTE 'CREATE INDEX ON tasks (title)'; END $$;",
+        "EXECUTE make_index;",
+        "SELECT rebuild_task_indexes();",
+    ] {
+        let f = lint_pg(sql);
+        assert_eq!(rules(&f), ["opaque-statement"], "{sql}");
+        assert_eq!(f[0].level, Level::Warning);
+        assert!(
+            f[0].message
+                .contains("cannot check statements inside DO/EXECUTE"),
+            "{}",
+            f[0].message
+        );
+    }
+}
+
+/// Two statements on the line after an allow comment: only the first is
+/// allowed.
+#[test]
+fn an_allow_comment_allows_exactly_the_statement_after_it() {
+    let f = lint_pg(
+        "-- taskdb:allow index-without-concurrently users is small\nCREATE INDEX a ON users (email); CREATE INDEX b ON tasks (title);",
+    );
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert_eq!(f[0].table.as_deref(), Some("users"));
+    assert!(f[0].allowed);
+    assert_eq!(f[1].table.as_deref(), Some("tasks"));
+    assert!(!f[1].allowed, "the second statement is not allowed");
+}
+
+#[test]
+fn a_schema_qualified_table_keeps_its_schema_in_findings() {
+    let f = lint_pg("CREATE INDEX idx_big_x ON app.big (x);");
+    assert_eq!(f[0].table.as_deref(), Some("app.big"));
+    let f = lint_pg("CREATE INDEX idx_tasks_x ON public.tasks (title);");
+    assert_eq!(
+        f[0].table.as_deref(),
+        Some("tasks"),
+        "public is the default schema"
+    );
+}
+
+#[test]
+fn an_up_sql_that_is_not_utf8_is_a_finding_about_that_file() {
+    let root = tempfile::tempdir().unwrap();
+    write_migrations(
+        root.path(),
+        "postgres",
+        &[("2030-01-01-000001_fine", "SELECT 1;", None)],
+    );
+    let bad = root.path().join("postgres/2030-01-01-000002_latin1");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("up.sql"), b"-- caf\xe9\nSELECT 1;\n").unwrap();
+    std::fs::write(bad.join("down.sql"), "SELECT 1;").unwrap();
+    let out = common::taskdb_cmd()
+        .arg("lint")
+        .arg(root.path().join("postgres"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("error[parse-error]"), "{stdout}");
+    assert!(
+        stdout.contains("2030-01-01-000002_latin1/up.sql"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not UTF-8"), "{stdout}");
+}

@@ -2,12 +2,13 @@
 //! busy table, break the app version still running during a deploy, or fail
 //! on a table that has rows, and gives the safe way to write each.
 //!
-//! - [`parse`] (the only user of the PostgreSQL parser) turns SQL into
-//!   [`model::Stmt`]s; [`rules`] checks them in order, carrying what earlier
-//!   migrations created ([`rules::Schema`]); [`sqlite`] does the same for
-//!   SQLite with a tokenizer.
+//! - [`parse`] (the only user of the PostgreSQL parser, pure Rust) turns
+//!   SQL into [`model::Stmt`]s; [`rules`] (one file per rule) checks them
+//!   in order, carrying what earlier migrations created
+//!   ([`rules::Schema`]); [`sqlite`] does the same for SQLite with a
+//!   tokenizer.
 //! - `-- taskdb:allow <rule> <reason>` on the line(s) right before a
-//!   statement, or `[lint] allow = [{ rule = "…", reason = "…" }]` in a
+//!   statement (that one statement only), or `[lint] allow = [{ rule = "…", reason = "…" }]` in a
 //!   migration's `metadata.toml` (for migrations already applied, whose
 //!   `up.sql` must not change), marks a finding allowed: it still shows.
 //! - [`preflight`] joins the findings of pending migrations with the live
@@ -17,7 +18,7 @@
 //!   needs no parser at run time.
 
 pub mod model;
-// The PostgreSQL parser (pg_query) comes with the `cli` feature.
+// The PostgreSQL parser (squawk-syntax) comes with the `cli` feature.
 #[cfg(feature = "cli")]
 mod parse;
 pub mod preflight;
@@ -55,6 +56,10 @@ pub enum Rule {
     VacuumFull,
     Cluster,
     UnbatchedBackfill,
+    TableRewrite,
+    RefreshWithoutConcurrently,
+    TimeoutOverride,
+    OpaqueStatement,
     MissingDown,
     SqliteNonConstantDefault,
     SqliteUnsupportedAlter,
@@ -65,7 +70,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 25] = [
         Rule::IndexWithoutConcurrently,
         Rule::ConcurrentlyInTransaction,
         Rule::ConstraintWithoutNotValid,
@@ -80,6 +85,10 @@ impl Rule {
         Rule::VacuumFull,
         Rule::Cluster,
         Rule::UnbatchedBackfill,
+        Rule::TableRewrite,
+        Rule::RefreshWithoutConcurrently,
+        Rule::TimeoutOverride,
+        Rule::OpaqueStatement,
         Rule::MissingDown,
         Rule::SqliteNonConstantDefault,
         Rule::SqliteUnsupportedAlter,
@@ -105,6 +114,10 @@ impl Rule {
             Rule::VacuumFull => "vacuum-full",
             Rule::Cluster => "cluster",
             Rule::UnbatchedBackfill => "unbatched-backfill",
+            Rule::TableRewrite => "table-rewrite",
+            Rule::RefreshWithoutConcurrently => "refresh-without-concurrently",
+            Rule::TimeoutOverride => "timeout-override",
+            Rule::OpaqueStatement => "opaque-statement",
             Rule::MissingDown => "missing-down",
             Rule::SqliteNonConstantDefault => "sqlite-non-constant-default",
             Rule::SqliteUnsupportedAlter => "sqlite-unsupported-alter",
@@ -121,9 +134,10 @@ impl Rule {
 
     pub fn level(self) -> Level {
         match self {
-            Rule::MissingDown | Rule::SqliteNonConstantDefault | Rule::SqliteUnsupportedAlter => {
-                Level::Warning
-            }
+            Rule::MissingDown
+            | Rule::SqliteNonConstantDefault
+            | Rule::SqliteUnsupportedAlter
+            | Rule::OpaqueStatement => Level::Warning,
             _ => Level::Error,
         }
     }
@@ -177,7 +191,7 @@ pub struct Finding {
     pub lock: Option<String>,
     pub blocks: Option<Blocks>,
     /// How long the lock is held: `full-scan`, `brief`, `until-commit`.
-    pub holds: Option<rules::Duration>,
+    pub holds: Option<rules::Holds>,
     pub message: String,
     pub recipe: Option<String>,
     pub allowed: bool,
@@ -456,13 +470,14 @@ fn lint_one(
         }
         #[cfg(feature = "cli")]
         Backend::Postgres => match parse::parse_postgres(&m.up) {
-            Err((message, _)) => {
+            Err((message, at)) => {
+                let (line, column) = position(&m.up, at.unwrap_or(0));
                 out.push(base(
                     Rule::ParseError,
                     &file,
-                    1,
-                    1,
-                    format!("PostgreSQL cannot parse this file: {message}"),
+                    line,
+                    column,
+                    format!("cannot parse this file as PostgreSQL: {message}"),
                 ));
                 return;
             }
@@ -477,7 +492,7 @@ fn lint_one(
                             table: None,
                             lock: None,
                             blocks: None,
-                            duration: None,
+                            holds: None,
                             message: format!("a migration with `run_in_transaction = false` must hold exactly one statement; this one has {}: Diesel sends the file as one query, which PostgreSQL runs as one implicit transaction (CONCURRENTLY fails in it)", stmts.len()),
                             recipe: Some("-- one migration per statement, each with metadata.toml: run_in_transaction = false".into()),
                         });
@@ -509,9 +524,15 @@ fn lint_one(
             }
         },
     }
+    // An allow comment belongs to the one statement that follows it, even
+    // when another statement starts on the same line.
+    let mut used_allows = HashSet::new();
     for (offset, first_line, raw) in per_statement {
         let (line, column) = position(&m.up, offset);
-        let allows = allows_above(&lines, line);
+        let allows: Vec<Allow> = allows_above(&lines, line)
+            .into_iter()
+            .filter(|a| used_allows.insert(a.line))
+            .collect();
         for a in &allows {
             if Rule::from_name(&a.rule).is_none() {
                 out.push(base(
@@ -551,7 +572,7 @@ fn lint_one(
             f.table = r.table;
             f.lock = r.lock.map(String::from);
             f.blocks = r.blocks;
-            f.holds = r.duration;
+            f.holds = r.holds;
             f.recipe = r.recipe;
             f.allowed = reason.is_some();
             f.allow_reason = reason;
@@ -685,6 +706,16 @@ fn target(path: &Path, forced: Option<Backend>) -> Result<Target, UsageError> {
 
 /// Reads every migration directory (one with `up.sql`) in `dir`, oldest first.
 pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
+    let (migrations, unreadable) = read_migrations(dir)?;
+    match unreadable.first() {
+        Some(f) => Err(UsageError(format!("{}: {}", f.file, f.message))),
+        None => Ok(migrations),
+    }
+}
+
+/// [`read_dir`], with an `up.sql` that is not UTF-8 text turned into a
+/// finding about that file (the others are still read).
+fn read_migrations(dir: &Path) -> Result<(Vec<MigrationFiles>, Vec<Finding>), UsageError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| UsageError(format!("cannot read {}: {e}", dir.display())))?;
     let mut names: Vec<String> = entries
@@ -695,14 +726,40 @@ pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
     names.sort();
     let read = |p: PathBuf| std::fs::read_to_string(&p).ok();
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for name in names {
         let path = dir.join(&name);
-        let up = std::fs::read_to_string(path.join("up.sql")).map_err(|e| {
-            UsageError(format!(
-                "cannot read {}: {e}",
-                path.join("up.sql").display()
-            ))
-        })?;
+        let up_path = path.join("up.sql");
+        let bytes = std::fs::read(&up_path)
+            .map_err(|e| UsageError(format!("cannot read {}: {e}", up_path.display())))?;
+        let up = match String::from_utf8(bytes) {
+            Ok(up) => up,
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let before = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+                let (line, column) = position(&before, before.len());
+                unreadable.push(Finding {
+                    rule: Rule::ParseError,
+                    level: Level::Error,
+                    migration: name.clone(),
+                    file: up_path.display().to_string(),
+                    line,
+                    column,
+                    table: None,
+                    lock: None,
+                    blocks: None,
+                    holds: None,
+                    message: format!("{} is not UTF-8 text (an invalid byte at line {line}, column {column}): migrations are read as UTF-8", up_path.display()),
+                    recipe: Some(format!("iconv -f <its encoding> -t UTF-8 {0} > up.sql.utf8 && mv up.sql.utf8 {0}", up_path.display())),
+                    allowed: false,
+                    allow_reason: None,
+                    source: None,
+                    size: None,
+                    consequence: None,
+                });
+                continue;
+            }
+        };
         out.push(MigrationFiles {
             dir: path.display().to_string(),
             name,
@@ -711,7 +768,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
             metadata: read(path.join("metadata.toml")),
         });
     }
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// Everything lint found under the given paths.
@@ -744,8 +801,9 @@ pub fn lint_paths(paths: &[PathBuf], forced: Option<Backend>) -> Result<Report, 
     let mut whole: BTreeMap<&'static str, Vec<MigrationFiles>> = BTreeMap::new();
     for path in paths {
         let t = target(path, forced)?;
-        let migrations = read_dir(&t.dir)?;
-        let findings = lint_migrations(t.backend, &migrations);
+        let (migrations, unreadable) = read_migrations(&t.dir)?;
+        let mut findings = unreadable;
+        findings.extend(lint_migrations(t.backend, &migrations));
         match &t.only {
             Some(only) => {
                 report.migrations += 1;

@@ -1,7 +1,7 @@
 //! What lint needs to know about one PostgreSQL statement, free of any
-//! parser type: `parse.rs` fills it from the real PostgreSQL parse tree, the
-//! rules read it. Names are as PostgreSQL folds them (unquoted: lower case),
-//! without the schema.
+//! parser type: `parse.rs` fills it from the parse tree, the rules read it.
+//! Names are as PostgreSQL folds them (unquoted: lower case), with the
+//! schema when the SQL names one (`app.big`; `public.` is dropped).
 
 /// A column type as written: `varchar(255)` is `{ name: "varchar", mods: [255] }`.
 /// Names are PostgreSQL's internal ones (`int4`, `varchar`, `timestamptz`).
@@ -50,6 +50,10 @@ pub struct ColumnInfo {
     pub fills_rows: Option<String>,
     /// An inline `PRIMARY KEY` / `UNIQUE`: an index built under the table lock.
     pub unique: bool,
+    /// An inline `CHECK (…)`: every existing row is checked under the lock.
+    pub check: bool,
+    /// An inline `REFERENCES table`: the table it references.
+    pub references: Option<String>,
 }
 
 /// What a table constraint is.
@@ -98,6 +102,11 @@ pub enum AlterCmd {
     DropConstraint {
         name: String,
     },
+    /// `SET LOGGED`, `SET UNLOGGED`, `SET TABLESPACE`: a copy of the whole
+    /// table under ACCESS EXCLUSIVE.
+    Rewrite {
+        what: String,
+    },
     /// Anything else (`SET DEFAULT`, `DROP NOT NULL`, …): catalog-only
     /// changes lint does not flag.
     Other,
@@ -108,6 +117,9 @@ pub enum AlterCmd {
 pub enum StmtKind {
     CreateTable {
         table: String,
+        /// `IF NOT EXISTS`: when the name exists it creates nothing, so
+        /// the table is not known to be new.
+        if_not_exists: bool,
         columns: Vec<ColumnInfo>,
         /// Named `CHECK (col IS NOT NULL)` constraints: (name, column).
         not_null_checks: Vec<(String, String)>,
@@ -163,6 +175,21 @@ pub enum StmtKind {
         verb: &'static str,
         table: String,
         whole: bool,
+    },
+    /// `REFRESH MATERIALIZED VIEW`.
+    Refresh {
+        view: String,
+        concurrently: bool,
+    },
+    /// `SET [LOCAL] lock_timeout …`, `RESET statement_timeout`,
+    /// `set_config('lock_timeout', …)`: overrides taskdb's bound.
+    SetTimeout {
+        setting: String,
+    },
+    /// Statements whose effect lint cannot see: `DO`, `EXECUTE`, `CALL`,
+    /// a `SELECT` of a function that is not a known built-in.
+    Opaque {
+        what: String,
     },
     /// `DETACH PARTITION … CONCURRENTLY` and other statements that only
     /// matter for the transaction rule.

@@ -19,7 +19,7 @@ use diesel::{QueryableByName, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use super::render::describe_size;
-use super::rules::Duration as Holds;
+use super::rules::Holds;
 use super::{Finding, Level, MigrationFiles, TableSize};
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
@@ -333,7 +333,12 @@ pub fn judge(
     mut findings: Vec<Finding>,
     threshold: u64,
 ) -> Result<PreflightReport> {
-    findings.retain(|f| f.level == Level::Error);
+    // An opaque statement is a warning to a reader, but the pre-flight
+    // cannot tell what it locks: unless allowed, it is judged like a file
+    // lint cannot check.
+    findings.retain(|f| {
+        f.level == Level::Error || (f.rule == super::Rule::OpaqueStatement && !f.allowed)
+    });
     let report = PreflightReport {
         threshold,
         items: Vec::new(),

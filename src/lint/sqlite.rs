@@ -141,7 +141,7 @@ pub fn check(stmt: &SqliteStmt, created: &mut HashSet<String>) -> Vec<RawFinding
         table: Some(table.clone()),
         lock: None,
         blocks: None,
-        duration: None,
+        holds: None,
         message: format!("SQLite's ALTER TABLE cannot {what}: the migration fails"),
         recipe: Some(recipe),
     };
@@ -181,7 +181,7 @@ pub fn check(stmt: &SqliteStmt, created: &mut HashSet<String>) -> Vec<RawFinding
                         table: Some(table.clone()),
                         lock: None,
                         blocks: None,
-                        duration: None,
+                        holds: None,
                         message: format!("adding `{table}.{col}` with a non-constant default ({value}…) fails with \"Cannot add a column with non-constant default\" once the table has rows"),
                         recipe: Some(format!("ALTER TABLE {table} ADD COLUMN {col} … DEFAULT <constant>;\n-- or add it without a default and set it: UPDATE {table} SET {col} = … ;\n-- or {}", rebuild.replace('\n', "\n-- "))),
                     });
