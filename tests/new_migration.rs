@@ -658,6 +658,33 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
         assert_ne!(new_schema, old_schema);
         run_copy(&bin, &db, &["verify"]);
 
+        // Reverting drops columns that now hold values: without a terminal
+        // and without --yes the rollback refuses, naming the column, and
+        // changes nothing.
+        let out = assert_cmd::Command::new(&bin)
+            .current_dir(std::env::temp_dir())
+            .env_remove("DATABASE_URL")
+            .env_remove("DIRECT_DATABASE_URL")
+            .args(["--database-url", db.url(), "rollback", "--steps", &steps])
+            .write_stdin("")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{backend:?}: {said}");
+        assert!(
+            said.contains("tasks.probe_label: 1 non-NULL value(s)"),
+            "{backend:?}: {said}"
+        );
+        assert_eq!(
+            schema_dump(&db),
+            new_schema,
+            "{backend:?}: refused, yet changed"
+        );
+
         run_copy(&bin, &db, &["redo", "--steps", &steps, "--yes"]);
         assert_eq!(
             schema_dump(&db),

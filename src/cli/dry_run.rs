@@ -116,8 +116,9 @@ pub fn rollback(
     for loss in migrator.data_loss(&reverting)? {
         writeln!(
             out,
-            "-- It would drop table {} holding {} row(s) (by {}).",
-            loss.table, loss.rows, loss.migration
+            "-- It would drop {} (by {}).",
+            loss.describe(),
+            loss.migration
         )?;
     }
     for (i, m) in reverting.iter().enumerate() {

@@ -93,7 +93,8 @@ pub fn print_event(event: Event<'_>) {
     let _ = out.flush();
 }
 
-/// Shows the tables that would be dropped with their rows, then needs
+/// Shows the tables (and columns) that would be dropped with their rows,
+/// then needs
 /// `--yes`, or "yes" typed at a terminal. Without a terminal and without
 /// `--yes` it refuses rather than asks.
 pub fn confirm_data_loss(
@@ -106,17 +107,27 @@ pub fn confirm_data_loss(
     if losses.is_empty() {
         return Ok(());
     }
-    writeln!(out, "This drops tables that hold data:")?;
+    writeln!(out, "This drops tables or columns that hold data:")?;
     for loss in &losses {
-        writeln!(
-            out,
-            "  {}: {} row(s) (dropped by {})",
-            loss.table, loss.rows, loss.migration
-        )?;
+        match &loss.column {
+            None => writeln!(
+                out,
+                "  {}: {} row(s) (dropped by {})",
+                loss.table, loss.rows, loss.migration
+            )?,
+            Some(c) => writeln!(
+                out,
+                "  {}.{c}: {} non-NULL value(s) (dropped by {})",
+                loss.table, loss.rows, loss.migration
+            )?,
+        }
     }
     let summary = losses
         .iter()
-        .map(|l| format!("{} ({} rows)", l.table, l.rows))
+        .map(|l| match &l.column {
+            None => format!("{} ({} rows)", l.table, l.rows),
+            Some(c) => format!("{}.{c} ({} values)", l.table, l.rows),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     output::confirm(&format!("drop {summary}"), yes, out)

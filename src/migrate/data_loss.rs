@@ -1,6 +1,7 @@
 //! What a rollback would destroy: tables its `down.sql` files drop (and do
-//! not rebuild under the same name), with their row counts, so the user
-//! sees the loss before anything runs.
+//! not rebuild under the same name), with their row counts, and columns
+//! they drop (`ALTER TABLE … DROP COLUMN`) while they hold non-NULL
+//! values, so the user sees the loss before anything runs.
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -10,25 +11,62 @@ use super::source::LocalMigration;
 use crate::db::DbConnection;
 use crate::error::Result;
 
-/// A table a rollback would drop while it still holds rows.
+/// A table a rollback would drop while it still holds rows, or a column
+/// it would drop while it holds non-NULL values.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableLoss {
     pub migration: String,
     pub table: String,
+    /// Set when only this column is dropped; `rows` then counts its
+    /// non-NULL values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     pub rows: i64,
 }
 
-/// Every table the given `down.sql` files drop that holds rows now.
+impl TableLoss {
+    /// E.g. `table tasks holding 3 row(s)` or `column tasks.priority holding
+    /// 3 non-NULL value(s)`.
+    pub fn describe(&self) -> String {
+        match &self.column {
+            None => format!("table {} holding {} row(s)", self.table, self.rows),
+            Some(c) => format!(
+                "column {}.{c} holding {} non-NULL value(s)",
+                self.table, self.rows
+            ),
+        }
+    }
+}
+
+/// Every table the given `down.sql` files drop that holds rows now, and
+/// every column they drop that holds values.
 pub fn data_loss(conn: &mut DbConnection, reverting: &[LocalMigration]) -> Result<Vec<TableLoss>> {
     let mut losses = Vec::new();
     for m in reverting {
         let Some(down) = m.down_sql() else { continue };
-        for table in dropped_tables(down) {
-            if let Some(rows) = row_count(conn, &table) {
+        let dropped = dropped_tables(down);
+        for table in &dropped {
+            if let Some(rows) = row_count(conn, table, None) {
+                if rows > 0 {
+                    losses.push(TableLoss {
+                        migration: m.dir_name().to_string(),
+                        table: table.clone(),
+                        column: None,
+                        rows,
+                    });
+                }
+            }
+        }
+        for (table, column) in dropped_columns(down) {
+            if dropped.contains(&table) {
+                continue;
+            }
+            if let Some(rows) = row_count(conn, &table, Some(&column)) {
                 if rows > 0 {
                     losses.push(TableLoss {
                         migration: m.dir_name().to_string(),
                         table,
+                        column: Some(column),
                         rows,
                     });
                 }
@@ -36,6 +74,57 @@ pub fn data_loss(conn: &mut DbConnection, reverting: &[LocalMigration]) -> Resul
         }
     }
     Ok(losses)
+}
+
+/// (table, column) of each `ALTER TABLE t DROP [COLUMN] [IF EXISTS] c`
+/// in `sql`, including several `DROP` clauses of one statement.
+pub fn dropped_columns(sql: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for statement in sql
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+    {
+        let words: Vec<String> = statement
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.trim_matches('"').to_string())
+            .collect();
+        let upper = |k: usize| words.get(k).map(|w| w.to_ascii_uppercase());
+        if upper(0).as_deref() != Some("ALTER") || upper(1).as_deref() != Some("TABLE") {
+            continue;
+        }
+        let mut i = 2;
+        if upper(i).as_deref() == Some("IF") {
+            i += 2;
+        }
+        if upper(i).as_deref() == Some("ONLY") {
+            i += 1;
+        }
+        let Some(table) = words.get(i).cloned() else {
+            continue;
+        };
+        for j in i + 1..words.len() {
+            if upper(j).as_deref() != Some("DROP") {
+                continue;
+            }
+            let mut k = j + 1;
+            match upper(k).as_deref() {
+                Some("COLUMN") => k += 1,
+                Some("CONSTRAINT") => continue,
+                _ => {}
+            }
+            if upper(k).as_deref() == Some("IF") {
+                k += 2;
+            }
+            if let Some(column) = words.get(k) {
+                out.push((table.clone(), column.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// Tables dropped by `sql` that the same script does not recreate by
@@ -72,17 +161,24 @@ pub fn dropped_tables(sql: &str) -> Vec<String> {
     dropped
 }
 
-/// Rows in `table`, or None if it does not exist.
-fn row_count(conn: &mut DbConnection, table: &str) -> Option<i64> {
+/// Rows in `table` (with a non-NULL `column`, when given), or None if it
+/// (or the column) does not exist.
+fn row_count(conn: &mut DbConnection, table: &str, column: Option<&str>) -> Option<i64> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {}", quote_ident(table)))
-        .get_result::<Count>(conn)
-        .ok()
-        .map(|c| c.n)
+    let filter = column
+        .map(|c| format!(" WHERE {} IS NOT NULL", quote_ident(c)))
+        .unwrap_or_default();
+    diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM {}{filter}",
+        quote_ident(table)
+    ))
+    .get_result::<Count>(conn)
+    .ok()
+    .map(|c| c.n)
 }
 
 #[cfg(test)]
@@ -97,6 +193,19 @@ mod tests {
         assert_eq!(
             dropped_tables("-- DROP TABLE x\nSELECT 1;"),
             Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn dropped_columns_are_found_in_each_spelling() {
+        let sql = "ALTER TABLE tasks DROP COLUMN IF EXISTS priority;\n-- ALTER TABLE x DROP COLUMN y;\nALTER TABLE IF EXISTS users DROP name, DROP CONSTRAINT c, DROP COLUMN \"Nick\";\nALTER TABLE tasks ADD COLUMN z INT;";
+        assert_eq!(
+            dropped_columns(sql),
+            vec![
+                ("tasks".to_string(), "priority".to_string()),
+                ("users".to_string(), "name".to_string()),
+                ("users".to_string(), "Nick".to_string()),
+            ]
         );
     }
 }
