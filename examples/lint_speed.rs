@@ -142,7 +142,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = 1000;
     for _ in 0..n {
         let f = lint::preflight::findings_of(&own);
-        assert!(f.is_empty());
+        assert!(f.iter().all(|f| f.allowed), "{f:?}");
     }
     println!(
         "pre-flight facts lookup for all {} own migrations: {:.1} µs per migrate run",
