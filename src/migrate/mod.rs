@@ -16,6 +16,8 @@ pub mod preflight;
 pub mod progress;
 pub mod replicas;
 pub mod source;
+#[cfg(feature = "postgres")]
+pub mod table_size;
 
 use std::time::Duration;
 
