@@ -171,6 +171,18 @@ pub enum Error {
         outcome: &'static str,
         waited: std::time::Duration,
     },
+
+    /// The role may not see how far these standbys are behind (it lacks
+    /// `pg_read_all_stats`), so `--max-replica-lag` cannot be checked: the
+    /// run stops rather than pass a gate it cannot see.
+    #[error("cannot see how far standby {} is behind: role {role} may not read replication progress (it needs pg_read_all_stats), so --max-replica-lag cannot be checked; {outcome}. Run `GRANT pg_read_all_stats TO {role}` as a superuser, or pass `--max-replica-lag off` to migrate without waiting for standbys", .standbys.join(", "))]
+    ReplicaLagUnknown {
+        standbys: Vec<String>,
+        /// The session's role, quoted as SQL needs it.
+        role: String,
+        /// What the run left behind.
+        outcome: &'static str,
+    },
 }
 
 /// A migration whose state `migrate` cannot run past.
