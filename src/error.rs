@@ -183,6 +183,19 @@ pub enum Error {
         /// What the run left behind.
         outcome: &'static str,
     },
+
+    /// A migration creates an index `IF NOT EXISTS`, and something else
+    /// already has its name: the step would keep it. Nothing of that
+    /// migration (or any after it) was applied.
+    #[error("refusing to migrate: {migration} creates index {index} IF NOT EXISTS, but {found} already has that name, and the migration describes `{wanted}`: IF NOT EXISTS would keep the wrong index. Nothing of {migration} was applied; drop or rename the existing index (e.g. ALTER INDEX {index} RENAME TO {index}_old), then run `taskdb migrate` again")]
+    IndexMismatch {
+        migration: String,
+        index: String,
+        /// What holds the name now (its definition).
+        found: String,
+        /// The statement of the migration.
+        wanted: String,
+    },
 }
 
 /// A migration whose state `migrate` cannot run past.

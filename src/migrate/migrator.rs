@@ -9,8 +9,8 @@ use super::plan::{MigrationPlan, MigrationState, PlanEntry};
 use super::replicas::Gate;
 use super::source::{resolve, LocalMigration};
 use super::{
-    data_loss, ledger, preflight, replicas, Event, MigrateOptions, Repair, RollbackTarget, Step,
-    TableLoss,
+    data_loss, if_not_exists, ledger, preflight, replicas, Event, MigrateOptions, Repair,
+    RollbackTarget, Step, TableLoss,
 };
 use crate::db::{self, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
@@ -221,6 +221,9 @@ impl<'r> Migrator<'r> {
                     elapsed: started.elapsed(),
                 });
             }
+            // An IF NOT EXISTS step keeps whatever has its name: it must be
+            // what the step describes.
+            if_not_exists::check_existing_indexes(conn, m)?;
             report(Event::Applying { migration: m });
             match apply::apply(conn, m, options, report)
                 .map_err(interrupted)

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod data_loss;
+mod if_not_exists;
 pub mod ledger;
 pub mod lock;
 mod migrator;
