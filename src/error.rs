@@ -196,6 +196,12 @@ pub enum Error {
         /// The statement of the migration.
         wanted: String,
     },
+
+    /// `verify` cannot build the schema to compare with: the role may
+    /// create neither a scratch database (CREATEDB) nor a scratch schema
+    /// (CREATE on the database).
+    #[error("cannot build the schema taskdb's migrations produce to compare with: role {role} may create neither a scratch database (it lacks CREATEDB) nor a scratch schema in database {database} (it lacks CREATE there); grant one (`ALTER ROLE {role} CREATEDB`), or pass --expected-from with the URL of a role that may (e.g. the one that runs migrations) to build it there")]
+    CannotBuildExpected { role: String, database: String },
 }
 
 /// A migration whose state `migrate` cannot run past.
