@@ -327,3 +327,23 @@ fn a_big_table_in_another_schema_is_found_by_its_qualified_name() {
     let report = lint::check_findings(on("public.tasks"), 10_000, &mut db.conn()).unwrap();
     assert!(report.items.iter().all(|i| i.verdict == Verdict::Small));
 }
+
+#[test]
+fn a_partitioned_table_is_judged_by_its_partitions() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.execute(
+        "CREATE TABLE events (id int, title text) PARTITION BY RANGE (id);
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (10000);
+         CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM (10000) TO (100000);
+         INSERT INTO events SELECT g, 'title ' || g FROM generate_series(1, 20000) g;
+         ANALYZE events_1;",
+    );
+    let mut findings = issue_12_findings();
+    for f in &mut findings {
+        f.table = Some("events".into());
+    }
+    let err = lint::check_findings(findings, 10_000, &mut db.conn()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::UnsafeMigration { .. }), "{text}");
+    assert!(close_to(rows_shown(&text, "on events"), 20_000.0), "{text}");
+}

@@ -31,7 +31,7 @@ const SAMPLE_ROWS: i64 = 1000;
 const PAGE_HEADER: i64 = 24;
 const LINE_POINTER: i64 = 4;
 
-/// What the catalog says about a table.
+/// What the catalog says about a table (or one partition of it).
 #[derive(QueryableByName)]
 struct Stats {
     /// The table's name as SQL reads it (qualified when not on the search
@@ -61,31 +61,46 @@ struct Sample {
 }
 
 /// The live size of the table `name` means, or `None` when there is no
-/// such table (yet).
+/// such table (yet). A partitioned table's is the sum of its partitions'
+/// (an index build on it scans them all).
 pub fn table_size(conn: &mut PgConnection, name: &str) -> Result<Option<TableSize>> {
-    let Some(stats) = resolve(conn, name)? else {
+    let Some(oid) = resolve(conn, name)? else {
         return Ok(None);
     };
-    let rows = estimate_rows(conn, &stats)?;
-    Ok(Some(TableSize {
-        rows,
-        bytes: stats.total_bytes,
-    }))
+    let parts: Vec<Stats> = diesel::sql_query(
+        "SELECT c.oid::regclass::text AS regclass, c.reltuples::float8 AS reltuples,
+                c.relpages::int8 AS relpages, pg_relation_size(c.oid)::int8 AS heap_bytes,
+                pg_total_relation_size(c.oid)::int8 AS total_bytes,
+                current_setting('block_size')::int8 AS block_size
+           FROM pg_class c
+          WHERE (c.oid = $1::oid AND c.relkind <> 'p')
+             OR c.oid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE isleaf)",
+    )
+    .bind::<BigInt, _>(oid)
+    .load(conn)?;
+    let mut size = TableSize { rows: 0, bytes: 0 };
+    for part in &parts {
+        size.rows = size.rows.saturating_add(estimate_rows(conn, part)?);
+        size.bytes = size.bytes.saturating_add(part.total_bytes);
+    }
+    Ok(Some(size))
 }
 
-fn resolve(conn: &mut PgConnection, name: &str) -> Result<Option<Stats>> {
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = BigInt)]
+    oid: i64,
+}
+
+fn resolve(conn: &mut PgConnection, name: &str) -> Result<Option<i64>> {
     for candidate in readings(name) {
-        let found: Vec<Stats> = diesel::sql_query(
-            "SELECT c.oid::regclass::text AS regclass, c.reltuples::float8 AS reltuples,
-                    c.relpages::int8 AS relpages, pg_relation_size(c.oid)::int8 AS heap_bytes,
-                    pg_total_relation_size(c.oid)::int8 AS total_bytes,
-                    current_setting('block_size')::int8 AS block_size
-               FROM pg_class c WHERE c.oid = to_regclass($1)",
+        let found: Vec<Found> = diesel::sql_query(
+            "SELECT to_regclass($1)::oid::int8 AS oid WHERE to_regclass($1) IS NOT NULL",
         )
         .bind::<Text, _>(&candidate)
         .load(conn)?;
-        if let Some(stats) = found.into_iter().next() {
-            return Ok(Some(stats));
+        if let Some(found) = found.into_iter().next() {
+            return Ok(Some(found.oid));
         }
     }
     Ok(None)
