@@ -171,6 +171,37 @@ pub enum Error {
         outcome: &'static str,
         waited: std::time::Duration,
     },
+
+    /// The role may not see how far these standbys are behind (it lacks
+    /// `pg_read_all_stats`), so `--max-replica-lag` cannot be checked: the
+    /// run stops rather than pass a gate it cannot see.
+    #[error("cannot see how far standby {} is behind: role {role} may not read replication progress (it needs pg_read_all_stats), so --max-replica-lag cannot be checked; {outcome}. Run `GRANT pg_read_all_stats TO {role}` as a superuser, or pass `--max-replica-lag off` to migrate without waiting for standbys", .standbys.join(", "))]
+    ReplicaLagUnknown {
+        standbys: Vec<String>,
+        /// The session's role, quoted as SQL needs it.
+        role: String,
+        /// What the run left behind.
+        outcome: &'static str,
+    },
+
+    /// A migration creates an index `IF NOT EXISTS`, and something else
+    /// already has its name: the step would keep it. Nothing of that
+    /// migration (or any after it) was applied.
+    #[error("refusing to migrate: {migration} creates index {index} IF NOT EXISTS, but {found} already has that name, and the migration describes `{wanted}`: IF NOT EXISTS would keep the wrong index. Nothing of {migration} was applied; drop or rename the existing index (e.g. ALTER INDEX {index} RENAME TO {index}_old), then run `taskdb migrate` again")]
+    IndexMismatch {
+        migration: String,
+        index: String,
+        /// What holds the name now (its definition).
+        found: String,
+        /// The statement of the migration.
+        wanted: String,
+    },
+
+    /// `verify` cannot build the schema to compare with: the role may
+    /// create neither a scratch database (CREATEDB) nor a scratch schema
+    /// (CREATE on the database).
+    #[error("cannot build the schema taskdb's migrations produce to compare with: role {role} may create neither a scratch database (it lacks CREATEDB) nor a scratch schema in database {database} (it lacks CREATE there); grant one (`ALTER ROLE {role} CREATEDB`), or pass --expected-from with the URL of a role that may (e.g. the one that runs migrations) to build it there")]
+    CannotBuildExpected { role: String, database: String },
 }
 
 /// A migration whose state `migrate` cannot run past.

@@ -261,3 +261,132 @@ fn opaque_statements_and_timeout_overrides_are_refused_unless_allowed() {
     );
     lint::check_findings(allowed, 10_000, &mut db.conn()).unwrap();
 }
+
+/// The rows a refusal or a `= live:` line shows for `table`, as a number
+/// (`on tasks (20.1k rows, 2 MB)` → 20100).
+fn rows_shown(text: &str, table: &str) -> f64 {
+    let at = text
+        .find(&format!("{table} ("))
+        .unwrap_or_else(|| panic!("no size of {table} in {text}"));
+    let rest = &text[at + table.len() + 2..];
+    let number = rest.split(" rows").next().unwrap();
+    let (digits, factor) = match number.strip_suffix('k') {
+        Some(d) => (d, 1e3),
+        None => match number.strip_suffix('M') {
+            Some(d) => (d, 1e6),
+            None => (number, 1.0),
+        },
+    };
+    digits
+        .parse::<f64>()
+        .unwrap_or_else(|_| panic!("`{number}` in {text}"))
+        * factor
+}
+
+/// True when `shown` is within 15% of `actual` (an estimate, not a count).
+fn close_to(shown: f64, actual: f64) -> bool {
+    (shown - actual).abs() <= actual * 0.15
+}
+
+#[test]
+fn a_table_analysed_empty_then_filled_is_judged_by_its_pages() {
+    let db = TestDb::migrated(Backend::Postgres);
+    // Statistics say 0 rows: ANALYZE ran while the table was empty.
+    db.execute("ANALYZE tasks");
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'u1@example.com', 'x');
+         INSERT INTO tasks (user_id, title) SELECT 'u1', 'task ' || g FROM generate_series(1, 20000) g;",
+    );
+    assert_eq!(
+        db.scalar("SELECT reltuples::int8 FROM pg_class WHERE oid = 'tasks'::regclass"),
+        0
+    );
+    let err = lint::check_findings(issue_12_findings(), 10_000, &mut db.conn()).unwrap_err();
+    assert!(matches!(err, Error::UnsafeMigration { .. }), "{err}");
+    let text = err.to_string();
+    assert!(close_to(rows_shown(&text, "on tasks"), 20_000.0), "{text}");
+
+    // `taskdb lint --database-url` shows the same estimate.
+    let out = db
+        .taskdb()
+        .arg("lint")
+        .arg(fixture("issue12/unsafe/postgres"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let live = text
+        .lines()
+        .find(|l| l.contains("= live:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(close_to(rows_shown(live, "on tasks"), 20_000.0), "{live}");
+}
+
+#[test]
+fn a_table_never_analysed_is_shown_with_its_estimated_rows_not_the_threshold() {
+    let db = tasks_with_rows(30_000, false);
+    let err = lint::check_findings(issue_12_findings(), 10_000, &mut db.conn()).unwrap_err();
+    assert!(matches!(err, Error::UnsafeMigration { .. }), "{err}");
+    let text = err.to_string();
+    assert!(close_to(rows_shown(&text, "on tasks"), 30_000.0), "{text}");
+}
+
+#[test]
+fn a_big_table_in_another_schema_is_found_by_its_qualified_name() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.execute(
+        r#"CREATE SCHEMA app;
+           CREATE TABLE app.big (id int, title text);
+           INSERT INTO app.big SELECT g, 'title ' || g FROM generate_series(1, 20000) g;
+           ANALYZE app.big;
+           CREATE SCHEMA "App";
+           CREATE TABLE "App"."Big" AS SELECT * FROM app.big;
+           ANALYZE "App"."Big";"#,
+    );
+    let on = |table: &str| {
+        let mut findings = issue_12_findings();
+        for f in &mut findings {
+            f.table = Some(table.into());
+        }
+        findings
+    };
+    // As lint reports a qualified name: as written, quoted or not.
+    for name in ["app.big", "APP.Big", r#""app"."big""#, r#""App"."Big""#] {
+        let err = lint::check_findings(on(name), 10_000, &mut db.conn())
+            .expect_err(&format!("{name} was not refused"));
+        let text = err.to_string();
+        assert!(matches!(err, Error::UnsafeMigration { .. }), "{text}");
+        assert!(
+            close_to(rows_shown(&text, &format!("on {name}")), 20_000.0),
+            "{text}"
+        );
+    }
+    // Unqualified names are looked up on the search path, as before: `big`
+    // is not on it, `tasks` is.
+    let report = lint::check_findings(on("big"), 0, &mut db.conn()).unwrap();
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::NoTable));
+    let report = lint::check_findings(on("public.tasks"), 10_000, &mut db.conn()).unwrap();
+    assert!(report.items.iter().all(|i| i.verdict == Verdict::Small));
+}
+
+#[test]
+fn a_partitioned_table_is_judged_by_its_partitions() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.execute(
+        "CREATE TABLE events (id int, title text) PARTITION BY RANGE (id);
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (10000);
+         CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM (10000) TO (100000);
+         INSERT INTO events SELECT g, 'title ' || g FROM generate_series(1, 20000) g;
+         ANALYZE events_1;",
+    );
+    let mut findings = issue_12_findings();
+    for f in &mut findings {
+        f.table = Some("events".into());
+    }
+    let err = lint::check_findings(findings, 10_000, &mut db.conn()).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::UnsafeMigration { .. }), "{text}");
+    assert!(close_to(rows_shown(&text, "on events"), 20_000.0), "{text}");
+}

@@ -514,3 +514,85 @@ fn ctrl_c_while_waiting_for_a_standby_says_nothing_is_half_applied() {
     assert!(error[0].contains("nothing is half-applied"), "{stderr}");
     assert!(unfinished(&db).is_empty(), "{:?}", unfinished(&db));
 }
+
+#[test]
+fn a_role_that_cannot_see_standby_lag_is_shown_unknown_and_migrate_refuses_by_default() {
+    let _serial = standby::exclusive();
+    let standby = Standby::shared();
+    let db = TestDb::empty(Backend::Postgres);
+    let name = db.pg_name().unwrap().to_string();
+    let mut role = common::role::Role::create("taskdb_no_stats");
+    role.own_database(&name);
+    let url = role.url(&name);
+    standby.catch_up();
+    let paused = standby.pause_replay();
+    // WAL the paused standby has not replayed (about 10 MB).
+    db.execute(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 40000) g",
+    );
+    // The admin sees how far behind it is; the role may not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.scalar(&format!(
+        "SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::int8
+           FROM pg_stat_replication WHERE application_name = '{}'",
+        standby.name
+    )) < 1 << 20
+    {
+        assert!(Instant::now() < deadline, "the standby did not fall behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let output = common::taskdb_at(&url)
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let standbys = json["standbys"].as_array().unwrap();
+    assert!(!standbys.is_empty(), "{json}");
+    for s in standbys {
+        assert!(s["bytes_behind"].is_null(), "unknown shown as known: {s}");
+        assert!(s["replay_lag_ms"].is_null(), "{s}");
+        assert_eq!(s["lag_visible"], false, "{s}");
+    }
+    let output = common::taskdb_at(&url).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Standbys:"))
+        .skip(1)
+        .collect();
+    assert!(!lines.is_empty(), "{text}");
+    for line in lines {
+        assert!(line.contains("unknown"), "{text}");
+        assert!(line.contains("pg_read_all_stats"), "{text}");
+        assert!(!line.contains("0 B") && !line.contains("0 ms"), "{text}");
+    }
+
+    // The gate cannot see the lag: it refuses, nothing applied, and says
+    // how to let it see or to skip it.
+    let output = common::taskdb_at(&url).arg("migrate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("cannot see"), "{stderr}");
+    assert!(
+        error[0].contains(&format!("GRANT pg_read_all_stats TO {}", role.name)),
+        "{stderr}"
+    );
+    assert!(error[0].contains("--max-replica-lag off"), "{stderr}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE tablename = '__diesel_schema_migrations'"),
+        0,
+        "{stderr}"
+    );
+
+    // Off: the operator has chosen not to wait for standbys.
+    common::taskdb_at(&url)
+        .args(["migrate", "--max-replica-lag", "off"])
+        .assert()
+        .success();
+    paused.resume();
+    standby.catch_up();
+}

@@ -373,3 +373,40 @@ fn works_without_createdb_through_a_rolled_back_schema_postgres() {
         0
     );
 }
+
+#[test]
+fn a_read_only_role_is_told_what_verify_needs_and_expected_from_builds_elsewhere_postgres() {
+    let db = TestDb::migrated(Backend::Postgres);
+    let name = db.pg_name().unwrap().to_string();
+    // May read the schema, create nothing: no CREATEDB, no CREATE on the
+    // database.
+    let mut role = common::role::Role::create("taskdb_read_only");
+    role.grant_in(
+        &name,
+        &format!(
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}",
+            role.name
+        ),
+    );
+    let url = role.url(&name);
+    let output = common::taskdb_at(&url).arg("verify").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    for needed in [role.name.as_str(), "CREATEDB", "--expected-from"] {
+        assert!(error[0].contains(needed), "no {needed:?} in {stderr}");
+    }
+
+    // Built on a role that may: the comparison runs and is clean.
+    let output = common::taskdb_at(&url)
+        .args(["verify", "--format", "json", "--expected-from", db.url()])
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&output.stderr));
+    });
+    assert_eq!(json["clean"], true, "{json:#}");
+    assert_eq!(json["expected_from"], "scratch_database", "{json:#}");
+    assert_eq!(output.status.code(), Some(0));
+}

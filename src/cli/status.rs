@@ -26,8 +26,11 @@ pub struct Opts {
     /// "unrecorded" (applied by another tool, no checksum yet) | null (not
     /// applied, or not in this build), "execution_ms": number or null}],
     /// "standbys": [{"name": application_name, "state": "streaming"|…,
-    /// "replay_lag_ms": number or null (caught up), "bytes_behind": WAL
-    /// not yet replayed}] (PostgreSQL's streaming standbys; [] for none)}
+    /// "lag_visible": false when this role may not see the lag (it needs
+    /// pg_read_all_stats; the two fields after it are then null, meaning
+    /// unknown), "replay_lag_ms": number or null (caught up),
+    /// "bytes_behind": WAL not yet replayed}] (PostgreSQL's streaming
+    /// standbys; [] for none)}
     #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub format: super::OutputFormat,
 }
@@ -163,6 +166,7 @@ mod json {
     struct Standby<'a> {
         name: &'a str,
         state: &'a str,
+        lag_visible: bool,
         replay_lag_ms: Option<u128>,
         bytes_behind: Option<u64>,
     }
@@ -226,6 +230,7 @@ mod json {
                 .map(|s| Standby {
                     name: &s.name,
                     state: &s.state,
+                    lag_visible: s.lag_visible,
                     replay_lag_ms: s.replay_lag.map(|d| d.as_millis()),
                     bytes_behind: s.bytes_behind,
                 })

@@ -32,7 +32,9 @@ $DIRECT_DATABASE_URL when set, like the migration commands.
 On a read-only hot standby nothing can be created, so the expected schema
 is built on the primary named by --expected-from (default
 $DIRECT_DATABASE_URL) and compared with the standby's replayed schema: a
-way to see that a replica has caught up with a migration.
+way to see that a replica has caught up with a migration. A role that may
+create neither a database nor a schema (a read-only one) is refused with
+what it needs, or has the expected schema built through --expected-from.
 
 JSON output (--format json), one object:
   database       the URL, password removed
@@ -42,7 +44,9 @@ JSON output (--format json), one object:
   expected_on_primary
                  the primary's URL (password removed) when the database
                  is a read-only standby and the expected schema was built
-                 there (--expected-from / DIRECT_DATABASE_URL); else null
+                 there (--expected-from / DIRECT_DATABASE_URL), or that
+                 URL when this role may create nothing and it was built
+                 there instead; else null
   pending_migrations
                  how many migrations are not applied yet (their changes
                  show up as differences until `taskdb migrate`); null
@@ -70,9 +74,10 @@ pub struct Opts {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
-    /// When the database is a read-only hot standby: the primary's URL, on
-    /// whose server the expected schema is built instead (default:
-    /// $DIRECT_DATABASE_URL)
+    /// When the database is a read-only hot standby, or the role may
+    /// create neither a database nor a schema: a URL (the primary's, or a
+    /// role's that may) on whose server the expected schema is built
+    /// instead (default: $DIRECT_DATABASE_URL)
     #[arg(
         long,
         value_name = "URL",
@@ -145,9 +150,14 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
 fn print_report(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
     writeln!(out, "Database Schema Verification ({})", report.backend)?;
     match &report.built_on_primary {
-        Some(primary) => writeln!(
+        Some(primary) if report.live_is_standby => writeln!(
             out,
             "Expected schema: built on the primary {primary}, in {} (this database is a read-only standby)",
+            report.expected_from.describe()
+        )?,
+        Some(elsewhere) => writeln!(
+            out,
+            "Expected schema: built on {elsewhere} (--expected-from), in {} (this role may create nothing here)",
             report.expected_from.describe()
         )?,
         None => writeln!(

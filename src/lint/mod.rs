@@ -170,7 +170,7 @@ pub enum Level {
     Warning,
 }
 
-/// A table's live size, from `pg_class` (rows: `reltuples`, an estimate).
+/// A table's live size (rows: the planner's estimate from its current pages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSize {
     pub rows: i64,

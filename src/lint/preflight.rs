@@ -12,10 +12,6 @@
 #[cfg(feature = "postgres")]
 use std::collections::BTreeMap;
 
-#[cfg(feature = "postgres")]
-use diesel::sql_types::{BigInt, Double, Text};
-#[cfg(feature = "postgres")]
-use diesel::{QueryableByName, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use super::render::describe_size;
@@ -240,60 +236,20 @@ pub fn consequence(f: &Finding, size: TableSize) -> String {
     }
 }
 
-#[cfg(feature = "postgres")]
-#[derive(QueryableByName)]
-struct SizeRow {
-    #[diesel(sql_type = Double)]
-    reltuples: f64,
-    #[diesel(sql_type = BigInt)]
-    bytes: i64,
-}
-
-#[cfg(feature = "postgres")]
-#[derive(QueryableByName)]
-struct CountRow {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// Live sizes of `tables` (PostgreSQL); a table that does not exist is
-/// left out. Rows come from `pg_class.reltuples`; a table never analysed
-/// is counted, up to `count_limit` rows.
+/// Live sizes of `tables` (PostgreSQL), each a name as a migration
+/// writes it (`tasks`, `app.big`); a table that does not exist is left
+/// out. Rows are the planner's estimate from the table's current pages
+/// ([`crate::migrate::table_size`]), whatever its statistics say.
 #[cfg(feature = "postgres")]
 pub fn table_sizes(
     conn: &mut diesel::PgConnection,
     tables: &[String],
-    count_limit: u64,
 ) -> Result<BTreeMap<String, TableSize>> {
     let mut out = BTreeMap::new();
     for table in tables {
-        let rows: Vec<SizeRow> = diesel::sql_query(
-            "SELECT c.reltuples::float8 AS reltuples, pg_total_relation_size(c.oid)::int8 AS bytes \
-             FROM pg_class c WHERE c.oid = to_regclass(quote_ident($1))",
-        )
-        .bind::<Text, _>(table)
-        .load(conn)?;
-        let Some(row) = rows.into_iter().next() else {
-            continue;
-        };
-        let rows = if row.reltuples >= 0.0 {
-            row.reltuples as i64
-        } else {
-            let quoted = format!("\"{}\"", table.replace('"', "\"\""));
-            let limit = count_limit.saturating_add(1).min(i64::MAX as u64);
-            let counted: CountRow = diesel::sql_query(format!(
-                "SELECT count(*)::int8 AS n FROM (SELECT 1 FROM {quoted} LIMIT {limit}) s"
-            ))
-            .get_result(conn)?;
-            counted.n
-        };
-        out.insert(
-            table.clone(),
-            TableSize {
-                rows,
-                bytes: row.bytes,
-            },
-        );
+        if let Some(size) = crate::migrate::table_size::table_size(conn, table)? {
+            out.insert(table.clone(), size);
+        }
     }
     Ok(out)
 }
@@ -302,8 +258,7 @@ pub fn table_sizes(
 pub fn annotate(conn: &mut DbConnection, findings: &mut [Finding]) -> Result<()> {
     crate::db::on_backend!(conn,
         Postgres(pg) => {
-            let limit = DEFAULT_UNSAFE_THRESHOLD.saturating_mul(100);
-            let sizes = table_sizes(pg, &tables_of(findings), limit)?;
+            let sizes = table_sizes(pg, &tables_of(findings))?;
             for f in findings.iter_mut() {
                 if let Some(size) = f.table.as_ref().and_then(|t| sizes.get(t)) {
                     f.size = Some(*size);
@@ -348,7 +303,7 @@ pub fn judge(
     }
     crate::db::on_backend!(conn,
         Postgres(pg) => {
-            let sizes = table_sizes(pg, &tables_of(&findings), threshold)?;
+            let sizes = table_sizes(pg, &tables_of(&findings))?;
             Ok(judge_sizes(findings, &sizes, report))
         },
         Sqlite(_lite) => Ok(report),

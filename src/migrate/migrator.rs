@@ -9,8 +9,8 @@ use super::plan::{MigrationPlan, MigrationState, PlanEntry};
 use super::replicas::Gate;
 use super::source::{resolve, LocalMigration};
 use super::{
-    data_loss, ledger, preflight, replicas, Event, MigrateOptions, Repair, RollbackTarget, Step,
-    TableLoss,
+    data_loss, if_not_exists, ledger, preflight, replicas, Event, MigrateOptions, Repair,
+    RollbackTarget, Step, TableLoss,
 };
 use crate::db::{self, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
@@ -163,6 +163,20 @@ impl<'r> Migrator<'r> {
         // exactly as it was.
         let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
         preflight::check_existing_tables(self.connection()?, &pending)?;
+        let todo = plan.pending_up_to(to)?;
+        // The first step's standby gate, before the tracking tables too: a
+        // gate that cannot see the standbys refuses with nothing changed.
+        if !todo.is_empty() {
+            let (conn, options, report) = self.parts()?;
+            replicas::wait_for_standbys(
+                conn,
+                options.max_replica_lag,
+                options.replica_wait,
+                Gate::BeforeStep,
+                report,
+            )
+            .map_err(interrupted)?;
+        }
         self.create_tracking_tables()?;
         for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
             if let Some(m) = &entry.local {
@@ -170,17 +184,18 @@ impl<'r> Migrator<'r> {
                 (self.report)(Event::Backfilled { migration: m });
             }
         }
-        let todo = plan.pending_up_to(to)?;
         let steps = self.apply_each(&todo)?;
         lock.release()?;
         Ok(steps)
     }
 
+    /// Applies `todo`, whose first step's standby gate the caller has
+    /// just passed.
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
         let mut steps = Vec::new();
         // Set right after a step that was followed by the standby gate, so
         // the next step does not ask the primary twice in a row.
-        let mut standbys_checked = false;
+        let mut standbys_checked = true;
         for (i, m) in todo.iter().enumerate() {
             interrupt::check()?;
             let (conn, options, report) = self.parts()?;
@@ -206,6 +221,9 @@ impl<'r> Migrator<'r> {
                     elapsed: started.elapsed(),
                 });
             }
+            // An IF NOT EXISTS step keeps whatever has its name: it must be
+            // what the step describes.
+            if_not_exists::check_existing_indexes(conn, m)?;
             report(Event::Applying { migration: m });
             match apply::apply(conn, m, options, report)
                 .map_err(interrupted)

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod data_loss;
+mod if_not_exists;
 pub mod ledger;
 pub mod lock;
 mod migrator;
@@ -16,6 +17,8 @@ pub mod preflight;
 pub mod progress;
 pub mod replicas;
 pub mod source;
+#[cfg(feature = "postgres")]
+pub mod table_size;
 
 use std::time::Duration;
 

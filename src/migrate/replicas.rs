@@ -189,11 +189,18 @@ pub struct Standby {
     /// WAL written on the primary and not yet replayed there; `None` when
     /// this role may not see it (it needs `pg_read_all_stats`).
     pub bytes_behind: Option<u64>,
+    /// False when this role may not see how far behind the standby is (it
+    /// needs `pg_read_all_stats`): PostgreSQL then shows nothing but the
+    /// walsender's pid and name, and the lag is unknown, not zero.
+    pub lag_visible: bool,
 }
 
 impl Standby {
-    /// `replay 4.2 s behind, 12.0 MB of WAL`.
+    /// `replay 4.2 s behind, 12.0 MB of WAL`, or that it is unknown.
     pub fn describe_lag(&self) -> String {
+        if !self.lag_visible {
+            return "lag unknown: this role may not see it (it needs pg_read_all_stats)".into();
+        }
         let lag = self
             .replay_lag
             .map(human_duration)
@@ -221,17 +228,23 @@ pub fn standbys(conn: &mut DbConnection) -> Result<Vec<Standby>> {
         lag_us: Option<i64>,
         #[diesel(sql_type = Nullable<BigInt>)]
         bytes: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        visible: bool,
     }
     // On a standby (a cascading one feeds others) the position to compare
     // with is what it has replayed itself: pg_current_wal_lsn() fails there.
+    // Without pg_read_all_stats every column but the pid and name is NULL
+    // (a walsender always has a state): greatest(NULL, 0) would be 0, so
+    // an unknown distance stays NULL.
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT coalesce(nullif(r.application_name, ''), host(r.client_addr), 'pid ' || r.pid) AS name,
                 coalesce(r.state, 'unknown') AS state,
                 (extract(epoch FROM r.replay_lag) * 1000000)::bigint AS lag_us,
-                greatest(pg_wal_lsn_diff(
+                CASE WHEN r.replay_lsn IS NOT NULL THEN greatest(pg_wal_lsn_diff(
                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                          ELSE pg_current_wal_lsn() END,
-                    r.replay_lsn), 0)::bigint AS bytes
+                    r.replay_lsn), 0) END::bigint AS bytes,
+                r.state IS NOT NULL AS visible
            FROM pg_stat_replication r
           WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots s
                              WHERE s.active_pid = r.pid AND s.slot_type = 'logical')
@@ -247,8 +260,21 @@ pub fn standbys(conn: &mut DbConnection) -> Result<Vec<Standby>> {
                 .lag_us
                 .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
             bytes_behind: r.bytes.map(|b| u64::try_from(b).unwrap_or(0)),
+            lag_visible: r.visible,
         })
         .collect())
+}
+
+/// The role this session checks privileges as, for the GRANT to name.
+fn current_role(conn: &mut DbConnection) -> Result<String> {
+    #[derive(QueryableByName)]
+    struct Role {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let role: Role =
+        diesel::sql_query("SELECT quote_ident(current_user::text) AS name").get_result(conn)?;
+    Ok(role.name)
 }
 
 /// Where in a run the gate is.
@@ -279,6 +305,22 @@ pub fn wait_for_standbys(
     let mut waited_once = false;
     loop {
         let standbys = standbys(conn)?;
+        // A bound it cannot check is no bound: refused, not passed.
+        let blind: Vec<String> = standbys
+            .iter()
+            .filter(|s| !s.lag_visible)
+            .map(|s| s.name.clone())
+            .collect();
+        if !blind.is_empty() {
+            return Err(Error::ReplicaLagUnknown {
+                standbys: blind,
+                role: current_role(conn)?,
+                outcome: match gate {
+                    Gate::BeforeStep => "stopped before the next migration, nothing is half-applied",
+                    Gate::AfterLastStep => "every migration is applied, but whether the standbys have replayed them is unknown",
+                },
+            });
+        }
         // The one furthest behind is the one to name.
         let Some(worst) = standbys
             .iter()
@@ -394,7 +436,7 @@ fn takes_access_exclusive(statement: &str) -> bool {
 
 /// Statements of a script, comments removed, split on `;` outside quotes,
 /// quoted identifiers and dollar-quoted bodies.
-fn split_statements(sql: &str) -> Vec<String> {
+pub(crate) fn split_statements(sql: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
     let chars: Vec<char> = sql.chars().collect();
@@ -555,6 +597,7 @@ mod tests {
             state: "streaming".into(),
             replay_lag: lag.map(Duration::from_secs),
             bytes_behind: bytes,
+            lag_visible: true,
         };
         assert!(!bound.exceeded_by(&standby(None, Some(0))));
         assert!(!bound.exceeded_by(&standby(Some(5), Some(1 << 20))));

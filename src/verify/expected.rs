@@ -214,6 +214,31 @@ fn build_in_scratch_database(
         interrupt::set_outcome(CUT_SHORT_EARLY);
         return Err(Error::Interrupted);
     }
+    // Asked, not inferred from an error: a role without CREATEDB builds in
+    // a rolled-back schema, and one that may create neither is told what
+    // it needs before anything is tried.
+    let may = privileges(conn)?;
+    if !may.create_database && !may.create_schema {
+        return Err(Error::CannotBuildExpected {
+            role: may.role,
+            database: may.database,
+        });
+    }
+    if !may.create_database {
+        return match scratch_schema(conn, name, build) {
+            Ok(schema) => Ok((schema, ExpectedSource::ScratchSchema)),
+            Err(_) if interrupt::received().is_some() => {
+                cancel.unwatch_all();
+                // Ends the transaction if a cancelled ROLLBACK did not.
+                let _ = conn.batch_execute("ROLLBACK");
+                interrupt::set_outcome(
+                    "the comparison was cut short; the transaction of its scratch schema was rolled back and nothing was changed",
+                );
+                Err(Error::Interrupted)
+            }
+            Err(e) => Err(e),
+        };
+    }
     if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")) {
         if interrupt::received().is_some() {
             // A cancelled CREATE DATABASE leaves nothing behind.
@@ -221,21 +246,6 @@ fn build_in_scratch_database(
                 "the comparison was cut short while creating its scratch database; nothing was changed",
             );
             return Err(Error::Interrupted);
-        }
-        if e.to_string().contains("permission denied") {
-            return match scratch_schema(conn, name, build) {
-                Ok(schema) => Ok((schema, ExpectedSource::ScratchSchema)),
-                Err(_) if interrupt::received().is_some() => {
-                    cancel.unwatch_all();
-                    // Ends the transaction if a cancelled ROLLBACK did not.
-                    let _ = conn.batch_execute("ROLLBACK");
-                    interrupt::set_outcome(
-                        "the comparison was cut short; the transaction of its scratch schema was rolled back and nothing was changed",
-                    );
-                    Err(Error::Interrupted)
-                }
-                Err(e) => Err(e),
-            };
         }
         return Err(Error::MigrationState(format!(
             "cannot create the scratch database {name} the comparison is built in: {}",
@@ -286,6 +296,30 @@ fn build_in_scratch_database(
     let schema = built?;
     dropped?;
     Ok((schema, ExpectedSource::ScratchDatabase))
+}
+
+/// What the session's role may create to build the expected schema in.
+#[derive(diesel::QueryableByName)]
+struct Privileges {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    create_database: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    create_schema: bool,
+    /// Quoted as SQL needs it.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    role: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    database: String,
+}
+
+fn privileges(conn: &mut DbConnection) -> Result<Privileges> {
+    Ok(diesel::sql_query(
+        "SELECT coalesce((SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user), false) AS create_database,
+                has_database_privilege(current_database(), 'CREATE') AS create_schema,
+                quote_ident(current_user::text) AS role,
+                quote_ident(current_database()::text) AS database",
+    )
+    .get_result(conn)?)
 }
 
 /// The same server and credentials, another database.

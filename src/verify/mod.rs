@@ -139,8 +139,11 @@ pub struct Report {
     /// Where the expected schema was built.
     pub expected_from: ExpectedSource,
     /// The primary it was built on (password removed) when the live
-    /// database is a read-only standby; `None`: on the live server.
+    /// database is a read-only standby, or where `--expected-from` had it
+    /// built when this role may create nothing; `None`: on the live server.
     pub built_on_primary: Option<String>,
+    /// True when the live database is a read-only standby.
+    pub live_is_standby: bool,
     /// The live schema.
     pub actual: Schema,
     /// Every difference and health finding; empty when clean.
@@ -164,13 +167,17 @@ pub fn verify(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Report> {
 /// transaction), so the expected schema is built on `primary` instead
 /// (in a scratch database, or a rolled-back scratch schema without
 /// CREATEDB). A standby without `primary` is refused, naming what to pass.
+/// So is a role that may create neither a database nor a schema
+/// ([`Error::CannotBuildExpected`]), unless `primary` names another server
+/// or role to build it with.
 pub fn verify_with_primary(
     url: &DatabaseUrl,
     conn: &mut DbConnection,
     primary: Option<&DatabaseUrl>,
 ) -> Result<Report> {
     let actual = catalog::read(conn)?;
-    let ((expected, expected_from), built_on_primary) = if is_standby(conn)? {
+    let live_is_standby = is_standby(conn)?;
+    let ((expected, expected_from), built_on_primary) = if live_is_standby {
         let Some(primary) = primary else {
             return Err(Error::MigrationState(format!(
                 "{} is a read-only standby (in recovery): the schema taskdb's migrations produce cannot be built there; pass --expected-from with the primary's URL (or set DIRECT_DATABASE_URL to it) to build it on the primary",
@@ -189,7 +196,21 @@ pub fn verify_with_primary(
             Some(primary.redacted().to_string()),
         )
     } else {
-        (expected::expected_schema(url, conn)?, None)
+        match expected::expected_schema(url, conn) {
+            // A role that may create nothing here (a read-only one) builds
+            // on the server --expected-from names, when that is another.
+            Err(Error::CannotBuildExpected { .. })
+                if primary.is_some_and(|p| p.redacted() != url.redacted()) =>
+            {
+                let elsewhere = primary.unwrap_or(url);
+                let mut other = crate::db::connect(elsewhere)?;
+                (
+                    expected::expected_schema(elsewhere, &mut other)?,
+                    Some(elsewhere.redacted().to_string()),
+                )
+            }
+            built => (built?, None),
+        }
     };
     let mut differences = compare(&expected, &actual);
     differences.extend(health(&actual));
@@ -197,6 +218,7 @@ pub fn verify_with_primary(
         backend: conn.backend(),
         expected_from,
         built_on_primary,
+        live_is_standby,
         actual,
         differences,
     })

@@ -11,6 +11,7 @@ pub const BEFORE_ALTER: &str = "2026-02-08-000010";
 
 pub mod pgbouncer;
 pub mod process;
+pub mod role;
 pub mod secrets;
 pub mod standby;
 pub mod wire_proxy;
