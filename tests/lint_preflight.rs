@@ -390,3 +390,23 @@ fn a_partitioned_table_is_judged_by_its_partitions() {
     assert!(matches!(err, Error::UnsafeMigration { .. }), "{text}");
     assert!(close_to(rows_shown(&text, "on events"), 20_000.0), "{text}");
 }
+
+/// End to end: lint keeps the schema of `app.big`, and the pre-flight
+/// finds that table (not on the search path) and its rows.
+#[test]
+fn an_index_on_a_big_table_in_another_schema_is_refused() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.big (id int, x int);
+         INSERT INTO app.big SELECT g, g FROM generate_series(1, 30000) g;
+         ANALYZE app.big;",
+    );
+    let findings = findings_of("CREATE INDEX idx_big_x ON app.big (x);");
+    assert_eq!(findings[0].table.as_deref(), Some("app.big"));
+    let err = lint::check_findings(findings, 10_000, &mut db.conn()).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsafeMigration { .. }) && err.to_string().contains("app.big"),
+        "{err}"
+    );
+}
