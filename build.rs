@@ -44,10 +44,16 @@ fn main() {
             } else {
                 "None".to_string()
             };
+            // metadata.toml too: lint's allow list lives there.
+            let metadata = if path.join("metadata.toml").is_file() {
+                format!("Some(include_str!({:?}))", path.join("metadata.toml"))
+            } else {
+                "None".to_string()
+            };
             let run_in_transaction = run_in_transaction(&path.join("metadata.toml"));
             writeln!(
                 out,
-                "    MigrationSql {{ dir_name: {name:?}, up: include_str!({up:?}), down: {down}, run_in_transaction: {run_in_transaction} }},",
+                "    MigrationSql {{ dir_name: {name:?}, up: include_str!({up:?}), down: {down}, metadata: {metadata}, run_in_transaction: {run_in_transaction} }},",
                 up = path.join("up.sql"),
             )
             .unwrap();

@@ -84,22 +84,23 @@ fn embedded() -> Facts {
 
 /// The findings of `pending`: from the embedded facts, or linted now for a
 /// migration the facts do not cover (with the migrations before it, so
-/// each sees what earlier ones created).
+/// each sees what earlier ones created, and with its `metadata.toml`, so
+/// its allow list counts). A covered migration keeps its stored facts.
 pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
     let facts = embedded();
-    let mut out = Vec::new();
-    let mut stale = false;
-    for m in pending {
-        match facts
+    let stored = |m: &LocalMigration| {
+        facts
             .migrations
             .iter()
             .find(|f| f.migration == m.dir_name() && f.checksum == m.checksum())
-        {
-            Some(f) => out.extend(f.findings.iter().cloned()),
-            None => stale = true,
-        }
-    }
-    if stale {
+    };
+    let uncovered: Vec<&str> = pending
+        .iter()
+        .filter(|m| stored(m).is_none())
+        .map(|m| m.dir_name())
+        .collect();
+    let mut fresh = Vec::new();
+    if !uncovered.is_empty() {
         let all: Vec<MigrationFiles> = migrations(Backend::Postgres)
             .iter()
             .map(|m| MigrationFiles {
@@ -107,14 +108,26 @@ pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
                 dir: format!("migrations/postgres/{}", m.dir_name()),
                 up: m.up_sql().to_string(),
                 down: m.down_sql().map(String::from),
-                metadata: Some(format!("run_in_transaction = {}", m.run_in_transaction())),
+                metadata: Some(
+                    m.metadata()
+                        .map(String::from)
+                        .unwrap_or_else(|| "run_in_transaction = true".into()),
+                ),
             })
             .collect();
-        let names: Vec<&str> = pending.iter().map(|m| m.dir_name()).collect();
-        out = super::lint_migrations(Backend::Postgres, &all)
-            .into_iter()
-            .filter(|f| names.contains(&f.migration.as_str()))
-            .collect();
+        fresh = super::lint_migrations(Backend::Postgres, &all);
+    }
+    let mut out = Vec::new();
+    for m in pending {
+        match stored(m) {
+            Some(f) => out.extend(f.findings.iter().cloned()),
+            None => out.extend(
+                fresh
+                    .iter()
+                    .filter(|f| f.migration == m.dir_name())
+                    .cloned(),
+            ),
+        }
     }
     out
 }

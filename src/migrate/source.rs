@@ -13,6 +13,7 @@ pub(crate) struct MigrationSql {
     pub dir_name: &'static str,
     pub up: &'static str,
     pub down: Option<&'static str>,
+    pub metadata: Option<&'static str>,
     pub run_in_transaction: bool,
 }
 
@@ -51,6 +52,11 @@ impl LocalMigration {
 
     pub fn down_sql(&self) -> Option<&'static str> {
         self.sql.down
+    }
+
+    /// Its `metadata.toml`, when it has one.
+    pub fn metadata(&self) -> Option<&'static str> {
+        self.sql.metadata
     }
 
     /// True when this migration checks the existing tasks against users
