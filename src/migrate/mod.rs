@@ -16,6 +16,7 @@ pub mod preflight;
 pub mod progress;
 pub mod replicas;
 pub mod source;
+pub mod versions;
 
 use std::time::Duration;
 
