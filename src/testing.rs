@@ -19,11 +19,12 @@
 //!   across every test process (under an advisory lock); each test then gets
 //!   `CREATE DATABASE … TEMPLATE` (tens of milliseconds instead of running
 //!   the migrations). A template of other migrations is never reused, and
-//!   is dropped once nothing uses it. Each test process holds an advisory
-//!   lock of its own (its owner key) on a connection kept for the process's
-//!   life, and a test database's name carries that key: the server releases
-//!   the lock when the process dies (`kill -9` too), and only then does the
-//!   next test process drop its databases, whatever host, container or PID
+//!   is dropped once nothing uses it, as is a template build a failed or
+//!   killed run left. Each test process holds an advisory lock of its own
+//!   (its owner key) on a connection kept for the process's life, and a
+//!   test database's name carries that key: the server releases the lock
+//!   when the process dies (`kill -9` too), and only then does the next
+//!   test process drop its databases, whatever host, container or PID
 //!   namespace either runs in.
 //! - A background thread per test process (the keeper) keeps a small stock
 //!   of clones ready ([`SPARES_VARIABLE`], default [`DEFAULT_SPARES`]), so
@@ -713,16 +714,37 @@ fn template(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
 /// no process has), and drops templates of other migrations nobody uses.
 fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     let name = template_name();
+    build_template(server, admin, &name)?;
+    if let Ok(mut t) = TEMPLATE.lock() {
+        *t = Some(name.clone());
+    }
+    Ok(name)
+}
+
+/// [`template_name_built`] for the template `name`.
+fn build_template(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) -> Result<()> {
     admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
     let built = (|| -> Result<()> {
-        if database_names(admin, &name)?.is_empty() {
+        // Templates are built under this lock only: one still being built
+        // is a run's that failed or was killed.
+        for left in database_names(admin, "taskdb_tpl_%_build")? {
+            drop_database(admin, &left);
+        }
+        if database_names(admin, name)?.is_empty() {
             let building = format!("{name}_build");
             // One statement each: several in one go run as one transaction,
             // where neither may run.
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))?;
             admin.batch_execute(&format!("CREATE DATABASE {building}"))?;
-            migrate::run_pending(&server.with_database(&building)?)?;
-            admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?;
+            let migrated = migrate::run_pending(&server.with_database(&building)?)
+                .map(drop)
+                .and_then(|()| {
+                    Ok(admin
+                        .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?)
+                });
+            if let Err(e) = migrated {
+                drop_database(admin, &building);
+                return Err(e);
+            }
         }
         for stale in database_names(admin, "taskdb_tpl_%")? {
             if stale != name && !stale.ends_with("_build") {
@@ -733,11 +755,7 @@ fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result
         Ok(())
     })();
     admin.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))?;
-    built?;
-    if let Ok(mut t) = TEMPLATE.lock() {
-        *t = Some(name.clone());
-    }
-    Ok(name)
+    built
 }
 
 /// The migrated SQLite template file for the current migrations, built
@@ -790,3 +808,27 @@ fn build_sqlite_template(path: &Path) -> Result<()> {
         .map_err(|e| Error::InvalidInput(format!("cannot put the SQLite template in place: {e}")))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_template_build_leaves_no_database_behind() {
+        // Migrations fail where no schema can be created in; the server's
+        // own queries do not need one.
+        let text = std::env::var(SERVER_VARIABLE).unwrap_or_else(|_| DEFAULT_SERVER.to_string());
+        let glue = if text.contains('?') { '&' } else { '?' };
+        let server = DatabaseUrl::parse(&format!(
+            "{text}{glue}options=-c%20search_path%3Dtaskdb_no_such_schema"
+        ))
+        .unwrap();
+        let mut admin = connect_admin(&server).unwrap();
+        let name = format!(
+            "taskdb_tpl_probe{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        assert!(build_template(&server, &mut admin, &name).is_err());
+        let left = database_names(&mut admin, &format!("{name}%")).unwrap();
+        assert_eq!(left, Vec::<String>::new(), "left behind");
+    }
+}

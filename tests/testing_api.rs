@@ -405,3 +405,17 @@ fn a_sweep_leaves_alone_a_running_test_process_in_another_pid_namespace() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_template_build_left_by_another_run_is_dropped() {
+    // What a run that failed (or was killed) building its template left.
+    let left = "taskdb_tpl_0000000000ff_build";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {left}"));
+    assert!(database_exists(left));
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(
+        !database_exists(left),
+        "the abandoned template build was left"
+    );
+}
