@@ -5,6 +5,10 @@
 //! a watched path that does not exist counts as changed on every build,
 //! which would recompile taskdb (and whatever depends on it) every time.
 
+// The check that no two migrations share a version, as the crate runs it.
+#[path = "src/migrate/versions.rs"]
+mod versions;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::{env, fs};
@@ -26,6 +30,9 @@ fn main() {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
+        if let Err(duplicate) = versions::check_unique(&names) {
+            panic!("{}: {duplicate}", dir.display());
+        }
         // A backend the build leaves out has no SQL embedded.
         writeln!(out, "#[cfg(feature = {backend:?})]").unwrap();
         writeln!(out, "pub(crate) static {konst}: &[MigrationSql] = &[").unwrap();

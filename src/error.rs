@@ -82,6 +82,10 @@ pub enum Error {
     #[error("{0}")]
     MigrationState(String),
 
+    /// Two migration directories share a version: Diesel would run only one.
+    #[error("refusing to migrate: {0}")]
+    DuplicateVersion(#[from] crate::migrate::versions::DuplicateVersion),
+
     /// A version given by the user names no migration.
     #[error("unknown migration version `{0}` (see `taskdb status` for the list)")]
     UnknownVersion(String),

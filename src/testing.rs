@@ -19,10 +19,13 @@
 //!   across every test process (under an advisory lock); each test then gets
 //!   `CREATE DATABASE … TEMPLATE` (tens of milliseconds instead of running
 //!   the migrations). A template of other migrations is never reused, and
-//!   is dropped once nothing uses it. A test database's name carries its
-//!   process (host, PID, start time): databases of a process that no longer
-//!   runs (`kill -9`) are dropped by the next test process on that host,
-//!   while those of running processes are left alone.
+//!   is dropped once nothing uses it, as is a template build a failed or
+//!   killed run left. Each test process holds an advisory lock of its own
+//!   (its owner key) on a connection kept for the process's life, and a
+//!   test database's name carries that key: the server releases the lock
+//!   when the process dies (`kill -9` too), and only then does the next
+//!   test process drop its databases, whatever host, container or PID
+//!   namespace either runs in.
 //! - A background thread per test process (the keeper) keeps a small stock
 //!   of clones ready ([`SPARES_VARIABLE`], default [`DEFAULT_SPARES`]), so
 //!   a test claims one instead of waiting for the clone. When a [`TestDb`]
@@ -65,6 +68,9 @@ pub const DEFAULT_SPARES: usize = 2;
 
 /// Advisory lock key under which the template is built ("tdbtpl").
 const TEMPLATE_LOCK: i64 = 0x7464_6274_706c;
+/// First key of the advisory lock each test process holds for its life
+/// ("tdbo"); the second is the process's owner key.
+const OWNER_LOCK: i32 = 0x7464_626f;
 
 /// A database that exists for one test.
 pub struct TestDb {
@@ -149,7 +155,7 @@ impl TestDb {
         let name = match claim_spare(spares) {
             Some(name) => name,
             None => {
-                let name = database_name();
+                let name = database_name(&server)?;
                 with_admin(&server, |admin| {
                     sweep_once(admin);
                     if migrated {
@@ -429,7 +435,13 @@ fn keep(server: &DatabaseUrl, wanted: usize) {
             drop_database(&mut admin, &name);
             continue;
         }
-        let name = database_name();
+        let Ok(name) = database_name(server) else {
+            let mut stock = stock();
+            stock.cloning = false;
+            stock.keeper_running = false;
+            SPARE_READY.notify_all();
+            return;
+        };
         let cloned = clone_template(server, &mut admin, &name);
         let mut stock = stock();
         stock.cloning = false;
@@ -544,55 +556,107 @@ fn connect_admin(server: &DatabaseUrl) -> Result<DbConnection> {
     })
 }
 
-/// `taskdb_t_<host>_<pid>_<start>_<random>`: whose it is, so a later run
-/// can tell a database of a dead process from one in use.
-fn database_name() -> String {
-    let me = std::process::id();
-    format!(
-        "taskdb_t_{}_{me}_{}_{}",
-        host_tag(),
-        process_start(me).unwrap_or(0),
+/// `taskdb_t_<owner>_<pid>_<random>`: the owner key (8 hex digits) tells
+/// whether the process that made it still runs; the PID is for people.
+fn database_name(server: &DatabaseUrl) -> Result<String> {
+    Ok(format!(
+        "taskdb_t_{:08x}_{}_{}",
+        owner_key(server)?,
+        std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    ))
 }
 
-/// A short tag of this host, so a sweep never judges another host's PIDs.
-fn host_tag() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_default();
-    migrate::source::checksum(host.trim())[..6].to_string()
+/// This process's owner key and the connection holding its lock.
+struct Owner {
+    key: u32,
+    conn: DbConnection,
 }
 
-/// When process `pid` started (clock ticks since boot, from
-/// `/proc/<pid>/stat`); `None` when it does not run (or no /proc).
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields after it.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+/// The owner key of this process: a random number whose advisory lock
+/// (`OWNER_LOCK`, key) this process holds, on a connection of its own,
+/// until it exits. The lock is taken again (same key) if the connection
+/// was lost.
+fn owner_key(server: &DatabaseUrl) -> Result<u32> {
+    static OWNER: Mutex<Option<Owner>> = Mutex::new(None);
+    let mut slot = OWNER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut wanted = None;
+    if let Some(owner) = slot.as_mut() {
+        if owner.conn.batch_execute("SELECT 1").is_ok() {
+            return Ok(owner.key);
+        }
+        wanted = Some(owner.key);
+        *slot = None;
+    }
+    loop {
+        // Positive, so that pg_locks shows it as written.
+        let key = wanted
+            .take()
+            .unwrap_or_else(|| (uuid::Uuid::new_v4().as_u128() as u32) & 0x7fff_ffff);
+        let mut conn = connect_admin(server)?;
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let locked: Locked = diesel::sql_query(format!(
+            "SELECT pg_try_advisory_lock({OWNER_LOCK}, {key}) AS locked"
+        ))
+        .get_result(&mut conn)?;
+        if locked.locked {
+            *slot = Some(Owner { key, conn });
+            return Ok(key);
+        }
+    }
 }
 
-/// Drops, once per process, the test databases of this host's processes
-/// that no longer run.
+/// Owner keys whose lock is held: their processes run.
+fn live_owners(admin: &mut DbConnection) -> Result<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        key: i64,
+    }
+    Ok(diesel::sql_query(format!(
+        "SELECT objid::bigint AS key FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = {OWNER_LOCK} AND objsubid = 2 AND granted"
+    ))
+    .load::<Key>(admin)?
+    .into_iter()
+    .map(|k| k.key)
+    .collect())
+}
+
+/// Drops, once per process, the test databases whose process is provably
+/// gone: its owner lock is free. Names without an owner key (made by
+/// earlier versions, which judged by PID) are left alone.
 fn sweep_once(admin: &mut DbConnection) {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(|| {
-        let prefix = format!("taskdb_t_{}_", host_tag());
+        let prefix = "taskdb_t_";
+        // The names first, then the locks: a database listed here was made
+        // under a lock taken before it, so the lock shows if its process
+        // still runs.
         let Ok(names) = database_names(admin, &format!("{prefix}%")) else {
             return;
         };
+        let Ok(live) = live_owners(admin) else {
+            return;
+        };
         for name in names {
-            let mut parts = name[prefix.len()..].split('_');
-            let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
+            let Some(owner) = name[prefix.len()..].split('_').next() else {
                 continue;
             };
-            let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            if owner.len() != 8 {
+                continue;
+            }
+            let Ok(owner) = i64::from_str_radix(owner, 16) else {
                 continue;
             };
-            if process_start(pid) != Some(start) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            if !live.contains(&owner) {
+                drop_database(admin, &name);
             }
         }
     });
@@ -650,16 +714,37 @@ fn template(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
 /// no process has), and drops templates of other migrations nobody uses.
 fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result<String> {
     let name = template_name();
+    build_template(server, admin, &name)?;
+    if let Ok(mut t) = TEMPLATE.lock() {
+        *t = Some(name.clone());
+    }
+    Ok(name)
+}
+
+/// [`template_name_built`] for the template `name`.
+fn build_template(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) -> Result<()> {
     admin.batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))?;
     let built = (|| -> Result<()> {
-        if database_names(admin, &name)?.is_empty() {
+        // Templates are built under this lock only: one still being built
+        // is a run's that failed or was killed.
+        for left in database_names(admin, "taskdb_tpl_%_build")? {
+            drop_database(admin, &left);
+        }
+        if database_names(admin, name)?.is_empty() {
             let building = format!("{name}_build");
             // One statement each: several in one go run as one transaction,
             // where neither may run.
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))?;
             admin.batch_execute(&format!("CREATE DATABASE {building}"))?;
-            migrate::run_pending(&server.with_database(&building)?)?;
-            admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?;
+            let migrated = migrate::run_pending(&server.with_database(&building)?)
+                .map(drop)
+                .and_then(|()| {
+                    Ok(admin
+                        .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?)
+                });
+            if let Err(e) = migrated {
+                drop_database(admin, &building);
+                return Err(e);
+            }
         }
         for stale in database_names(admin, "taskdb_tpl_%")? {
             if stale != name && !stale.ends_with("_build") {
@@ -670,11 +755,7 @@ fn template_name_built(server: &DatabaseUrl, admin: &mut DbConnection) -> Result
         Ok(())
     })();
     admin.batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))?;
-    built?;
-    if let Ok(mut t) = TEMPLATE.lock() {
-        *t = Some(name.clone());
-    }
-    Ok(name)
+    built
 }
 
 /// The migrated SQLite template file for the current migrations, built
@@ -725,4 +806,29 @@ fn build_sqlite_template(path: &Path) -> Result<()> {
     drop(conn);
     std::fs::rename(&building, path)
         .map_err(|e| Error::InvalidInput(format!("cannot put the SQLite template in place: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_template_build_leaves_no_database_behind() {
+        // Migrations fail where no schema can be created in; the server's
+        // own queries do not need one.
+        let text = std::env::var(SERVER_VARIABLE).unwrap_or_else(|_| DEFAULT_SERVER.to_string());
+        let glue = if text.contains('?') { '&' } else { '?' };
+        let server = DatabaseUrl::parse(&format!(
+            "{text}{glue}options=-c%20search_path%3Dtaskdb_no_such_schema"
+        ))
+        .unwrap();
+        let mut admin = connect_admin(&server).unwrap();
+        let name = format!(
+            "taskdb_tpl_probe{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        assert!(build_template(&server, &mut admin, &name).is_err());
+        let left = database_names(&mut admin, &format!("{name}%")).unwrap();
+        assert_eq!(left, Vec::<String>::new(), "left behind");
+    }
 }

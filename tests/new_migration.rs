@@ -723,3 +723,98 @@ fn new_reads_no_database_url() {
         .success()
         .stdout(contains("Created 1 migration(s)"));
 }
+
+#[test]
+fn a_default_with_a_newline_is_refused() {
+    // Echoed into a `--` comment, the second line would have been SQL.
+    for default in [
+        "'x'\nDELETE FROM users;\n--'",
+        "'x\nDELETE FROM users;\n-- '",
+        "'x\rDELETE FROM users; -- '",
+    ] {
+        assert_refused(
+            &[
+                "probe_add_label",
+                "--add-column",
+                "tasks",
+                "probe_label",
+                "varchar(20)",
+                "--default",
+                default,
+            ],
+            "--default",
+        );
+    }
+}
+
+#[test]
+fn a_check_expression_that_closes_its_parenthesis_is_refused() {
+    for expression in [
+        "x), ADD CONSTRAINT probe_evil CHECK (true",
+        "length(title) > 0)",
+        "(length(title) > 0",
+        "title <> ')' OR $$)$$ = ''",
+        "title <> E'\\')'",
+        "length(title) > 0 /* hidden */",
+        "length(title)\n> 0",
+    ] {
+        assert_refused(
+            &["probe_check", "--add-check", "tasks", expression],
+            "check expression",
+        );
+    }
+}
+
+#[test]
+fn a_where_predicate_with_an_unbalanced_parenthesis_is_refused() {
+    for predicate in ["NOT completed)", "(NOT completed", "title = 'a"] {
+        assert_refused(
+            &[
+                "probe_index",
+                "--add-index",
+                "tasks",
+                "user_id",
+                "--where",
+                predicate,
+            ],
+            "--where predicate",
+        );
+    }
+}
+
+#[test]
+fn a_reserved_word_as_a_column_name_is_refused() {
+    for column in ["user", "order", "default", "check"] {
+        assert_refused(
+            &["probe_add", "--add-column", "tasks", column, "integer"],
+            "reserved",
+        );
+    }
+}
+
+#[test]
+fn a_column_type_with_more_than_a_type_is_refused() {
+    // Words after the type would add a constraint or a volatile default.
+    for sql_type in [
+        "integer not null",
+        "integer generated always as identity",
+        "text references users",
+    ] {
+        assert_refused(
+            &["probe_add", "--add-column", "tasks", "probe_n", sql_type],
+            "not a column type",
+        );
+    }
+    // Types of several words are still types.
+    let dir = checkout_copy();
+    new_in(dir.path())
+        .args([
+            "probe_add",
+            "--add-column",
+            "tasks",
+            "probe_at",
+            "timestamp with time zone",
+        ])
+        .assert()
+        .success();
+}

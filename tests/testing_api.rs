@@ -357,3 +357,65 @@ fn a_test_database_pool_opens_connections_as_the_test_asks() {
     drop(conn);
     drop(pool);
 }
+
+#[test]
+fn a_sweep_leaves_alone_a_running_test_process_in_another_pid_namespace() {
+    // Containers with host networking: the same hostname, PIDs (and start
+    // times) of a namespace the sweeping process cannot see.
+    let mut holder = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_holding_a_test_database",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKDB_TESTING_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let name = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+        if let Some((_, name)) = line.trim().split_once("DATABASE ") {
+            break name.to_string();
+        }
+    };
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    let swept = !database_exists(&name);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        !swept,
+        "the sweep dropped {name}, the database of a test process still running"
+    );
+    // Once its process is gone, the next sweep drops it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = child("child_creating_a_test_database").status().unwrap();
+        assert!(status.success());
+        if !database_exists(&name) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name} was not swept");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_template_build_left_by_another_run_is_dropped() {
+    // What a run that failed (or was killed) building its template left.
+    let left = "taskdb_tpl_0000000000ff_build";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {left}"));
+    assert!(database_exists(left));
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(
+        !database_exists(left),
+        "the abandoned template build was left"
+    );
+}

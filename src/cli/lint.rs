@@ -127,6 +127,31 @@ pub fn main(opts: &Opts, flag: Option<&str>) -> ExitCode {
     }
 }
 
+/// Refuses a directory of migrations (or the one around a migration
+/// directory given alone) where two migrations share a version, naming
+/// both. A path that cannot be read is left to the linter to report.
+fn check_versions(path: &std::path::Path) -> anyhow::Result<()> {
+    let dir = if path.join("up.sql").is_file() {
+        match path.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => std::path::Path::new("."),
+            Some(parent) => parent,
+            None => return Ok(()),
+        }
+    } else {
+        path
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("up.sql").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    crate::migrate::versions::check_unique(&names)
+        .map_err(|duplicate| anyhow::anyhow!("{}: {duplicate}", dir.display()))
+}
+
 /// Lints; with `url` (PostgreSQL), adds live table sizes.
 pub fn run(
     opts: &Opts,
@@ -141,6 +166,9 @@ pub fn run(
     } else {
         opts.paths.clone()
     };
+    for path in &paths {
+        check_versions(path)?;
+    }
     let forced = opts.backend.map(|b| match b {
         BackendArg::Postgres => Backend::Postgres,
         BackendArg::Sqlite => Backend::Sqlite,

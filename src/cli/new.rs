@@ -163,9 +163,13 @@ pub fn run(opts: &Opts, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let recipe = opts.recipe()?;
     let cwd = std::env::current_dir()?;
     let checkout = Checkout::find(&cwd)?;
+    // Numbered and written under the lock: another `taskdb new` at the
+    // same time would take the same number.
+    let lock = checkout.lock()?;
     let today = chrono::Utc::now().date_naive();
     let planned = scaffold::plan(&checkout, &opts.name, &recipe, today)?;
     let written = scaffold::write(&checkout, &planned)?;
+    drop(lock);
     writeln!(
         out,
         "Created {} migration(s) in both migrations/postgres and migrations/sqlite:",

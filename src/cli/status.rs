@@ -38,7 +38,7 @@ pub struct Opts {
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let (plan, standbys) = if db.url.is_missing_sqlite_file() {
         (
-            MigrationPlan::for_new_database(db.url.backend()),
+            MigrationPlan::for_new_database(db.url.backend())?,
             Vec::new(),
         )
     } else {

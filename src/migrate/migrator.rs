@@ -94,7 +94,7 @@ impl<'r> Migrator<'r> {
     /// The plan as the database stands. Changes nothing.
     pub fn plan(&mut self) -> Result<MigrationPlan> {
         if self.conn.is_none() && self.url.is_missing_sqlite_file() {
-            return Ok(MigrationPlan::for_new_database(self.backend()));
+            return MigrationPlan::for_new_database(self.backend());
         }
         MigrationPlan::load(self.connection()?)
     }

@@ -19,6 +19,7 @@ pub mod replicas;
 pub mod source;
 #[cfg(feature = "postgres")]
 pub mod table_size;
+pub mod versions;
 
 use std::time::Duration;
 

@@ -124,22 +124,22 @@ pub struct MigrationPlan {
 
 impl MigrationPlan {
     /// Reads the tracking tables (one query when both exist) and joins them
-    /// with the compiled migrations. Changes nothing.
+    /// with the compiled migrations. Changes nothing. Refuses migrations
+    /// of which two share a version.
     pub fn load(conn: &mut DbConnection) -> Result<Self> {
         let backend = conn.backend();
+        let local = source::migrations(backend);
+        check_unique_versions(&local)?;
         let (tracked, ledger_exists) = ledger::read(conn)?;
-        Ok(Self::build(
-            backend,
-            source::migrations(backend),
-            tracked,
-            ledger_exists,
-        ))
+        Ok(Self::build(backend, local, tracked, ledger_exists))
     }
 
     /// The plan of a database that does not exist yet: every migration
     /// pending.
-    pub fn for_new_database(backend: Backend) -> Self {
-        Self::build(backend, source::migrations(backend), Vec::new(), false)
+    pub fn for_new_database(backend: Backend) -> Result<Self> {
+        let local = source::migrations(backend);
+        check_unique_versions(&local)?;
+        Ok(Self::build(backend, local, Vec::new(), false))
     }
 
     fn build(
@@ -326,6 +326,14 @@ impl MigrationPlan {
     }
 }
 
+/// Refuses two migrations with one version: Diesel records one version
+/// once, so the second's SQL would never run (`build.rs` refuses them too;
+/// this holds for any set of migrations a plan is made of).
+fn check_unique_versions(local: &[LocalMigration]) -> Result<()> {
+    let names: Vec<&str> = local.iter().map(|m| m.dir_name()).collect();
+    Ok(super::versions::check_unique(&names)?)
+}
+
 fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) -> MigrationState {
     let Some(tracked) = tracked else {
         return MigrationState::Pending;
@@ -364,5 +372,30 @@ fn blocked(entry: &PlanEntry) -> BlockedMigration {
         version: entry.version.clone(),
         name: entry.name.clone(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_of_two_migrations_with_one_version_is_refused_naming_both() {
+        let local = [
+            LocalMigration::leaked("2026-11-28-000019_probe", "SELECT 1;"),
+            LocalMigration::leaked("2026-11-28-000020_probe_b", "SELECT 2;"),
+            LocalMigration::leaked("2026-11-28-000020_probe_a", "SELECT 3;"),
+        ];
+        let err = check_unique_versions(&local).unwrap_err().to_string();
+        assert!(err.starts_with("refusing to migrate: "), "{err}");
+        assert!(
+            err.contains("2026-11-28-000020_probe_a and 2026-11-28-000020_probe_b"),
+            "{err}"
+        );
+        assert!(check_unique_versions(&local[..2]).is_ok());
+        // Every compiled-in set passes (build.rs refuses the others).
+        for backend in [Backend::Postgres, Backend::Sqlite] {
+            assert!(MigrationPlan::for_new_database(backend).is_ok());
+        }
     }
 }

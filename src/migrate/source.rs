@@ -79,6 +79,21 @@ impl LocalMigration {
     }
 }
 
+#[cfg(test)]
+impl LocalMigration {
+    /// A migration that is not compiled in, for tests of what uses them.
+    pub(crate) fn leaked(dir_name: &str, up: &str) -> Self {
+        LocalMigration {
+            sql: Box::leak(Box::new(MigrationSql {
+                dir_name: Box::leak(dir_name.to_string().into_boxed_str()),
+                up: Box::leak(up.to_string().into_boxed_str()),
+                down: None,
+                run_in_transaction: true,
+            })),
+        }
+    }
+}
+
 /// SHA-256 (hex) of migration SQL, line endings normalised.
 pub fn checksum(sql: &str) -> String {
     let normalised = sql.replace("\r\n", "\n");
@@ -96,11 +111,7 @@ fn checks_task_owners(up_sql: &str) -> bool {
 
 /// Diesel's version for a directory name.
 pub(crate) fn version_of(dir_name: &str) -> String {
-    dir_name
-        .split('_')
-        .next()
-        .unwrap_or(dir_name)
-        .replace('-', "")
+    super::versions::version_of(dir_name)
 }
 
 /// The migrations for `backend`, oldest first; none for a backend this

@@ -53,6 +53,14 @@ pub enum ScaffoldError {
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
 
+    /// Two migration directories of a backend share a version (two
+    /// branches merged, say): a new one would only add to the confusion.
+    #[error("{dir}: {duplicate}")]
+    DuplicateVersion {
+        dir: &'static str,
+        duplicate: crate::migrate::versions::DuplicateVersion,
+    },
+
     /// The crate's SQLite migrations do not apply to an empty database, so
     /// the current schema cannot be derived from them.
     #[error("the SQLite migration {migration} does not apply to an empty database ({reason}); fix it before adding another migration")]
@@ -92,6 +100,12 @@ pub struct Checkout {
     root: PathBuf,
 }
 
+/// Holds a checkout's `taskdb new` lock (see [`Checkout::lock`]).
+#[derive(Debug)]
+pub struct NewLock {
+    _dir: fs::File,
+}
+
 /// A migration directory already in the checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingMigration {
@@ -125,6 +139,62 @@ impl Checkout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Waits for, then holds until the guard drops, the checkout's
+    /// `taskdb new` lock (an exclusive `flock` of the `migrations`
+    /// directory, which the system releases when the process ends, however
+    /// it ends): two runs at once would both number their migration after
+    /// the same newest one. Plan and write under it.
+    pub fn lock(&self) -> Result<NewLock> {
+        let dir = self.root.join("migrations");
+        let file = fs::File::open(&dir).map_err(|e| io_error(&dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            extern "C" {
+                fn flock(
+                    fd: std::os::raw::c_int,
+                    operation: std::os::raw::c_int,
+                ) -> std::os::raw::c_int;
+            }
+            const LOCK_EX: std::os::raw::c_int = 2;
+            loop {
+                // SAFETY: flock only reads the descriptor, which `file`
+                // keeps open for the guard's life.
+                if unsafe { flock(file.as_raw_fd(), LOCK_EX) } == 0 {
+                    break;
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(io_error(&dir, e));
+                }
+            }
+        }
+        Ok(NewLock { _dir: file })
+    }
+
+    /// Refuses a backend whose migration directories share a version,
+    /// naming both (see [`crate::migrate::versions`]).
+    pub fn check_versions(&self) -> Result<()> {
+        for backend_dir in BACKEND_DIRS {
+            let dir = self.root.join(backend_dir);
+            let mut names = Vec::new();
+            for entry in fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
+                let entry = entry.map_err(|e| io_error(&dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() && !name.starts_with('.') {
+                    names.push(name);
+                }
+            }
+            crate::migrate::versions::check_unique(&names).map_err(|duplicate| {
+                ScaffoldError::DuplicateVersion {
+                    dir: backend_dir,
+                    duplicate,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Every migration directory of both backends in the repository's
@@ -213,6 +283,7 @@ pub fn plan(
     if !is_valid_name(name) {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
+    checkout.check_versions()?;
     let existing = checkout.existing()?;
     let needs_schema = !matches!(recipe, Recipe::Skeleton);
     let schema = if needs_schema {

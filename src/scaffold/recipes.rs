@@ -185,7 +185,7 @@ fn skeleton(name: &str) -> Step {
 }
 
 /// True for a plain lowercase identifier, which needs no quoting on either
-/// backend.
+/// backend (a reserved word aside, see [`is_reserved`]).
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
@@ -193,14 +193,172 @@ fn is_identifier(s: &str) -> bool {
         && s.len() <= MAX_IDENTIFIER
 }
 
+/// Words that are no plain table or column name: PostgreSQL's reserved key
+/// words and those reserved except as function or type names
+/// (`pg_get_keywords()`, categories R and T, PostgreSQL 15), and the SQLite
+/// key words that fail unquoted as a table or column name in `CREATE
+/// TABLE`, `ALTER TABLE`, `CREATE INDEX` or `CHECK` (SQLite 3.40). Sorted.
+const RESERVED: &[&str] = &[
+    "add",
+    "all",
+    "alter",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "autoincrement",
+    "between",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "commit",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "delete",
+    "desc",
+    "distinct",
+    "do",
+    "drop",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "exists",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "if",
+    "ilike",
+    "in",
+    "index",
+    "initially",
+    "inner",
+    "insert",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "nothing",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "raise",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "set",
+    "similar",
+    "some",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "transaction",
+    "true",
+    "union",
+    "unique",
+    "update",
+    "user",
+    "using",
+    "values",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// True for a word one of the backends does not take as a plain name.
+fn is_reserved(word: &str) -> bool {
+    RESERVED
+        .binary_search(&word.to_ascii_lowercase().as_str())
+        .is_ok()
+}
+
 fn check_identifier(what: &str, s: &str) -> Result<()> {
-    if is_identifier(s) {
-        Ok(())
-    } else {
-        Err(ScaffoldError::Refused(format!(
-            "{what} `{s}` is not a plain lowercase identifier ([a-z_][a-z0-9_]*, at most {MAX_IDENTIFIER} characters)"
-        )))
+    if !is_identifier(s) {
+        return Err(ScaffoldError::Refused(format!(
+            "{what} `{}` is not a plain lowercase identifier ([a-z_][a-z0-9_]*, at most {MAX_IDENTIFIER} characters)",
+            shown(s)
+        )));
     }
+    if is_reserved(s) {
+        return Err(ScaffoldError::Refused(format!(
+            "{what} `{s}` is a reserved word in PostgreSQL or SQLite, which would need quoting everywhere: pick another name (e.g. `{s}_id`)"
+        )));
+    }
+    Ok(())
+}
+
+/// `s` for an error message on one line: control characters (a line break
+/// above all) written as escapes.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// True when `s` holds a line break or another control character: text
+/// that reaches a `--` comment must stay on its line.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 fn existing_table<'a>(schema: &'a SqliteSchema, table: &str) -> Result<&'a Table> {
@@ -229,16 +387,61 @@ fn existing_column(table_name: &str, table: &Table, column: &str) -> Result<()> 
     )))
 }
 
-/// An expression or predicate pasted into the SQL: one expression, never a
-/// second statement.
+/// An expression or predicate pasted into the SQL (and echoed into a
+/// comment): one expression on one line, its parentheses and quotes
+/// balanced, so it cannot close the `CHECK (…)` around it or start a second
+/// statement. Refused rather than repaired: no comment, no `;`, no escape
+/// string or dollar quote (where a quote or parenthesis would mean
+/// something else to the server than here).
 fn check_expression(what: &str, expr: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(ScaffoldError::Refused(format!(
+            "the {what} `{}` {why}: give one SQL expression on one line",
+            shown(expr)
+        )))
+    };
     if expr.trim().is_empty() {
         return Err(ScaffoldError::Refused(format!("the {what} is empty")));
     }
-    if expr.contains(';') || expr.contains("--") {
-        return Err(ScaffoldError::Refused(format!(
-            "the {what} `{expr}` holds `;` or `--`: give one SQL expression"
-        )));
+    if has_control(expr) {
+        return refuse("holds a line break or another control character");
+    }
+    if ["--", "/*", "*/", ";"].iter().any(|s| expr.contains(s)) {
+        return refuse("holds `;`, `--` or `/*`");
+    }
+    if expr.contains(['\\', '$']) {
+        return refuse("holds `\\` or `$` (escape strings and dollar quotes are not taken)");
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            // Inside a quote, the quote itself only appears doubled.
+            Some(q) if c == q => {
+                if chars.peek() == Some(&q) {
+                    chars.next();
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => return refuse("closes a parenthesis it did not open"),
+                },
+                _ => {}
+            },
+        }
+    }
+    if quote.is_some() {
+        return refuse("leaves a quote open");
+    }
+    if depth > 0 {
+        return refuse("leaves a parenthesis open");
     }
     Ok(())
 }
@@ -260,6 +463,9 @@ fn object_name(name: String) -> Result<String> {
 /// treated as volatile.
 pub fn is_constant_default(expr: &str) -> bool {
     let e = expr.trim();
+    if has_control(e) || e.contains('\\') {
+        return false;
+    }
     let upper = e.to_ascii_uppercase();
     if matches!(upper.as_str(), "TRUE" | "FALSE" | "NULL") {
         return true;
@@ -279,18 +485,36 @@ pub fn is_constant_default(expr: &str) -> bool {
     false
 }
 
+/// Column types of several words, as PostgreSQL spells them (SQLite takes
+/// them too).
+const MULTI_WORD_TYPES: &[&str] = &[
+    "bit varying",
+    "character varying",
+    "double precision",
+    "time with time zone",
+    "time without time zone",
+    "timestamp with time zone",
+    "timestamp without time zone",
+];
+
 /// A column type: a name, maybe with a length or precision, that both
-/// backends accept as written.
+/// backends accept as written. Nothing after it: more words would add a
+/// constraint or a default the recipe did not check.
 fn check_type(sql_type: &str) -> Result<()> {
     let t = sql_type.trim();
     let (base, args) = match t.split_once('(') {
         Some((base, rest)) => (base.trim(), Some(rest)),
         None => (t, None),
     };
-    let base_ok = base.starts_with(|c: char| c.is_ascii_alphabetic())
-        && base
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ');
+    let words: Vec<&str> = base.split_whitespace().collect();
+    let base_ok = match words.as_slice() {
+        [word] => {
+            word.starts_with(|c: char| c.is_ascii_alphabetic())
+                && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !is_reserved(word)
+        }
+        _ => MULTI_WORD_TYPES.contains(&words.join(" ").to_ascii_lowercase().as_str()),
+    };
     let args_ok = args.is_none_or(|rest| {
         rest.strip_suffix(')').is_some_and(|inner| {
             !inner.trim().is_empty()
@@ -301,7 +525,8 @@ fn check_type(sql_type: &str) -> Result<()> {
     });
     if !base_ok || !args_ok {
         return Err(ScaffoldError::Refused(format!(
-            "`{sql_type}` is not a column type (e.g. timestamp, integer, boolean, varchar(255), text)"
+            "`{}` is not a column type (e.g. timestamp, integer, boolean, varchar(255), text, double precision)",
+            shown(sql_type)
         )));
     }
     if ["SERIAL", "BIGSERIAL", "SMALLSERIAL"].contains(&base.to_ascii_uppercase().as_str()) {
@@ -333,6 +558,12 @@ fn add_column(name: &str, c: &AddColumn, schema: &SqliteSchema) -> Result<Vec<St
     }
     check_type(&c.sql_type)?;
     if let Some(default) = &c.default {
+        if has_control(default) || default.contains('\\') {
+            return Err(ScaffoldError::Refused(format!(
+                "the --default `{}` holds a line break, a control character or `\\`: give a constant on one line (a number, 'text', true, false, null)",
+                shown(default)
+            )));
+        }
         if !is_constant_default(default) {
             return Err(volatile_default_refusal(c, default));
         }
@@ -817,6 +1048,12 @@ mod tests {
             not_null,
             default: default.map(str::to_string),
         })
+    }
+
+    #[test]
+    fn reserved_words_are_sorted_for_the_binary_search() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_reserved("user") && is_reserved("Order") && !is_reserved("user_id"));
     }
 
     #[test]
