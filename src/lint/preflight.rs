@@ -101,7 +101,16 @@ pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
         .collect();
     let mut fresh = Vec::new();
     if !uncovered.is_empty() {
-        let all: Vec<MigrationFiles> = migrations(Backend::Postgres)
+        // The compiled-in migrations and any pending one that is not among
+        // them, in version order.
+        let mut every = migrations(Backend::Postgres);
+        for m in pending {
+            if !every.iter().any(|e| e.dir_name() == m.dir_name()) {
+                every.push(*m);
+            }
+        }
+        every.sort_by_key(|m| m.dir_name());
+        let all: Vec<MigrationFiles> = every
             .iter()
             .map(|m| MigrationFiles {
                 name: m.dir_name().to_string(),
@@ -464,4 +473,46 @@ pub fn check_embedded_facts() -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(all(test, feature = "cli", feature = "postgres"))]
+mod tests {
+    use super::*;
+    use crate::lint::Rule;
+
+    /// A migration the facts file does not cover is linted on the spot,
+    /// with its own `metadata.toml`, and the covered ones keep their facts:
+    /// one new migration does not turn every other one into findings.
+    #[test]
+    fn an_uncovered_migration_is_linted_with_its_metadata_and_alone() {
+        let mut pending = migrations(Backend::Postgres);
+        pending.push(LocalMigration::leaked_with_metadata(
+            "2099-01-01-000001_touch_tasks",
+            "SELECT diesel_manage_updated_at('tasks');\nCREATE INDEX idx_probe ON tasks (title);",
+            Some("run_in_transaction = true\n[lint]\nallow = [{ rule = \"opaque-statement\", reason = \"only a trigger\" }]"),
+        ));
+        let findings = findings_of(&pending);
+        let rules: Vec<(&str, bool)> = findings
+            .iter()
+            .filter(|f| !f.allowed && f.rule != Rule::MissingDown)
+            .map(|f| {
+                (
+                    f.migration.as_str(),
+                    f.rule == Rule::IndexWithoutConcurrently,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            [("2099-01-01-000001_touch_tasks", true)],
+            "{findings:#?}"
+        );
+        let opaque = findings
+            .iter()
+            .find(|f| {
+                f.migration == "2099-01-01-000001_touch_tasks" && f.rule == Rule::OpaqueStatement
+            })
+            .expect("the opaque call is found");
+        assert!(opaque.allowed, "its metadata.toml allows it");
+    }
 }

@@ -83,11 +83,17 @@ impl LocalMigration {
 impl LocalMigration {
     /// A migration that is not compiled in, for tests of what uses them.
     pub(crate) fn leaked(dir_name: &str, up: &str) -> Self {
+        Self::leaked_with_metadata(dir_name, up, None)
+    }
+
+    /// [`Self::leaked`] with a `metadata.toml`.
+    pub(crate) fn leaked_with_metadata(dir_name: &str, up: &str, metadata: Option<&str>) -> Self {
         LocalMigration {
             sql: Box::leak(Box::new(MigrationSql {
                 dir_name: Box::leak(dir_name.to_string().into_boxed_str()),
                 up: Box::leak(up.to_string().into_boxed_str()),
                 down: None,
+                metadata: metadata.map(|m| &*Box::leak(m.to_string().into_boxed_str())),
                 run_in_transaction: true,
             })),
         }
