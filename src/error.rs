@@ -271,21 +271,15 @@ pub(crate) fn human_duration(d: std::time::Duration) -> String {
 }
 
 impl Error {
-    /// True when the error says the connection to the server is gone, in
-    /// any of the ways libpq and the server put it.
+    /// True when the error says the connection to the server is gone (by
+    /// the driver's error kind: the server's words depend on its
+    /// `lc_messages`).
     pub fn is_connection_lost(&self) -> bool {
-        let text = self.to_string().to_ascii_lowercase();
-        [
-            "no connection to the server",
-            "server closed the connection unexpectedly",
-            "ssl connection has been closed unexpectedly",
-            "terminating connection due to",
-            "connection to server was lost",
-            "could not receive data from server",
-            "could not send data to server",
-        ]
-        .iter()
-        .any(|needle| text.contains(needle))
+        match self {
+            Error::Query(e) => crate::db::sqlstate::is_connection_lost(e),
+            Error::ConnectionLost { .. } => true,
+            _ => false,
+        }
     }
 
     /// True when the database rejected a row for breaking a unique rule.

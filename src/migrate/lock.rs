@@ -21,7 +21,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
-use crate::db::{self, DatabaseUrl, DbConnection};
+use crate::db::{self, sqlstate, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::interrupt::CancelGuard;
 
@@ -108,11 +108,10 @@ impl Drop for MigrationLock {
 /// A pooler in statement mode cannot keep a transaction open: neither the
 /// lock nor a transactional migration can be made safe through it.
 fn refuse_statement_pooling(url: &DatabaseUrl, e: diesel::result::Error) -> Error {
-    let text = e.to_string();
     // PgBouncer answers BEGIN in statement mode with a FATAL and closes the
     // connection; libpq often reports only the close. On a connection that
     // just answered queries, a close at BEGIN means that pooler.
-    if text.contains("statement pooling mode") || text.contains("server closed the connection") {
+    if sqlstate::is_connection_lost(&e) {
         Error::MigrationState(format!(
             "refusing to migrate through {}: the connection was closed when a transaction began, as a pooler in statement mode does, and migrations need a transaction for their lock and each step; set DIRECT_DATABASE_URL to a direct connection to the server (migrations prefer it)",
             url.redacted()

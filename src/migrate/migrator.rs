@@ -177,6 +177,7 @@ impl<'r> Migrator<'r> {
     }
 
     fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
+        let pooled = self.session_url.is_pooled();
         let mut steps = Vec::new();
         // Set right after a step that was followed by the standby gate, so
         // the next step does not ask the primary twice in a row.
@@ -207,7 +208,7 @@ impl<'r> Migrator<'r> {
                 });
             }
             report(Event::Applying { migration: m });
-            match apply::apply(conn, m, options, report)
+            match apply::apply(conn, m, options, pooled, report)
                 .map_err(interrupted)
                 .map_err(|e| connection_lost(e, m, Direction::Up))?
             {
@@ -287,12 +288,13 @@ impl<'r> Migrator<'r> {
     pub fn rollback(&mut self, reverting: &[LocalMigration]) -> Result<Vec<Step>> {
         let lock = self.lock()?;
         self.ensure_still_newest(reverting)?;
+        let pooled = self.session_url.is_pooled();
         let mut steps = Vec::new();
         for m in reverting {
             interrupt::check()?;
             let (conn, options, report) = self.parts()?;
             report(Event::Reverting { migration: m });
-            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, options, report)
+            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, options, pooled, report)
                 .map_err(interrupted)
                 .map_err(|e| connection_lost(e, m, Direction::Down))?
             {

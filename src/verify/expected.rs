@@ -196,6 +196,20 @@ pub(crate) fn postgres_scratch(
     }
 }
 
+/// True when the current role may run CREATE DATABASE.
+fn may_create_databases(conn: &mut DbConnection) -> Result<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct May {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        may: bool,
+    }
+    let row: May = diesel::sql_query(
+        "SELECT rolcreatedb OR rolsuper AS may FROM pg_roles WHERE rolname = current_user",
+    )
+    .get_result(conn)?;
+    Ok(row.may)
+}
+
 /// The interruption's outcome when it came before the scratch database
 /// existed.
 const CUT_SHORT_EARLY: &str =
@@ -214,15 +228,17 @@ fn build_in_scratch_database(
         interrupt::set_outcome(CUT_SHORT_EARLY);
         return Err(Error::Interrupted);
     }
-    if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")) {
-        if interrupt::received().is_some() {
-            // A cancelled CREATE DATABASE leaves nothing behind.
-            interrupt::set_outcome(
-                "the comparison was cut short while creating its scratch database; nothing was changed",
-            );
-            return Err(Error::Interrupted);
-        }
-        if e.to_string().contains("permission denied") {
+    // Whether this role may create databases is asked, not read from the
+    // refusal, whose words are the server's (its lc_messages).
+    let created = if may_create_databases(conn)? {
+        conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))
+            .map(|()| true)
+    } else {
+        Ok(false)
+    };
+    match created {
+        Ok(true) => {}
+        Ok(false) => {
             return match scratch_schema(conn, name, build) {
                 Ok(schema) => Ok((schema, ExpectedSource::ScratchSchema)),
                 Err(_) if interrupt::received().is_some() => {
@@ -237,10 +253,19 @@ fn build_in_scratch_database(
                 Err(e) => Err(e),
             };
         }
-        return Err(Error::MigrationState(format!(
-            "cannot create the scratch database {name} the comparison is built in: {}",
-            url.scrub(&e.to_string())
-        )));
+        Err(e) => {
+            if interrupt::received().is_some() {
+                // A cancelled CREATE DATABASE leaves nothing behind.
+                interrupt::set_outcome(
+                    "the comparison was cut short while creating its scratch database; nothing was changed",
+                );
+                return Err(Error::Interrupted);
+            }
+            return Err(Error::MigrationState(format!(
+                "cannot create the scratch database {name} the comparison is built in: {}",
+                url.scrub(&e.to_string())
+            )));
+        }
     }
     let built: Result<Schema> = (|| {
         interrupt::check()?;
