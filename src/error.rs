@@ -69,6 +69,17 @@ pub enum Error {
         rerun: &'static str,
     },
 
+    /// The connection holding the migration lock ended during the run (a
+    /// terminated backend, a restart): the run stopped before its next
+    /// step, since another migrator may now take the lock.
+    #[error("lost the migration lock before {action} {migration} (the server ended the connection holding it: {reason}), so the run stopped there: another migrator could run at the same time; the steps before it are recorded; run `{rerun}` again")]
+    MigrationLockLost {
+        action: &'static str,
+        migration: String,
+        reason: String,
+        rerun: &'static str,
+    },
+
     /// An existing table that a migration would adopt is not the app's
     /// (another application owns a table of that name); nothing was changed.
     #[error("refusing to migrate: the existing table `{table}` is not the app's ({}); nothing was changed. Point taskdb at the app's own database, or move that table out of the way", .differences.join("; "))]
