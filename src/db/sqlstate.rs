@@ -112,24 +112,35 @@ pub(crate) fn is_connection_lost(e: &DieselError) -> bool {
 /// `search_path`, as an unqualified query would find it).
 pub(crate) fn table_exists(conn: &mut DbConnection, name: &str) -> Result<bool> {
     #[derive(QueryableByName)]
-    struct Exists {
+    struct Present {
         #[diesel(sql_type = Bool)]
-        exists: bool,
+        present: bool,
     }
     let literal = format!("'{}'", name.replace('\'', "''"));
     let sql = match conn.backend() {
-        Backend::Postgres => format!("SELECT to_regclass({literal}) IS NOT NULL AS exists"),
+        Backend::Postgres => format!("SELECT to_regclass({literal}) IS NOT NULL AS present"),
         Backend::Sqlite => format!(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {literal}) AS exists"
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {literal}) AS present"
         ),
     };
-    let row: Exists = diesel::sql_query(sql).get_result(conn)?;
-    Ok(row.exists)
+    let row: Present = diesel::sql_query(sql).get_result(conn)?;
+    Ok(row.present)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn table_exists_asks_sqlite() {
+        use diesel::connection::SimpleConnection;
+        let url = crate::db::DatabaseUrl::parse(":memory:").unwrap();
+        let mut conn = crate::db::connect(&url).unwrap();
+        assert!(!table_exists(&mut conn, "t").unwrap());
+        conn.batch_execute("CREATE TABLE t (a INTEGER)").unwrap();
+        assert!(table_exists(&mut conn, "t").unwrap());
+    }
 
     #[test]
     fn a_trap_quotes_around_sql_that_uses_its_tags() {
