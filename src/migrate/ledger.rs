@@ -150,7 +150,9 @@ pub fn read(conn: &mut DbConnection) -> Result<(Vec<TrackedVersion>, bool)> {
                 diesel::sql_query(SELECT_DIESEL_ONLY).load::<Row>(conn)?,
                 false,
             ),
-            _ => return Err(both_err.into()),
+            // Both exist now: another migrator created them since.
+            Ok((false, false)) => (diesel::sql_query(SELECT_BOTH).load::<Row>(conn)?, true),
+            Err(_) => return Err(both_err.into()),
         },
     };
     let tracked = rows
