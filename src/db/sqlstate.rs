@@ -63,7 +63,9 @@ impl SqlState {
 /// The block runs where `sql` would (inside the caller's transaction, or
 /// as its own), with the same effect; `sql` cannot end a transaction or be
 /// one of the statements PostgreSQL refuses to run from a function, which
-/// then fail with [`SqlState::ActiveSqlTransaction`].
+/// then fail with [`SqlState::ActiveSqlTransaction`]. Nor can it be
+/// `SELECT … INTO new_table` (PL/pgSQL refuses it in EXECUTE; `CREATE
+/// TABLE … AS` is the same statement).
 pub(crate) fn trap(sql: &str, states: &[SqlState]) -> String {
     // Dollar-quote tags whose names the SQL does not contain.
     let mut n = 0;
