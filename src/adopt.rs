@@ -22,7 +22,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::db::{self, Backend, DatabaseUrl, DbConnection};
+use crate::db::{self, sqlstate, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::migrate::{self, apply, ledger, lock::MigrationLock, MigrateOptions, MigrationPlan};
 use crate::verify::{self, expected, Difference, DifferenceKind};
@@ -155,18 +155,17 @@ fn check_legacy_state(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Opti
             differences: Vec::new(),
         }))
     };
+    if !sqlstate::table_exists(conn, "schema_migrations")? {
+        return refuse(
+            "there is no schema_migrations table, so the Python runner did not migrate this database (a new database needs only `taskdb migrate`)".into(),
+        );
+    }
     let versions: Vec<String> =
-        match diesel::sql_query("SELECT version::text AS line FROM schema_migrations ORDER BY 1")
-            .load::<Line>(conn)
-        {
-            Ok(rows) => rows.into_iter().map(|l| l.line).collect(),
-            Err(e) if e.to_string().contains("does not exist") => {
-                return refuse(
-                    "there is no schema_migrations table, so the Python runner did not migrate this database (a new database needs only `taskdb migrate`)".into(),
-                )
-            }
-            Err(e) => return Err(e.into()),
-        };
+        diesel::sql_query("SELECT version::text AS line FROM schema_migrations ORDER BY 1")
+            .load::<Line>(conn)?
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
     if versions != LEGACY_VERSIONS {
         return refuse(format!(
             "schema_migrations lists [{}]; adopt knows the Python runner's [{}] only",

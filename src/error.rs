@@ -69,6 +69,17 @@ pub enum Error {
         rerun: &'static str,
     },
 
+    /// The connection holding the migration lock ended during the run (a
+    /// terminated backend, a restart): the run stopped before its next
+    /// step, since another migrator may now take the lock.
+    #[error("lost the migration lock before {action} {migration} (the server ended the connection holding it: {reason}), so the run stopped there: another migrator could run at the same time; the steps before it are recorded; run `{rerun}` again")]
+    MigrationLockLost {
+        action: &'static str,
+        migration: String,
+        reason: String,
+        rerun: &'static str,
+    },
+
     /// An existing table that a migration would adopt is not the app's
     /// (another application owns a table of that name); nothing was changed.
     #[error("refusing to migrate: the existing table `{table}` is not the app's ({}); nothing was changed. Point taskdb at the app's own database, or move that table out of the way", .differences.join("; "))]
@@ -306,21 +317,15 @@ pub(crate) fn human_duration(d: std::time::Duration) -> String {
 }
 
 impl Error {
-    /// True when the error says the connection to the server is gone, in
-    /// any of the ways libpq and the server put it.
+    /// True when the error says the connection to the server is gone (by
+    /// the driver's error kind: the server's words depend on its
+    /// `lc_messages`).
     pub fn is_connection_lost(&self) -> bool {
-        let text = self.to_string().to_ascii_lowercase();
-        [
-            "no connection to the server",
-            "server closed the connection unexpectedly",
-            "ssl connection has been closed unexpectedly",
-            "terminating connection due to",
-            "connection to server was lost",
-            "could not receive data from server",
-            "could not send data to server",
-        ]
-        .iter()
-        .any(|needle| text.contains(needle))
+        match self {
+            Error::Query(e) => crate::db::sqlstate::is_connection_lost(e),
+            Error::ConnectionLost { .. } => true,
+            _ => false,
+        }
     }
 
     /// True when the database rejected a row for breaking a unique rule.

@@ -27,6 +27,7 @@ use diesel::SqliteConnection;
 use crate::error::{Error, Result};
 
 mod pool;
+pub(crate) mod sqlstate;
 mod url;
 
 #[cfg(feature = "testing")]
@@ -258,7 +259,7 @@ pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<Db
     loop {
         match connect(url) {
             Ok(conn) => return Ok(conn),
-            Err(Error::Connect { url: shown, reason }) if is_transient(&reason) => {
+            Err(Error::Connect { url: shown, reason }) if is_transient(url) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Error::Connect {
@@ -278,22 +279,28 @@ pub fn connect_with_wait(url: &DatabaseUrl, wait: Option<Duration>) -> Result<Db
 }
 
 /// Server not up (yet): worth retrying. Authentication and missing databases
-/// are not.
-fn is_transient(reason: &str) -> bool {
-    let r = reason.to_ascii_lowercase();
-    [
-        "connection refused",
-        "could not connect",
-        "timeout expired",
-        "the database system is starting up",
-        "the database system is shutting down",
-        "no such file or directory",
-        "could not translate host name",
-        "server closed the connection",
-    ]
-    .iter()
-    .any(|needle| r.contains(needle))
-        && !r.contains("password authentication failed")
+/// are not. Asked with libpq's `PQping` (no answer, or "not accepting
+/// connections yet": starting up, shutting down, in recovery), not read
+/// from the error, whose words depend on the server's `lc_messages` and
+/// the client's locale.
+fn is_transient(url: &DatabaseUrl) -> bool {
+    match url.backend() {
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            let Ok(conninfo) = std::ffi::CString::new(url.expose_secret()) else {
+                return false;
+            };
+            // SAFETY: PQping reads the NUL-terminated string during the
+            // call and keeps no pointer to it.
+            let ping = unsafe { pq_sys::PQping(conninfo.as_ptr()) };
+            matches!(
+                ping,
+                pq_sys::PGPing::PQPING_REJECT | pq_sys::PGPing::PQPING_NO_RESPONSE
+            )
+        }
+        // A SQLite file opens or not; waiting does not change that.
+        _ => false,
+    }
 }
 
 /// Applies the settings every SQLite connection needs. Without

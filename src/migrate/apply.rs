@@ -6,12 +6,16 @@
 //! SQLite migrators take turns. On PostgreSQL it starts with `SET LOCAL
 //! lock_timeout`, so DDL never queues behind a long transaction while the
 //! app's queries queue behind the DDL; a timed-out attempt is rolled back
-//! and retried with backoff.
+//! and retried with backoff. The timeout is recognised by its SQLSTATE
+//! (55P03), which the step's SQL is wrapped to report ([`sqlstate::trap`]):
+//! the server's message is in its own language.
 //!
 //! A migration that cannot run in a transaction (one `CREATE INDEX
 //! CONCURRENTLY`) is marked `running` in the ledger first. If the process
 //! dies, the next run sees the mark, waits for any build still running on
-//! the server, drops an INVALID index it left, and runs it again.
+//! the server, drops an INVALID index it left, and runs it again. Its
+//! statement runs under the same lock timeout and retries, unless it is a
+//! `CONCURRENTLY` one (see [`run_outside_transaction`]).
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,7 @@ use diesel::sql_types::{BigInt, Text};
 use super::ledger::{self, LedgerState};
 use super::source::LocalMigration;
 use super::{Event, MigrateOptions};
+use crate::db::sqlstate::{self, SqlState};
 use crate::db::{one_line, Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 
@@ -33,11 +38,13 @@ pub enum StepOutcome {
     AlreadyDone,
 }
 
-/// Applies `m` and records it.
+/// Applies `m` and records it. `pooled`: `conn` goes through a transaction
+/// pooler, so no setting may outlive a transaction on it.
 pub fn apply(
     conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
+    pooled: bool,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     if m.run_in_transaction() {
@@ -47,7 +54,7 @@ pub fn apply(
                 if ledger::is_recorded(conn, &m.version())? {
                     return Ok(StepOutcome::AlreadyDone);
                 }
-                conn.batch_execute(m.up_sql()).map_err(|e| failed(m, &e))?;
+                run_in_transaction(conn, m.up_sql()).map_err(|e| failed(m, e))?;
                 // A signal during a step that did not block (SQLite, or
                 // fast DDL) still rolls the step back.
                 crate::interrupt::check()?;
@@ -57,7 +64,7 @@ pub fn apply(
             })
         })
     } else {
-        apply_outside_transaction(conn, m, settings, report)
+        apply_outside_transaction(conn, m, settings, pooled, report)
     }
 }
 
@@ -65,6 +72,7 @@ fn apply_outside_transaction(
     conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
+    pooled: bool,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     // Recorded, yet marked `reverting`: a revert was cut off half-way and
@@ -90,13 +98,41 @@ fn apply_outside_transaction(
     }
     ledger::write_ledger(conn, m, LedgerState::Running, None, 0, &settings.applied_by)?;
     let started = Instant::now();
-    if let Err(e) = conn.batch_execute(m.up_sql()) {
+    // Set when the last attempt failed before it changed anything: it timed
+    // out on a lock, or was refused as it cannot run in a transaction.
+    let mut untouched = false;
+    let run = with_lock_retries(m, settings, report, || {
+        let result = run_outside_transaction(conn, m.up_sql(), settings, pooled);
+        untouched = result
+            .as_ref()
+            .is_err_and(|e| sqlstate::trapped(e).is_some());
+        result
+            .map(|()| StepOutcome::Done(Duration::ZERO))
+            .map_err(|e| failed_outside_transaction(m, e))
+    });
+    if let Err(err) = run {
         if crate::interrupt::received().is_some() {
             // Cancelled by a signal: keep the `running` mark, as after a
             // crash, so the next run rebuilds instead of needing repair.
             return Err(Error::Interrupted);
         }
-        let err = failed(m, &e);
+        if untouched {
+            // Nothing ran: the ledger goes back to what it said, and the
+            // migration is not dirty.
+            if recorded {
+                ledger::write_ledger(
+                    conn,
+                    m,
+                    LedgerState::Reverting,
+                    None,
+                    0,
+                    &settings.applied_by,
+                )?;
+            } else {
+                ledger::forget_ledger(conn, &m.version())?;
+            }
+            return Err(err);
+        }
         let reason = match &err {
             Error::MigrationFailed { reason, .. } => reason.clone(),
             other => other.to_string(),
@@ -134,11 +170,12 @@ fn apply_outside_transaction(
     Ok(StepOutcome::Done(elapsed))
 }
 
-/// Runs `m`'s `down.sql` and forgets it.
+/// Runs `m`'s `down.sql` and forgets it (`pooled` as for [`apply`]).
 pub fn revert(
     conn: &mut DbConnection,
     m: &LocalMigration,
     settings: &MigrateOptions,
+    pooled: bool,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
     let Some(down) = m.down_sql() else {
@@ -155,7 +192,7 @@ pub fn revert(
                 if !ledger::is_recorded(conn, &version)? {
                     return Ok(StepOutcome::AlreadyDone);
                 }
-                conn.batch_execute(down).map_err(|e| failed(m, &e))?;
+                run_in_transaction(conn, down).map_err(|e| failed(m, e))?;
                 ledger::forget(conn, &version)?;
                 Ok(StepOutcome::Done(started.elapsed()))
             })
@@ -176,11 +213,17 @@ pub fn revert(
             &settings.applied_by,
         )?;
         let started = Instant::now();
-        if let Err(e) = conn.batch_execute(down) {
+        if let Err(e) = run_outside_transaction(conn, down, settings, pooled) {
             if crate::interrupt::received().is_some() {
                 return Err(Error::Interrupted);
             }
-            let reason = one_line(&e.to_string());
+            if sqlstate::is_connection_lost(&e) {
+                return Err(e.into());
+            }
+            let reason = match failed_outside_transaction(m, e) {
+                Error::MigrationFailed { reason, .. } => reason,
+                other => other.to_string(),
+            };
             ledger::write_ledger(
                 conn,
                 m,
@@ -212,8 +255,8 @@ pub(crate) fn in_write_transaction<T>(
     match conn.backend() {
         Backend::Sqlite => conn.batch_execute("BEGIN IMMEDIATE")?,
         Backend::Postgres => conn.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            settings.lock_timeout.as_millis().max(1)
+            "BEGIN; SET LOCAL lock_timeout = {}",
+            lock_timeout_literal(settings)
         ))?,
     }
     match body(conn) {
@@ -276,15 +319,105 @@ fn retry_delay(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
-fn is_lock_timeout(e: &Error) -> bool {
-    e.to_string().contains("lock timeout")
+/// `lock_timeout` as an SQL literal.
+fn lock_timeout_literal(settings: &MigrateOptions) -> String {
+    format!("'{}ms'", settings.lock_timeout.as_millis().max(1))
 }
 
-fn failed(m: &LocalMigration, e: &diesel::result::Error) -> Error {
+/// Runs a step's SQL inside the step's transaction; on PostgreSQL wrapped
+/// so that a lock timeout says so by its SQLSTATE.
+fn run_in_transaction(conn: &mut DbConnection, sql: &str) -> diesel::QueryResult<()> {
+    match conn.backend() {
+        Backend::Postgres => {
+            conn.batch_execute(&sqlstate::trap(sql, &[SqlState::LockNotAvailable]))
+        }
+        Backend::Sqlite => conn.batch_execute(sql),
+    }
+}
+
+/// Runs the SQL of a step that runs without a transaction of taskdb's,
+/// its lock waits bounded by the lock timeout like every other step's.
+///
+/// `CONCURRENTLY` statements are the exception: they take SHARE UPDATE
+/// EXCLUSIVE, which no read or write of the app waits for, and then wait
+/// for the transactions using the table through lock waits of their own,
+/// which a lock timeout would cut short, leaving an INVALID index behind.
+///
+/// Anything else runs as one implicit transaction with `SET LOCAL
+/// lock_timeout` (the setting ends with it, also behind a transaction
+/// pooler). A statement that cannot run in a transaction at all (`VACUUM
+/// FULL`, …) then runs on its own, with the timeout set for the session
+/// around it, on a direct connection only: behind a pooler that setting
+/// would stay on a server connection other clients get next.
+fn run_outside_transaction(
+    conn: &mut DbConnection,
+    sql: &str,
+    settings: &MigrateOptions,
+    pooled: bool,
+) -> diesel::QueryResult<()> {
+    if conn.backend() != Backend::Postgres || is_concurrent(sql) {
+        return conn.batch_execute(sql);
+    }
+    let timeout = lock_timeout_literal(settings);
+    let wrapped = sqlstate::trap(
+        sql,
+        &[SqlState::LockNotAvailable, SqlState::ActiveSqlTransaction],
+    );
+    match conn.batch_execute(&format!("SET LOCAL lock_timeout = {timeout};\n{wrapped}")) {
+        Err(e) if sqlstate::trapped(&e) == Some(SqlState::ActiveSqlTransaction) && !pooled => {
+            conn.batch_execute(&format!("SET lock_timeout = {timeout}"))?;
+            let result = conn.batch_execute(sql);
+            let reset = conn.batch_execute("RESET lock_timeout");
+            result.and(reset)
+        }
+        other => other,
+    }
+}
+
+/// True when `sql` has a `CONCURRENTLY` (outside `--` comments).
+fn is_concurrent(sql: &str) -> bool {
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or_default())
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == '(' || c == ';'))
+        .any(|w| w.eq_ignore_ascii_case("CONCURRENTLY"))
+}
+
+/// A lock timeout, as [`run_in_transaction`] and
+/// [`run_outside_transaction`] report it.
+fn is_trapped_lock_timeout(e: &diesel::result::Error) -> bool {
+    sqlstate::trapped(e) == Some(SqlState::LockNotAvailable)
+}
+
+fn is_lock_timeout(e: &Error) -> bool {
+    matches!(e, Error::Query(e) if is_trapped_lock_timeout(e))
+}
+
+/// A step's SQL failed. A lock timeout and a lost connection keep the
+/// driver's error, so the retry loop and the caller can tell them by kind;
+/// anything else is the migration's failure, in the server's words.
+fn failed(m: &LocalMigration, e: diesel::result::Error) -> Error {
+    if is_trapped_lock_timeout(&e) || sqlstate::is_connection_lost(&e) {
+        return Error::Query(e);
+    }
     Error::MigrationFailed {
         migration: m.dir_name().to_string(),
         reason: one_line(&e.to_string()),
     }
+}
+
+/// [`failed`], for a statement that must run outside any transaction and
+/// so cannot be bounded by a lock timeout behind a transaction pooler.
+fn failed_outside_transaction(m: &LocalMigration, e: diesel::result::Error) -> Error {
+    if sqlstate::trapped(&e) == Some(SqlState::ActiveSqlTransaction) {
+        return Error::MigrationFailed {
+            migration: m.dir_name().to_string(),
+            reason: format!(
+                "{}: it cannot run in a transaction, so its lock wait can be bounded only by a session setting, which a transaction pooler would leave on a server connection other clients get; set DIRECT_DATABASE_URL to a direct connection to the server (migrations prefer it)",
+                one_line(&e.to_string())
+            ),
+        };
+    }
+    failed(m, e)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -404,5 +537,142 @@ mod tests {
             vec!["Ix"]
         );
         assert!(created_index_names("DROP INDEX CONCURRENTLY IF EXISTS x;").is_empty());
+    }
+
+    /// Steps that run outside a transaction, against a real server.
+    #[cfg(all(feature = "postgres", feature = "testing"))]
+    mod outside_a_transaction {
+        use std::time::{Duration, Instant};
+
+        use diesel::connection::SimpleConnection;
+
+        use super::super::*;
+        use crate::migrate::source::MigrationSql;
+        use crate::testing::TestDb;
+
+        static ADD_COLUMN: MigrationSql = MigrationSql {
+            dir_name: "2099-01-01-000001_add_tasks_probe",
+            up: "ALTER TABLE tasks ADD COLUMN probe INTEGER",
+            down: Some("ALTER TABLE tasks DROP COLUMN probe"),
+            metadata: Some("run_in_transaction = false"),
+            run_in_transaction: false,
+        };
+
+        static BUILD_INDEX: MigrationSql = MigrationSql {
+            dir_name: "2099-01-01-000002_index_tasks_title",
+            up: "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_tasks_probe_title ON tasks (title)",
+            down: Some("DROP INDEX CONCURRENTLY IF EXISTS idx_tasks_probe_title"),
+            metadata: Some("run_in_transaction = false"),
+            run_in_transaction: false,
+        };
+
+        static VACUUM_FULL: MigrationSql = MigrationSql {
+            dir_name: "2099-01-01-000003_vacuum_full_tasks",
+            up: "VACUUM FULL tasks",
+            down: None,
+            metadata: Some("run_in_transaction = false"),
+            run_in_transaction: false,
+        };
+
+        fn options() -> MigrateOptions {
+            MigrateOptions {
+                lock_timeout: Duration::from_millis(50),
+                ..MigrateOptions::default()
+            }
+        }
+
+        /// Applies `sql` as a migration while `other` holds a transaction
+        /// open for `held`; returns how long a query on `tasks` issued
+        /// meanwhile waited, and the step's result.
+        fn apply_beside(
+            db: &TestDb,
+            sql: &'static MigrationSql,
+            other: &str,
+            held: Duration,
+        ) -> (Duration, Result<StepOutcome>) {
+            let m = LocalMigration::from_sql(sql);
+            let mut other_conn = db.conn().unwrap();
+            other_conn.batch_execute(other).unwrap();
+            std::thread::scope(|s| {
+                let step = s.spawn(|| {
+                    let mut conn = db.conn().unwrap();
+                    apply(&mut conn, &m, &options(), false, &mut |_| {})
+                });
+                std::thread::sleep(Duration::from_millis(300));
+                let reader = s.spawn(|| {
+                    let mut conn = db.conn().unwrap();
+                    let started = Instant::now();
+                    conn.batch_execute("SELECT COUNT(*) FROM tasks").unwrap();
+                    started.elapsed()
+                });
+                std::thread::sleep(held - Duration::from_millis(300));
+                other_conn.batch_execute("ROLLBACK").unwrap();
+                (reader.join().unwrap(), step.join().unwrap())
+            })
+        }
+
+        #[test]
+        fn a_blocking_statement_waits_for_its_lock_no_longer_than_the_lock_timeout() {
+            let db = TestDb::postgres().unwrap();
+            // The app's long read: ALTER TABLE must wait for it, and must
+            // not make the app's next reads queue behind it meanwhile.
+            let (waited, step) = apply_beside(
+                &db,
+                &ADD_COLUMN,
+                "BEGIN; SELECT COUNT(*) FROM tasks",
+                Duration::from_millis(1500),
+            );
+            assert!(
+                waited < Duration::from_millis(700),
+                "a read of tasks queued behind the step for {waited:?}"
+            );
+            // Retried on the lock timeout until the long read ended.
+            assert!(matches!(step, Ok(StepOutcome::Done(_))), "{step:?}");
+        }
+
+        #[test]
+        fn a_statement_that_cannot_run_in_a_transaction_is_bounded_too() {
+            let db = TestDb::postgres().unwrap();
+            let (waited, step) = apply_beside(
+                &db,
+                &VACUUM_FULL,
+                "BEGIN; SELECT COUNT(*) FROM tasks",
+                Duration::from_millis(1500),
+            );
+            assert!(
+                waited < Duration::from_millis(700),
+                "a read of tasks queued behind the step for {waited:?}"
+            );
+            // Run on its own (it refuses a transaction), it is not retried:
+            // the timeout fails it.
+            assert!(step.is_err(), "{step:?}");
+        }
+
+        #[test]
+        fn through_a_pooler_a_statement_that_cannot_run_in_a_transaction_is_refused_untouched() {
+            let db = TestDb::postgres().unwrap();
+            let m = LocalMigration::from_sql(&VACUUM_FULL);
+            let mut conn = db.conn().unwrap();
+            let err = apply(&mut conn, &m, &options(), true, &mut |_| {}).unwrap_err();
+            assert!(err.to_string().contains("DIRECT_DATABASE_URL"), "{err}");
+            // Nothing ran, so nothing is dirty.
+            assert_eq!(ledger::state(&mut conn, &m.version()).unwrap(), None);
+        }
+
+        #[test]
+        fn a_concurrent_index_build_still_waits_for_a_long_writer() {
+            let db = TestDb::postgres().unwrap();
+            // CONCURRENTLY waits for transactions writing the table; that
+            // wait must not be cut short by the lock timeout (it would
+            // leave an INVALID index), and it blocks no query of the app.
+            let (waited, step) = apply_beside(
+                &db,
+                &BUILD_INDEX,
+                "BEGIN; UPDATE tasks SET title = title",
+                Duration::from_millis(1000),
+            );
+            assert!(matches!(step, Ok(StepOutcome::Done(_))), "{step:?}");
+            assert!(waited < Duration::from_millis(700), "{waited:?}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
 use super::source::LocalMigration;
-use crate::db::DbConnection;
+use crate::db::{sqlstate, DbConnection};
 use crate::error::Result;
 use crate::models::now_utc;
 
@@ -140,9 +140,18 @@ SELECT d.version, (1 = 1) AS recorded, d.run_on,
 pub fn read(conn: &mut DbConnection) -> Result<(Vec<TrackedVersion>, bool)> {
     let (rows, ledger_exists) = match diesel::sql_query(SELECT_BOTH).load::<Row>(conn) {
         Ok(rows) => (rows, true),
-        Err(both_err) => match diesel::sql_query(SELECT_DIESEL_ONLY).load::<Row>(conn) {
-            Ok(rows) => (rows, false),
-            Err(_) if is_missing_table(&both_err) => (Vec::new(), false),
+        // Which table is missing, if any, is asked rather than read from
+        // the error, whose words are the server's (its lc_messages). If
+        // even asking fails (the failed query aborted the caller's
+        // transaction), the first error is the one to report.
+        Err(both_err) => match missing_tables(conn) {
+            Ok((true, _)) => (Vec::new(), false),
+            Ok((false, true)) => (
+                diesel::sql_query(SELECT_DIESEL_ONLY).load::<Row>(conn)?,
+                false,
+            ),
+            // Both exist now: another migrator created them since.
+            Ok((false, false)) => (diesel::sql_query(SELECT_BOTH).load::<Row>(conn)?, true),
             Err(_) => return Err(both_err.into()),
         },
     };
@@ -169,9 +178,12 @@ pub fn read(conn: &mut DbConnection) -> Result<(Vec<TrackedVersion>, bool)> {
     Ok((tracked, ledger_exists))
 }
 
-fn is_missing_table(err: &diesel::result::Error) -> bool {
-    let msg = err.to_string();
-    msg.contains("does not exist") || msg.contains("no such table")
+/// Whether Diesel's table, and taskdb's ledger, are missing.
+fn missing_tables(conn: &mut DbConnection) -> Result<(bool, bool)> {
+    Ok((
+        !sqlstate::table_exists(conn, "__diesel_schema_migrations")?,
+        !sqlstate::table_exists(conn, "__taskdb_ledger")?,
+    ))
 }
 
 /// Creates both tracking tables if absent. Callers hold the migration lock

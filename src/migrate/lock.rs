@@ -11,6 +11,15 @@
 //! does not hold up `CREATE INDEX CONCURRENTLY`. If the holder dies, the
 //! server ends its transaction and the lock is free.
 //!
+//! The holder sits idle in its transaction for the whole run, which is
+//! what `idle_in_transaction_session_timeout` (and `transaction_timeout`)
+//! ends. So the transaction switches off every such limit a database or a
+//! role may set, for itself only (`SET LOCAL`, which a transaction pooler
+//! keeps on the transaction's server connection, where a session `SET`
+//! would leak to the pooler's next client). Should the server end the
+//! holder anyway (a terminated backend, a restart), [`MigrationLock::
+//! ensure_held`] says so before the next step, and the run stops there.
+//!
 //! SQLite: the database file lock. Each migration runs in a `BEGIN
 //! IMMEDIATE` transaction that re-checks whether it is still pending, so no
 //! lock object is needed here.
@@ -21,12 +30,36 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
-use crate::db::{self, DatabaseUrl, DbConnection};
+use crate::db::{self, sqlstate, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::interrupt::CancelGuard;
 
 /// Advisory lock key: "taskdb" in ASCII.
 pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_6462;
+
+/// Limits a database or role may set that would end the holder's long idle
+/// transaction (or a statement of it), off for this transaction only. Read
+/// from `pg_settings` so a server without one (`idle_session_timeout`
+/// before 14, `transaction_timeout` before 17) is no error. Also a simple
+/// query, which ends the snapshot of the extended-protocol queries before
+/// it (see `acquire_watched`).
+const NO_LIMITS_IN_THIS_TRANSACTION: &str = "SELECT set_config(name, '0', true) FROM pg_settings
+  WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout',
+                 'statement_timeout', 'idle_session_timeout', 'lock_timeout')";
+
+/// Keeps a direct connection of a migration run from being ended while it
+/// waits between statements (for the lock, or between retries), whatever
+/// `idle_session_timeout` the database or role sets. Behind a transaction
+/// pooler the server connection is the pooler's, so nothing is set there.
+pub(crate) fn keep_session_alive(conn: &mut DbConnection, url: &DatabaseUrl) -> Result<()> {
+    if url.backend() != db::Backend::Postgres || url.is_pooled() {
+        return Ok(());
+    }
+    conn.batch_execute(
+        "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'",
+    )?;
+    Ok(())
+}
 
 /// Held for the length of a migration run; released on drop.
 pub struct MigrationLock {
@@ -52,6 +85,7 @@ impl MigrationLock {
             return Ok(MigrationLock { holder: None });
         }
         let mut conn = db::connect(url)?;
+        keep_session_alive(&mut conn, url)?;
         let started = Instant::now();
         let mut told = false;
         let mut attempt: u32 = 0;
@@ -68,8 +102,8 @@ impl MigrationLock {
                 // The extended-protocol queries above leave their portal,
                 // and with it a snapshot, open until the next query; a
                 // snapshot would make CREATE INDEX CONCURRENTLY wait for
-                // this transaction. A simple query drops it.
-                conn.batch_execute("SELECT 1")?;
+                // this transaction. This simple query drops it.
+                conn.batch_execute(NO_LIMITS_IN_THIS_TRANSACTION)?;
                 return Ok(MigrationLock { holder: Some(conn) });
             }
             conn.batch_execute("ROLLBACK")?;
@@ -88,10 +122,35 @@ impl MigrationLock {
         }
     }
 
-    /// Ends the holder's transaction now (also done on drop).
+    /// Fails, with the reason, unless the lock is still this run's: its
+    /// connection answers and its transaction still holds the advisory
+    /// lock. Called before each step.
+    pub fn ensure_held(&mut self) -> std::result::Result<(), String> {
+        let Some(conn) = self.holder.as_mut() else {
+            return Ok(());
+        };
+        // One simple query (it leaves no snapshot behind) that fails unless
+        // this backend holds the lock.
+        let check = format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_locks
+                               WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                                 AND classid = {hi} AND objid = {lo} AND objsubid = 1) THEN
+                 RAISE EXCEPTION 'the lock is no longer held by this connection';
+               END IF;
+             END $$",
+            hi = ADVISORY_LOCK_KEY >> 32,
+            lo = ADVISORY_LOCK_KEY & 0xffff_ffff,
+        );
+        conn.batch_execute(&check)
+            .map_err(|e| db::one_line(&e.to_string()))
+    }
+
+    /// Ends the holder's transaction now (also done on drop). If the
+    /// server ended it already, the lock went with it: nothing to do.
     pub fn release(mut self) -> Result<()> {
         if let Some(mut conn) = self.holder.take() {
-            conn.batch_execute("COMMIT")?;
+            let _ = conn.batch_execute("COMMIT");
         }
         Ok(())
     }
@@ -108,11 +167,10 @@ impl Drop for MigrationLock {
 /// A pooler in statement mode cannot keep a transaction open: neither the
 /// lock nor a transactional migration can be made safe through it.
 fn refuse_statement_pooling(url: &DatabaseUrl, e: diesel::result::Error) -> Error {
-    let text = e.to_string();
     // PgBouncer answers BEGIN in statement mode with a FATAL and closes the
     // connection; libpq often reports only the close. On a connection that
     // just answered queries, a close at BEGIN means that pooler.
-    if text.contains("statement pooling mode") || text.contains("server closed the connection") {
+    if sqlstate::is_connection_lost(&e) {
         Error::MigrationState(format!(
             "refusing to migrate through {}: the connection was closed when a transaction began, as a pooler in statement mode does, and migrations need a transaction for their lock and each step; set DIRECT_DATABASE_URL to a direct connection to the server (migrations prefer it)",
             url.redacted()

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::apply::{self, StepOutcome};
-use super::lock::MigrationLock;
+use super::lock::{self, MigrationLock};
 use super::plan::{MigrationPlan, MigrationState, PlanEntry};
 use super::replicas::Gate;
 use super::source::{resolve, LocalMigration};
@@ -108,6 +108,9 @@ impl<'r> Migrator<'r> {
 
     /// Takes the migration lock (and changes nothing else).
     fn acquire_lock(&mut self) -> Result<MigrationLock> {
+        // The migration connection may wait idle as long as the lock does.
+        let url = self.session_url.clone();
+        lock::keep_session_alive(self.connection()?, &url)?;
         // From here on a signal cancels this run's own statements (by
         // backend PID) and rolls back instead of killing the process. The
         // PIDs cost a query each, so only past the fast path.
@@ -147,7 +150,7 @@ impl<'r> Migrator<'r> {
         if plan.is_up_to_date() {
             return Ok(Vec::new());
         }
-        let lock = self.acquire_lock()?;
+        let mut lock = self.acquire_lock()?;
         let plan = self.plan()?;
         plan.ensure_runnable()?;
         // Lint's findings on the steps this run applies, against live table
@@ -184,20 +187,27 @@ impl<'r> Migrator<'r> {
                 (self.report)(Event::Backfilled { migration: m });
             }
         }
-        let steps = self.apply_each(&todo)?;
+        let steps = self.apply_each(&mut lock, &todo)?;
         lock.release()?;
         Ok(steps)
     }
 
     /// Applies `todo`, whose first step's standby gate the caller has
-    /// just passed.
-    fn apply_each(&mut self, todo: &[LocalMigration]) -> Result<Vec<Step>> {
+    /// just passed, checking before each step that the lock still holds.
+    fn apply_each(
+        &mut self,
+        lock: &mut MigrationLock,
+        todo: &[LocalMigration],
+    ) -> Result<Vec<Step>> {
+        let pooled = self.session_url.is_pooled();
         let mut steps = Vec::new();
         // Set right after a step that was followed by the standby gate, so
         // the next step does not ask the primary twice in a row.
         let mut standbys_checked = true;
         for (i, m) in todo.iter().enumerate() {
             interrupt::check()?;
+            lock.ensure_held()
+                .map_err(|reason| lock_lost(reason, m, Direction::Up))?;
             let (conn, options, report) = self.parts()?;
             if !std::mem::take(&mut standbys_checked) {
                 replicas::wait_for_standbys(
@@ -225,7 +235,7 @@ impl<'r> Migrator<'r> {
             // what the step describes.
             if_not_exists::check_existing_indexes(conn, m)?;
             report(Event::Applying { migration: m });
-            match apply::apply(conn, m, options, report)
+            match apply::apply(conn, m, options, pooled, report)
                 .map_err(interrupted)
                 .map_err(|e| connection_lost(e, m, Direction::Up))?
             {
@@ -303,14 +313,17 @@ impl<'r> Migrator<'r> {
     /// under the lock, they must still be exactly the newest applied
     /// migrations, or nothing is reverted.
     pub fn rollback(&mut self, reverting: &[LocalMigration]) -> Result<Vec<Step>> {
-        let lock = self.lock()?;
+        let mut lock = self.lock()?;
         self.ensure_still_newest(reverting)?;
+        let pooled = self.session_url.is_pooled();
         let mut steps = Vec::new();
         for m in reverting {
             interrupt::check()?;
+            lock.ensure_held()
+                .map_err(|reason| lock_lost(reason, m, Direction::Down))?;
             let (conn, options, report) = self.parts()?;
             report(Event::Reverting { migration: m });
-            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, options, report)
+            if let StepOutcome::Done(elapsed) = apply::revert(conn, m, options, pooled, report)
                 .map_err(interrupted)
                 .map_err(|e| connection_lost(e, m, Direction::Down))?
             {
@@ -349,10 +362,10 @@ impl<'r> Migrator<'r> {
     /// Reverts the newest `n` migrations and applies them again.
     pub fn redo(&mut self, reverting: &[LocalMigration]) -> Result<(Vec<Step>, Vec<Step>)> {
         let reverted = self.rollback(reverting)?;
-        let lock = self.lock()?;
+        let mut lock = self.lock()?;
         let mut again: Vec<LocalMigration> = reverting.to_vec();
         again.reverse();
-        let applied = self.apply_each(&again)?;
+        let applied = self.apply_each(&mut lock, &again)?;
         lock.release()?;
         Ok((reverted, applied))
     }
@@ -430,6 +443,21 @@ fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error 
         Direction::Down => ("reverting", "taskdb rollback"),
     };
     Error::ConnectionLost {
+        action,
+        migration: m.dir_name().to_string(),
+        reason,
+        rerun,
+    }
+}
+
+/// The run stops before `m`: with the lock gone, another migrator may be
+/// running too.
+fn lock_lost(reason: String, m: &LocalMigration, direction: Direction) -> Error {
+    let (action, rerun) = match direction {
+        Direction::Up => ("applying", "taskdb migrate"),
+        Direction::Down => ("reverting", "taskdb rollback"),
+    };
+    Error::MigrationLockLost {
         action,
         migration: m.dir_name().to_string(),
         reason,

@@ -26,6 +26,12 @@ pub struct LocalMigration {
 }
 
 impl LocalMigration {
+    /// A test's own migration.
+    #[cfg(test)]
+    pub(crate) const fn from_sql(sql: &'static MigrationSql) -> Self {
+        LocalMigration { sql }
+    }
+
     /// The version as Diesel stores it: the directory prefix without dashes
     /// (`2026-02-08-000001_create_tasks` → `20260208000001`).
     pub fn version(&self) -> String {

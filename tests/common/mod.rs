@@ -9,6 +9,7 @@
 /// See [`TestDb::before_alter`].
 pub const BEFORE_ALTER: &str = "2026-02-08-000010";
 
+pub mod cluster;
 pub mod pgbouncer;
 pub mod process;
 pub mod role;
