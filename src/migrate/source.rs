@@ -26,8 +26,8 @@ pub struct LocalMigration {
 }
 
 impl LocalMigration {
-    /// A test's own migration.
-    #[cfg(test)]
+    /// A test's own migration (apply's tests, which need a server).
+    #[cfg(all(test, feature = "postgres", feature = "testing"))]
     pub(crate) const fn from_sql(sql: &'static MigrationSql) -> Self {
         LocalMigration { sql }
     }
