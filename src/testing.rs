@@ -244,7 +244,9 @@ fn rename_unused(admin: &mut DbConnection, name: &str, new: &str) -> Result<()> 
              WHERE datname = '{name}' AND pid <> pg_backend_pid()"
         ))?;
         match admin.batch_execute(&format!("ALTER DATABASE {name} RENAME TO {new}")) {
-            Err(e) if e.to_string().contains("being accessed by other users") && attempt < 100 => {
+            // 55006: a session is still leaving (the race is why the first
+            // few tries do not ask).
+            Err(_) if attempt < 100 && (attempt < 3 || other_sessions(admin, name)?) => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
@@ -283,8 +285,9 @@ fn clone_template(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) ->
     let template = template(server, admin)?;
     match create_database(admin, name, Some(&template)) {
         // Dropped as stale by a run of other migrations meanwhile: build it
-        // again.
-        Err(e) if e.to_string().contains("does not exist") => {
+        // again. (Asked, not read from the message: its words are the
+        // server's lc_messages.)
+        Err(_) if !database_exists(admin, &template)? => {
             forget_template();
             let template = template_name_built(server, admin)?;
             create_database(admin, name, Some(&template))
@@ -526,13 +529,51 @@ fn create_database(admin: &mut DbConnection, name: &str, template: Option<&str>)
     let mut attempt = 0;
     loop {
         match admin.batch_execute(&sql) {
-            Err(e) if e.to_string().contains("being accessed by other users") && attempt < 100 => {
+            // 55006 (another session is on the template): it is about to
+            // leave. Recognised by asking, not by the message's words.
+            Err(_)
+                if attempt < 100
+                    && template.is_some_and(|t| {
+                        attempt < 3 || other_sessions(admin, t).unwrap_or(false)
+                    }) =>
+            {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10 + 5 * attempt));
             }
             other => return Ok(other?),
         }
     }
+}
+
+/// Whether a session other than this one is connected to database `name`
+/// (why PostgreSQL refuses to clone, rename or drop it: SQLSTATE 55006).
+fn other_sessions(admin: &mut DbConnection, name: &str) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Any {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        any: bool,
+    }
+    let row: Any = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()) AS any",
+    )
+    .bind::<Text, _>(name)
+    .get_result(admin)?;
+    Ok(row.any)
+}
+
+/// Whether database `name` exists.
+fn database_exists(admin: &mut DbConnection, name: &str) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Any {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        any: bool,
+    }
+    let row: Any =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS any")
+            .bind::<Text, _>(name)
+            .get_result(admin)?;
+    Ok(row.any)
 }
 
 /// The test server's admin URL.
