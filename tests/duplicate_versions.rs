@@ -12,43 +12,15 @@
     feature = "testing"
 ))]
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+
+use common::checkout::checkout_copy;
+use std::path::Path;
 
 const FIRST: &str = "2026-11-28-000020_probe_a";
 const SECOND: &str = "2026-11-28-000020_probe_b";
-
-fn crate_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// The crate's `Cargo.toml` and migrations: enough for `new` and `lint`.
-fn checkout_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::copy(
-        crate_root().join("Cargo.toml"),
-        dir.path().join("Cargo.toml"),
-    )
-    .unwrap();
-    copy_dir(
-        &crate_root().join("migrations"),
-        &dir.path().join("migrations"),
-    );
-    dir
-}
 
 /// Adds FIRST and SECOND (one version) to both backends of `root`.
 fn add_two_with_one_version(root: &Path) {

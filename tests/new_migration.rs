@@ -15,6 +15,8 @@ mod common;
 mod rows;
 
 use std::fs;
+
+use common::checkout::{checkout_copy, copy_dir, crate_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,39 +29,6 @@ use taskdb::scaffold::{self, Checkout};
 /// reached the same schema in fewer steps up to it; every later migration
 /// exists for both backends under the same name.
 const PAIRED_AFTER: u32 = 12;
-
-fn crate_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of the crate's `Cargo.toml` and migrations: enough for `taskdb
-/// new`, which builds nothing.
-fn checkout_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::copy(
-        crate_root().join("Cargo.toml"),
-        dir.path().join("Cargo.toml"),
-    )
-    .unwrap();
-    copy_dir(
-        &crate_root().join("migrations"),
-        &dir.path().join("migrations"),
-    );
-    dir
-}
 
 fn new_in(dir: &Path) -> assert_cmd::Command {
     let mut cmd = taskdb_cmd();

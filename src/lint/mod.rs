@@ -208,6 +208,37 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding of `rule` at a place in a file, with nothing else known
+    /// yet (no table, lock or recipe).
+    pub fn at(
+        rule: Rule,
+        migration: &str,
+        file: &str,
+        line: usize,
+        column: usize,
+        message: String,
+    ) -> Finding {
+        Finding {
+            rule,
+            level: rule.level(),
+            migration: migration.to_string(),
+            file: file.to_string(),
+            line,
+            column,
+            table: None,
+            lock: None,
+            blocks: None,
+            holds: None,
+            message,
+            recipe: None,
+            allowed: false,
+            allow_reason: None,
+            source: None,
+            size: None,
+            consequence: None,
+        }
+    }
+
     /// An error that is not allowed fails lint (and warnings, with `--deny warnings`).
     pub fn fails(&self, deny_warnings: bool) -> bool {
         !self.allowed && (self.level == Level::Error || deny_warnings)
@@ -382,24 +413,8 @@ fn lint_one(
 ) {
     let file = format!("{}/up.sql", m.dir);
     let meta = read_metadata(m.metadata.as_deref());
-    let base = |rule: Rule, file: &str, line: usize, column: usize, message: String| Finding {
-        rule,
-        level: rule.level(),
-        migration: m.name.clone(),
-        file: file.to_string(),
-        line,
-        column,
-        table: None,
-        lock: None,
-        blocks: None,
-        holds: None,
-        message,
-        recipe: None,
-        allowed: false,
-        allow_reason: None,
-        source: None,
-        size: None,
-        consequence: None,
+    let base = |rule: Rule, file: &str, line: usize, column: usize, message: String| {
+        Finding::at(rule, &m.name, file, line, column, message)
     };
     let meta_file = format!("{}/metadata.toml", m.dir);
     if let Some(error) = &meta.error {
@@ -608,23 +623,8 @@ pub fn check_parity(postgres: &[MigrationFiles], sqlite: &[MigrationFiles]) -> V
             let meta = read_metadata(m.metadata.as_deref());
             let file = format!("{}/metadata.toml", m.dir);
             let finding = |message: String, recipe: String| Finding {
-                rule: Rule::BackendParity,
-                level: Level::Error,
-                migration: m.name.clone(),
-                file: file.clone(),
-                line: 1,
-                column: 1,
-                table: None,
-                lock: None,
-                blocks: None,
-                holds: None,
-                message,
                 recipe: Some(recipe),
-                allowed: false,
-                allow_reason: None,
-                source: None,
-                size: None,
-                consequence: None,
+                ..Finding::at(Rule::BackendParity, &m.name, &file, 1, 1, message)
             };
             let recipe = format!("-- write migrations/{other_name}/<version>_{logical}, or mark this one in its metadata.toml\n-- (keep run_in_transaction: Diesel reads a metadata.toml without it as false):\n[lint]\nbackend_only = {{ backend = \"{this_backend}\", reason = \"<why {other_name} needs no such step>\" }}");
             match meta.backend_only {
@@ -738,25 +738,19 @@ fn read_migrations(dir: &Path) -> Result<(Vec<MigrationFiles>, Vec<Finding>), Us
                 let valid = e.utf8_error().valid_up_to();
                 let before = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
                 let (line, column) = position(&before, before.len());
-                unreadable.push(Finding {
-                    rule: Rule::ParseError,
-                    level: Level::Error,
-                    migration: name.clone(),
-                    file: up_path.display().to_string(),
+                let mut f = Finding::at(
+                    Rule::ParseError,
+                    &name,
+                    &up_path.display().to_string(),
                     line,
                     column,
-                    table: None,
-                    lock: None,
-                    blocks: None,
-                    holds: None,
-                    message: format!("{} is not UTF-8 text (an invalid byte at line {line}, column {column}): migrations are read as UTF-8", up_path.display()),
-                    recipe: Some(format!("iconv -f <its encoding> -t UTF-8 {0} > up.sql.utf8 && mv up.sql.utf8 {0}", up_path.display())),
-                    allowed: false,
-                    allow_reason: None,
-                    source: None,
-                    size: None,
-                    consequence: None,
-                });
+                    format!("{} is not UTF-8 text (an invalid byte at line {line}, column {column}): migrations are read as UTF-8", up_path.display()),
+                );
+                f.recipe = Some(format!(
+                    "iconv -f <its encoding> -t UTF-8 {0} > up.sql.utf8 && mv up.sql.utf8 {0}",
+                    up_path.display()
+                ));
+                unreadable.push(f);
                 continue;
             }
         };

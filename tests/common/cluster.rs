@@ -11,11 +11,13 @@
 //! (`scripts/test-env` generates de_DE.UTF-8).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use diesel::connection::SimpleConnection;
+
+use super::server::{bin_dir, is_root, path_str, run_as_postgres, stop, stop_abandoned};
 use diesel::prelude::*;
 use diesel::PgConnection;
 
@@ -68,8 +70,8 @@ impl Cluster {
     /// (values written as given, so quote strings: `("lc_messages",
     /// "'de_DE.UTF-8'")`).
     pub fn start(settings: &[(&str, &str)]) -> Cluster {
-        let bin = server_bin_dir();
-        stop_abandoned(&bin);
+        let bin = bin_dir("a test cluster needs the server's own initdb and pg_ctl");
+        stop_abandoned(&bin, DIR_PREFIX);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
@@ -207,97 +209,4 @@ impl Drop for ClusterDb<'_> {
             ));
         }
     }
-}
-
-/// The bin directory of the test server's own major version (the client
-/// tools on PATH may be another one).
-fn server_bin_dir() -> PathBuf {
-    #[derive(QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        v: String,
-    }
-    let version: i64 = diesel::sql_query("SELECT current_setting('server_version_num') AS v")
-        .get_result::<Value>(&mut super::admin())
-        .unwrap()
-        .v
-        .parse()
-        .unwrap();
-    let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", version / 10000));
-    assert!(
-        dir.join("initdb").exists(),
-        "{} is missing: a test cluster needs the server's own initdb and pg_ctl",
-        dir.display()
-    );
-    dir
-}
-
-/// Stops and removes clusters whose test process is gone (killed before
-/// its clean-up ran).
-fn stop_abandoned(bin: &Path) {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix(DIR_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        stop(bin, &entry.path().join("data"));
-        let _ = std::fs::remove_dir_all(entry.path());
-    }
-}
-
-fn stop(bin: &Path, data: &Path) {
-    if !data.join("postmaster.pid").exists() {
-        return;
-    }
-    let _ = postgres_command(&bin.join("pg_ctl"))
-        .args(["-D", path_str(data), "-m", "immediate", "-w", "stop"])
-        .current_dir("/")
-        .output();
-}
-
-fn postgres_command(program: &Path) -> Command {
-    if is_root() {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run_as_postgres(program: &Path, args: &[&str]) {
-    let output = postgres_command(program)
-        .args(args)
-        .current_dir("/")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed: {}{}",
-        program.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

@@ -9,11 +9,13 @@
 /// See [`TestDb::before_alter`].
 pub const BEFORE_ALTER: &str = "2026-02-08-000010";
 
+pub mod checkout;
 pub mod cluster;
 pub mod pgbouncer;
 pub mod process;
 pub mod role;
 pub mod secrets;
+pub mod server;
 pub mod standby;
 pub mod wire_proxy;
 

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
+
+use super::server::{bin_dir, free_port, is_root, path_str, run_as_postgres, stop};
 use diesel::prelude::*;
 use diesel::PgConnection;
 
@@ -73,7 +75,7 @@ impl Standby {
     }
 
     pub fn start() -> Standby {
-        let bin = server_bin_dir();
+        let bin = bin_dir("the standby tests need the server's own pg_ctl and pg_basebackup");
         stop_abandoned(&bin);
         let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
@@ -312,43 +314,11 @@ pub fn lsn_now() -> String {
     .remove(0)
 }
 
-/// The bin directory of the server's own major version (the client tools
-/// on PATH may be another one).
-fn server_bin_dir() -> PathBuf {
-    let version: i64 = show(&mut super::admin(), "server_version_num")
-        .parse()
-        .unwrap();
-    let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", version / 10000));
-    assert!(
-        dir.join("pg_ctl").exists(),
-        "{} is missing: the standby tests need the server's own pg_ctl and pg_basebackup",
-        dir.display()
-    );
-    dir
-}
-
 /// Stops and removes standbys whose test process is gone (killed before
 /// its Drop ran): a paused one would hold up every migration on the
 /// server.
 fn stop_abandoned(bin: &Path) {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix(DIR_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        stop(bin, &entry.path().join("data"));
-        let _ = std::fs::remove_dir_all(entry.path());
-    }
+    super::server::stop_abandoned(bin, DIR_PREFIX);
     let slots = super::query_lines(
         &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap())
             .unwrap(),
@@ -367,42 +337,6 @@ fn stop_abandoned(bin: &Path) {
             drop_slot(&slot);
         }
     }
-}
-
-fn stop(bin: &Path, data: &Path) {
-    if !data.join("postmaster.pid").exists() {
-        return;
-    }
-    let mut cmd = postgres_command(&bin.join("pg_ctl"));
-    let _ = cmd
-        .args(["-D", path_str(data), "-m", "immediate", "-w", "stop"])
-        .output();
-}
-
-fn postgres_command(program: &Path) -> Command {
-    if is_root() {
-        // pg_ctl and the server refuse to run as root.
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run_as_postgres(program: &Path, args: &[&str]) {
-    let output = postgres_command(program)
-        .args(args)
-        .current_dir("/")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed: {}{}",
-        program.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn write_as_postgres(path: &Path, text: &str) {
@@ -440,24 +374,4 @@ fn scalar_bool(conn: &mut PgConnection, sql: &str) -> bool {
         .get_result::<Value>(conn)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .v
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
