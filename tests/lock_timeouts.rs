@@ -96,9 +96,12 @@ fn check_short_waits(run: Run) {
         "it hit the lock timeout and retried: {}",
         run.stdout
     );
-    // 50 ms timeout plus scheduling slack on a small, busy machine.
+    // 50 ms timeout plus scheduling slack on a small, busy machine (535 ms
+    // seen with two builds running beside the suite); without the timeout
+    // a query waits the whole 1.5 s the reader holds its lock, and the
+    // control below sees more than 700 ms.
     assert!(
-        run.slowest_query < Duration::from_millis(400),
+        run.slowest_query < Duration::from_millis(650),
         "a query waited {:?}",
         run.slowest_query
     );
