@@ -139,6 +139,49 @@ fn new_writes_the_next_migration_for_both_backends() {
         .contains("run_in_transaction = false"));
 }
 
+/// The facts file covers what `new` wrote (a build made now neither lints
+/// it at start-up nor, without the parser, refuses it), and the hints name
+/// the model types a new column must reach.
+#[test]
+fn new_keeps_the_facts_file_current_and_names_the_model_types() {
+    let dir = checkout_copy();
+    let out = new_in(dir.path())
+        .args([
+            "probe_add_priority",
+            "--add-column",
+            "tasks",
+            "probe_priority",
+            "integer",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Updated migrations/lint-facts.json"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Task, NewTask and TaskChanges in src/models/task.rs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("taskdb lint --write-facts"), "{stdout}");
+    let name = format!("{}-{:06}_probe_add_priority", today(), newest_number() + 1);
+    let facts = fs::read_to_string(dir.path().join("migrations/lint-facts.json")).unwrap();
+    assert!(facts.contains(&name), "the facts cover {name}");
+    // And they are exactly what `taskdb lint --check-facts` expects.
+    taskdb_cmd()
+        .current_dir(dir.path())
+        .args([
+            "lint",
+            "migrations/postgres",
+            "--check-facts",
+            "migrations/lint-facts.json",
+        ])
+        .assert()
+        .success();
+}
+
 #[test]
 fn new_writes_as_many_migrations_as_each_kind_needs() {
     let dir = checkout_copy();

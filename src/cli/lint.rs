@@ -2,7 +2,7 @@
 //! table's live size. Reads no database otherwise (not even DATABASE_URL).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -152,6 +152,27 @@ fn check_versions(path: &std::path::Path) -> anyhow::Result<()> {
         .map_err(|duplicate| anyhow::anyhow!("{}: {duplicate}", dir.display()))
 }
 
+/// The PostgreSQL migrations in `dir`, named as the facts file names them
+/// (relative to the crate, whatever the spelling of `dir`).
+fn facts_migrations(dir: &Path) -> Result<Vec<lint::MigrationFiles>, lint::UsageError> {
+    Ok(lint::read_dir(dir)?
+        .into_iter()
+        .map(|mut m| {
+            m.dir = format!("migrations/postgres/{}", m.name);
+            m
+        })
+        .collect())
+}
+
+/// Writes the pre-flight's facts of the PostgreSQL migrations in
+/// `postgres_dir` to `file`; returns how many migrations it covers.
+pub fn write_facts(postgres_dir: &Path, file: &Path) -> anyhow::Result<usize> {
+    let migrations = facts_migrations(postgres_dir).map_err(|e| anyhow::anyhow!(e.0))?;
+    std::fs::write(file, lint::preflight::facts_json(&migrations))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+    Ok(migrations.len())
+}
+
 /// Lints; with `url` (PostgreSQL), adds live table sizes.
 pub fn run(
     opts: &Opts,
@@ -181,19 +202,10 @@ pub fn run(
                 "--write-facts and --check-facts need the PostgreSQL migration directory",
             );
         };
-        let migrations = match lint::read_dir(dir) {
+        let migrations = match facts_migrations(dir) {
             Ok(m) => m,
             Err(e) => return usage(&e.0),
         };
-        // Paths in the facts file are relative to the crate, whatever the
-        // spelling of PATH.
-        let migrations: Vec<_> = migrations
-            .into_iter()
-            .map(|mut m| {
-                m.dir = format!("migrations/postgres/{}", m.name);
-                m
-            })
-            .collect();
         if opts.write_facts.is_some() {
             std::fs::write(file, lint::preflight::facts_json(&migrations))
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;

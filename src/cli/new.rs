@@ -179,6 +179,18 @@ pub fn run(opts: &Opts, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
         let shown = path.strip_prefix(checkout.root()).unwrap_or(path);
         writeln!(out, "  {}", shown.display())?;
     }
+    // The pre-flight's facts cover the new files at once, so a build made
+    // now does not lint them at start-up (or, without the parser, refuse
+    // them). Edited files are covered again by `taskdb lint --write-facts`.
+    let facts = checkout.root().join("migrations/lint-facts.json");
+    if facts.is_file() {
+        let covered =
+            super::lint::write_facts(&checkout.root().join("migrations/postgres"), &facts)?;
+        writeln!(
+            out,
+            "Updated migrations/lint-facts.json (the pre-flight's facts, {covered} migration(s))."
+        )?;
+    }
     let steps = planned.len();
     writeln!(out)?;
     writeln!(out, "Next:")?;
@@ -195,6 +207,10 @@ pub fn run(opts: &Opts, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
+        "     After any edit: `taskdb lint --write-facts migrations/lint-facts.json` (CI checks it)."
+    )?;
+    writeln!(
+        out,
         "  2. Build (taskdb embeds its migrations), then against a development database:"
     )?;
     writeln!(
@@ -209,6 +225,20 @@ pub fn run(opts: &Opts, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
         out,
         "     diesel print-schema --database-url postgres://… > src/schema.rs"
     )?;
+    if let Recipe::AddColumn(c) = &recipe {
+        // schema.rs alone does not reach the typed API: the row types list
+        // their columns, and Diesel checks them against schema.rs.
+        let types = match c.table.as_str() {
+            "tasks" => "Task, NewTask and TaskChanges in src/models/task.rs",
+            "users" => "User and NewUser in src/models/user.rs",
+            _ => "the row types of that table in src/models/",
+        };
+        writeln!(
+            out,
+            "     Then add `{}` to {types}, so the app can read and write it.",
+            c.column
+        )?;
+    }
     writeln!(
         out,
         "  4. Run the tests (scripts/test); CI also lints the PostgreSQL migrations."

@@ -223,12 +223,12 @@ impl PreflightReport {
                     .filter(|r| !r.is_empty())
                     .or_else(|| f.recipe.as_deref().map(|r| r.replace('\n', " ")))
                     .unwrap_or_default();
-                format!(
-                    "{} [{}] {}; safe recipe: {recipe}",
-                    f.migration,
-                    f.rule,
-                    f.consequence.clone().unwrap_or_else(|| f.message.clone()),
-                )
+                let what = f.consequence.clone().unwrap_or_else(|| f.message.clone());
+                if recipe.is_empty() {
+                    format!("{} [{}] {what}", f.migration, f.rule)
+                } else {
+                    format!("{} [{}] {what}; safe recipe: {recipe}", f.migration, f.rule)
+                }
             })
             .collect();
         (!refused.is_empty()).then(|| Error::UnsafeMigration {
@@ -479,6 +479,33 @@ pub fn check_embedded_facts() -> std::result::Result<(), String> {
 mod tests {
     use super::*;
     use crate::lint::Rule;
+
+    /// A refusal with no recipe to give says nothing about one (it used to
+    /// end in an empty "safe recipe: ").
+    #[test]
+    fn a_refusal_without_a_recipe_does_not_promise_one() {
+        let finding = Finding::at(
+            Rule::ParseError,
+            "2099-01-01-000001_x",
+            "migrations/postgres/2099-01-01-000001_x/up.sql",
+            1,
+            1,
+            "cannot tell what it locks".into(),
+        );
+        let report = PreflightReport {
+            threshold: 10,
+            items: vec![PreflightItem {
+                finding,
+                verdict: Verdict::Refused,
+            }],
+        };
+        let text = report.refusal().expect("refused").to_string();
+        assert!(
+            text.contains("[parse-error] cannot tell what it locks"),
+            "{text}"
+        );
+        assert!(!text.contains("safe recipe"), "{text}");
+    }
 
     /// A migration the facts file does not cover is linted on the spot,
     /// with its own `metadata.toml`, and the covered ones keep their facts:
