@@ -499,3 +499,127 @@ both_backends!(the_length_limit_counts_characters, migrated, |db| {
         "{err:?}"
     );
 });
+
+both_backends!(a_page_says_whether_another_follows, migrated, |db| {
+    let mut conn = db.conn();
+    user::create(&mut conn, new_user("u1", "u1@example.com")).unwrap();
+    for title in ["one", "two", "three"] {
+        task::create(
+            &mut conn,
+            "u1",
+            NewTask {
+                title,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let first = task::page(
+        &mut conn,
+        "u1",
+        TaskFilter {
+            limit: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(first.tasks.len(), 2);
+    let next = first.next.expect("a third task follows");
+    let last = task::page(
+        &mut conn,
+        "u1",
+        TaskFilter {
+            limit: 2,
+            after: Some(next),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(last.tasks.len(), 1);
+    assert_eq!(last.next, None, "nothing after the last page");
+    // Exactly a page's worth: no next page either.
+    let all = task::page(
+        &mut conn,
+        "u1",
+        TaskFilter {
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((all.tasks.len(), all.next), (3, None));
+});
+
+both_backends!(
+    complete_marks_a_task_done_for_its_owner_only,
+    migrated,
+    |db| {
+        let mut conn = db.conn();
+        user::create(&mut conn, new_user("u1", "u1@example.com")).unwrap();
+        user::create(&mut conn, new_user("u2", "u2@example.com")).unwrap();
+        let t = task::create(
+            &mut conn,
+            "u1",
+            NewTask {
+                title: "t",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(task::complete(&mut conn, "u2", t.id).unwrap(), None);
+        assert!(!task::get(&mut conn, "u1", t.id).unwrap().unwrap().completed);
+        assert!(
+            task::complete(&mut conn, "u1", t.id)
+                .unwrap()
+                .unwrap()
+                .completed
+        );
+    }
+);
+
+both_backends!(
+    a_list_reads_at_most_the_cap_whatever_the_limit,
+    migrated,
+    |db| {
+        let mut conn = db.conn();
+        // NewUser has a Default, as NewTask does.
+        user::create(
+            &mut conn,
+            NewUser {
+                id: Some("u1"),
+                email: "u1@example.com",
+                password: "pw",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        db.execute(&format!(
+        "INSERT INTO tasks (user_id, title) SELECT 'u1', 'task' FROM ({}) g",
+        match db.backend {
+            taskdb::Backend::Postgres => "SELECT generate_series(1, 1005)".to_string(),
+            taskdb::Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1005) SELECT i FROM n".to_string(),
+        }
+    ));
+        let listed = task::list(
+            &mut conn,
+            "u1",
+            TaskFilter {
+                limit: i64::MAX,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(listed.len() as i64, task::MAX_LIST_LIMIT);
+        let page = task::page(
+            &mut conn,
+            "u1",
+            TaskFilter {
+                limit: i64::MAX,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(page.tasks.len() as i64, task::MAX_LIST_LIMIT);
+        assert!(page.next.is_some());
+    }
+);

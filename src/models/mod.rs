@@ -4,8 +4,8 @@
 pub mod task;
 pub mod user;
 
-pub use task::{NewTask, Task, TaskChanges, TaskCursor, TaskFilter, TaskOrder};
-pub use user::{NewUser, User};
+pub use task::{NewTask, Task, TaskChanges, TaskCursor, TaskFilter, TaskOrder, TaskPage};
+pub use user::{NewUser, PasswordPolicy, User};
 
 diesel::define_sql_function! {
     /// SQL `lower(text)`: the case-insensitive email rule and its index.

@@ -14,7 +14,17 @@ use crate::with_backend;
 /// The most rows [`list`] returns when the caller gives no limit.
 pub const DEFAULT_LIST_LIMIT: i64 = 100;
 
+/// The most rows one call of [`list`] or [`page`] returns, whatever the
+/// limit asked: a request handler passing a client's `limit` through
+/// cannot make one query read a whole table. Page on with the cursor.
+pub const MAX_LIST_LIMIT: i64 = 1000;
+
 /// A row of `tasks`.
+///
+/// `id` is an `i32` because the column is the app's `SERIAL` from before
+/// user accounts, adopted unchanged (the seed's types, DESIGN decision 2);
+/// `user_id` is a string because users' ids are `VARCHAR(255)` (UUIDs by
+/// default, or the ids an adopted database already has).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]
 #[diesel(table_name = tasks)]
 #[cfg_attr(feature = "postgres", diesel(check_for_backend(diesel::pg::Pg)))]
@@ -61,7 +71,7 @@ pub struct TaskChanges<'a> {
 pub struct TaskFilter {
     /// Only done (`Some(true)`) or open (`Some(false)`) tasks.
     pub completed: Option<bool>,
-    /// At most this many.
+    /// At most this many (at most [`MAX_LIST_LIMIT`]; below 0 is 0).
     pub limit: i64,
     /// Newest first (the default) or oldest first, by `(created_at, id)`.
     pub order: TaskOrder,
@@ -178,10 +188,39 @@ pub fn create(conn: &mut DbConnection, owner: &str, new: NewTask<'_>) -> Result<
 /// `(user_id, created_at, id)` that stops at the limit: no sort, however
 /// many tasks the owner has.
 pub fn list(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
+    load(conn, owner, filter, filter.limit.clamp(0, MAX_LIST_LIMIT))
+}
+
+/// One page of [`list`], and whether more follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// The cursor of the next page (`filter.after`), or `None` when this
+    /// page is the last.
+    pub next: Option<TaskCursor>,
+}
+
+/// [`list`], saying whether another page follows (it reads one row more
+/// than the page to know).
+pub fn page(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<TaskPage> {
+    let limit = filter.limit.clamp(0, MAX_LIST_LIMIT);
+    let mut tasks = load(conn, owner, filter, limit + 1)?;
+    let more = tasks.len() as i64 > limit;
+    tasks.truncate(limit as usize);
+    let next = if more {
+        tasks.last().map(TaskCursor::after)
+    } else {
+        None
+    };
+    Ok(TaskPage { tasks, next })
+}
+
+/// The rows of [`list`], at most `limit` of them.
+fn load(conn: &mut DbConnection, owner: &str, filter: TaskFilter, limit: i64) -> Result<Vec<Task>> {
     let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
-        .limit(filter.limit.max(0))
+        .limit(limit)
         .into_boxed();
     query = match filter.order {
         TaskOrder::NewestFirst => query.order((tasks::created_at.desc(), tasks::id.desc())),
@@ -242,6 +281,20 @@ pub fn update(
     Ok(task)
 }
 
+/// Marks one of `owner`'s tasks done and returns it; `None` if it does not
+/// exist or is someone else's.
+pub fn complete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<Option<Task>> {
+    update(
+        conn,
+        owner,
+        id,
+        TaskChanges {
+            completed: Some(true),
+            ..TaskChanges::default()
+        },
+    )
+}
+
 /// Deletes one of `owner`'s tasks; false if it does not exist or is someone
 /// else's (nothing is deleted then).
 pub fn delete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<bool> {
@@ -259,8 +312,10 @@ pub fn count(conn: &mut DbConnection, owner: &str) -> Result<i64> {
     count_matching(conn, owner, TaskFilter::default())
 }
 
-/// How many of `owner`'s tasks [`list`] would page through with `filter`
-/// (its `completed` condition; the limit, order and cursor aside).
+/// How many of `owner`'s tasks [`list`] would page through with `filter`:
+/// its `completed` condition counts; its limit, order and cursor do not
+/// (they choose a page, not the set), so the filter a handler lists with
+/// gives the total its client pages through.
 pub fn count_matching(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<i64> {
     let mut query = tasks::table
         .filter(tasks::user_id.eq(owner))

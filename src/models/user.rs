@@ -82,7 +82,9 @@ pub struct User {
 }
 
 /// What a caller supplies to create a user; the password is hashed here.
-#[derive(Debug, Clone, Copy)]
+/// `Default` leaves everything empty (and the id generated), for struct
+/// update syntax: `NewUser { email, password, ..Default::default() }`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NewUser<'a> {
     /// Generated (a UUID) when `None`.
     pub id: Option<&'a str>,
