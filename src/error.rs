@@ -145,6 +145,11 @@ pub enum Error {
     #[error("interrupted")]
     Interrupted,
 
+    /// An async call's blocking work ended without a result: it panicked,
+    /// or the runtime shut down while it ran (`taskdb::nonblocking`).
+    #[error("a database call on the blocking pool ended without a result: {0}")]
+    Background(String),
+
     /// Another connection held the SQLite write lock for longer than the
     /// busy timeout ((`db::sqlite_busy_timeout`)) this one waited.
     #[error("the SQLite database is locked by another process or connection (waited {}): its write transaction stayed open; let it finish, or wait longer with TASKDB_SQLITE_BUSY_TIMEOUT", human_duration(*.waited))]

@@ -55,6 +55,8 @@ pub mod migrate;
 pub mod models;
 pub mod orphans;
 // `taskdb new`.
+#[cfg(feature = "tokio")]
+pub mod nonblocking;
 #[cfg(feature = "cli")]
 pub mod scaffold;
 pub mod schema;

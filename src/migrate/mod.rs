@@ -209,11 +209,17 @@ pub struct Repair {
 /// migrations, then the app was rolled back) starts normally: a warning
 /// goes to stderr and nothing is applied past the gap-free part.
 pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
+    run_pending_warning(url, &mut |warning| eprintln!("taskdb: warning: {warning}"))
+}
+
+/// [`run_pending`], handing its warnings (a database ahead of this build)
+/// to `warn` instead of printing them: for an app that logs its own way.
+pub fn run_pending_warning(url: &DatabaseUrl, warn: &mut dyn FnMut(String)) -> Result<Vec<Step>> {
     crate::db::refuse_in_memory(url, "run_pending")?;
     let mut migrator = Migrator::new(url.clone());
     let plan = migrator.plan()?;
     if let Some(warning) = plan.ahead_warning() {
-        eprintln!("taskdb: warning: {warning}");
+        warn(warning);
     }
     migrator.migrate_planned(&plan, None)
 }
