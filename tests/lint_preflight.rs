@@ -410,3 +410,25 @@ fn an_index_on_a_big_table_in_another_schema_is_refused() {
         "{err}"
     );
 }
+
+/// A finding that names no table (here a DO block lint cannot see into)
+/// is judged by the largest table: a database whose every table is small
+/// proceeds, and says why; a big one refuses (the test above).
+#[test]
+fn a_finding_on_no_table_proceeds_on_a_database_of_small_tables() {
+    let db = tasks_with_rows(100, true);
+    let report = lint::check_findings(
+        findings_of("DO $$ BEGIN EXECUTE 'CREATE INDEX ON tasks (title)'; END $$;"),
+        10_000,
+        &mut db.conn(),
+    )
+    .unwrap();
+    assert_eq!(report.items.len(), 1);
+    assert_eq!(report.items[0].verdict, Verdict::Small);
+    let line = &report.lines()[0];
+    assert!(line.contains("the largest table here is"), "{line}");
+    assert!(
+        line.contains("proceeding, every table is at most 10000 rows"),
+        "{line}"
+    );
+}

@@ -181,6 +181,10 @@ impl PreflightReport {
                         "proceeding, allowed: {}",
                         f.allow_reason.as_deref().unwrap_or_default()
                     ),
+                    Verdict::Small if f.table.is_none() => format!(
+                        "proceeding, every table is at most {} rows (--unsafe-threshold)",
+                        self.threshold
+                    ),
                     Verdict::Small => format!(
                         "proceeding, the table is at most {} rows (--unsafe-threshold)",
                         self.threshold
@@ -326,20 +330,61 @@ pub fn judge(
     crate::db::on_backend!(conn,
         Postgres(pg) => {
             let sizes = table_sizes(pg, &tables_of(&findings))?;
-            Ok(judge_sizes(findings, &sizes, report))
+            // A finding that names no table (a file lint cannot read, a
+            // DO block, a timeout override) could touch any: it is judged
+            // by the largest table there is.
+            let largest = if findings.iter().any(|f| f.table.is_none() && !f.allowed) {
+                largest_table(pg)?
+            } else {
+                None
+            };
+            Ok(judge_sizes(findings, &sizes, largest, report))
         },
         Sqlite(_lite) => Ok(report),
     )
 }
 
-/// Each finding's verdict, given the live sizes of its tables.
+/// The largest user table by rows (of the three largest by bytes), with
+/// its name: what a finding that names no table is judged by.
+#[cfg(feature = "postgres")]
+fn largest_table(conn: &mut diesel::PgConnection) -> Result<Option<(String, TableSize)>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let names: Vec<Name> = diesel::sql_query(
+        "SELECT c.oid::regclass::text AS name FROM pg_class c \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE c.relkind IN ('r', 'm') \
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+            AND n.nspname NOT LIKE 'pg_toast%' \
+          ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 3",
+    )
+    .load(conn)?;
+    let mut largest: Option<(String, TableSize)> = None;
+    for Name { name } in names {
+        if let Some(size) = crate::migrate::table_size::table_size(conn, &name)? {
+            if largest.as_ref().is_none_or(|(_, l)| size.rows > l.rows) {
+                largest = Some((name, size));
+            }
+        }
+    }
+    Ok(largest)
+}
+
+/// Each finding's verdict, given the live sizes of its tables (and the
+/// largest table, for findings that name none).
 #[cfg(feature = "postgres")]
 fn judge_sizes(
     findings: Vec<Finding>,
     sizes: &BTreeMap<String, TableSize>,
+    largest: Option<(String, TableSize)>,
     mut report: PreflightReport,
 ) -> PreflightReport {
     let threshold = report.threshold;
+    let small = |s: TableSize| u64::try_from(s.rows).unwrap_or(0) <= threshold;
     for mut f in findings {
         let size = f.table.as_ref().and_then(|t| sizes.get(t)).copied();
         if let Some(size) = size {
@@ -351,10 +396,25 @@ fn judge_sizes(
         } else {
             match (&f.table, size) {
                 (Some(_), None) => Verdict::NoTable,
-                (Some(_), Some(s)) if u64::try_from(s.rows).unwrap_or(0) <= threshold => {
-                    Verdict::Small
+                (Some(_), Some(s)) if small(s) => Verdict::Small,
+                (Some(_), Some(_)) => Verdict::Refused,
+                (None, _) => {
+                    // Unsafe only where it can hurt: on a database whose
+                    // every table is small, nothing can queue for long.
+                    let (verdict, what) = match &largest {
+                        None => (Verdict::Small, "this database has no table yet".to_string()),
+                        Some((name, l)) => (
+                            if small(*l) {
+                                Verdict::Small
+                            } else {
+                                Verdict::Refused
+                            },
+                            format!("the largest table here is {name} ({})", describe_size(*l)),
+                        ),
+                    };
+                    f.consequence = Some(format!("{}; {what}", f.message));
+                    verdict
                 }
-                _ => Verdict::Refused,
             }
         };
         report.items.push(PreflightItem {
@@ -541,5 +601,31 @@ mod tests {
             })
             .expect("the opaque call is found");
         assert!(opaque.allowed, "its metadata.toml allows it");
+    }
+}
+
+/// With or without the parser (`cli`): the lean build, whose pre-flight
+/// cannot read a migration the facts do not cover, judges it by the
+/// largest table rather than refusing a database of small ones.
+#[cfg(all(test, feature = "postgres", feature = "testing"))]
+mod small_databases {
+    use super::*;
+
+    #[test]
+    fn an_uncovered_migration_proceeds_on_a_database_of_small_tables() {
+        let db = crate::testing::TestDb::postgres().unwrap();
+        let mut conn = db.conn().unwrap();
+        let uncovered = LocalMigration::leaked_with_metadata(
+            "2099-01-01-000001_index_tasks_title",
+            "CREATE INDEX idx_probe_title ON tasks (title);",
+            Some("run_in_transaction = true"),
+        );
+        let report = check_pending(&[uncovered], DEFAULT_UNSAFE_THRESHOLD, &mut conn).unwrap();
+        assert!(!report.items.is_empty(), "it has a finding");
+        assert!(
+            report.items.iter().all(|i| i.verdict == Verdict::Small),
+            "{:#?}",
+            report.items
+        );
     }
 }
