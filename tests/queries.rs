@@ -600,25 +600,13 @@ both_backends!(
             taskdb::Backend::Sqlite => "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1005) SELECT i FROM n".to_string(),
         }
     ));
-        let listed = task::list(
-            &mut conn,
-            "u1",
-            TaskFilter {
-                limit: i64::MAX,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let everything = TaskFilter {
+            limit: i64::MAX,
+            ..Default::default()
+        };
+        let listed = task::list(&mut conn, "u1", everything).unwrap();
         assert_eq!(listed.len() as i64, task::MAX_LIST_LIMIT);
-        let page = task::page(
-            &mut conn,
-            "u1",
-            TaskFilter {
-                limit: i64::MAX,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let page = task::page(&mut conn, "u1", everything).unwrap();
         assert_eq!(page.tasks.len() as i64, task::MAX_LIST_LIMIT);
         assert!(page.next.is_some());
     }

@@ -428,6 +428,17 @@ enum Direction {
     Down,
 }
 
+impl Direction {
+    /// What a step in this direction is doing, and the command that
+    /// finishes the run.
+    fn action_and_rerun(self) -> (&'static str, &'static str) {
+        match self {
+            Direction::Up => ("applying", "taskdb migrate"),
+            Direction::Down => ("reverting", "taskdb rollback"),
+        }
+    }
+}
+
 /// A step that failed because the session ended says so, and what to run
 /// next, instead of the driver's bare "no connection to the server".
 fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error {
@@ -438,10 +449,7 @@ fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error 
         Error::MigrationFailed { reason, .. } => reason.clone(),
         other => db::one_line(&other.to_string()),
     };
-    let (action, rerun) = match direction {
-        Direction::Up => ("applying", "taskdb migrate"),
-        Direction::Down => ("reverting", "taskdb rollback"),
-    };
+    let (action, rerun) = direction.action_and_rerun();
     Error::ConnectionLost {
         action,
         migration: m.dir_name().to_string(),
@@ -453,10 +461,7 @@ fn connection_lost(e: Error, m: &LocalMigration, direction: Direction) -> Error 
 /// The run stops before `m`: with the lock gone, another migrator may be
 /// running too.
 fn lock_lost(reason: String, m: &LocalMigration, direction: Direction) -> Error {
-    let (action, rerun) = match direction {
-        Direction::Up => ("applying", "taskdb migrate"),
-        Direction::Down => ("reverting", "taskdb rollback"),
-    };
+    let (action, rerun) = direction.action_and_rerun();
     Error::MigrationLockLost {
         action,
         migration: m.dir_name().to_string(),
