@@ -170,15 +170,7 @@ impl<'r> Migrator<'r> {
         // The first step's standby gate, before the tracking tables too: a
         // gate that cannot see the standbys refuses with nothing changed.
         if !todo.is_empty() {
-            let (conn, options, report) = self.parts()?;
-            replicas::wait_for_standbys(
-                conn,
-                options.max_replica_lag,
-                options.replica_wait,
-                Gate::BeforeStep,
-                report,
-            )
-            .map_err(interrupted)?;
+            self.standby_gate_before_step()?;
         }
         self.create_tracking_tables()?;
         for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
@@ -190,6 +182,21 @@ impl<'r> Migrator<'r> {
         let steps = self.apply_each(&mut lock, &todo)?;
         lock.release()?;
         Ok(steps)
+    }
+
+    /// Waits until the standbys have replayed within the bound, before a
+    /// step.
+    fn standby_gate_before_step(&mut self) -> Result<()> {
+        let (conn, options, report) = self.parts()?;
+        replicas::wait_for_standbys(
+            conn,
+            options.max_replica_lag,
+            options.replica_wait,
+            Gate::BeforeStep,
+            report,
+        )
+        .map_err(interrupted)?;
+        Ok(())
     }
 
     /// Applies `todo`, whose first step's standby gate the caller has
@@ -208,17 +215,10 @@ impl<'r> Migrator<'r> {
             interrupt::check()?;
             lock.ensure_held()
                 .map_err(|reason| lock_lost(reason, m, Direction::Up))?;
-            let (conn, options, report) = self.parts()?;
             if !std::mem::take(&mut standbys_checked) {
-                replicas::wait_for_standbys(
-                    conn,
-                    options.max_replica_lag,
-                    options.replica_wait,
-                    Gate::BeforeStep,
-                    report,
-                )
-                .map_err(interrupted)?;
+                self.standby_gate_before_step()?;
             }
+            let (conn, options, report) = self.parts()?;
             // Right before the step, not before the run: the step before it
             // builds the index that makes the check cheap, and new orphans
             // cannot appear meanwhile (the NOT VALID key checks new rows).
