@@ -6,7 +6,7 @@
 //! which would recompile taskdb (and whatever depends on it) every time.
 
 // The check that no two migrations share a version, as the crate runs it.
-#[path = "src/migrate/versions.rs"]
+#[path = "src/source/versions.rs"]
 mod versions;
 
 use std::fmt::Write as _;
@@ -47,20 +47,26 @@ fn main() {
                 }
             }
             let down = if path.join("down.sql").is_file() {
-                format!("Some(include_str!({:?}))", path.join("down.sql"))
+                format!(
+                    "Some(Cow::Borrowed(include_str!({:?})))",
+                    path.join("down.sql")
+                )
             } else {
                 "None".to_string()
             };
             // metadata.toml too: lint's allow list lives there.
             let metadata = if path.join("metadata.toml").is_file() {
-                format!("Some(include_str!({:?}))", path.join("metadata.toml"))
+                format!(
+                    "Some(Cow::Borrowed(include_str!({:?})))",
+                    path.join("metadata.toml")
+                )
             } else {
                 "None".to_string()
             };
             let run_in_transaction = run_in_transaction(&path.join("metadata.toml"));
             writeln!(
                 out,
-                "    MigrationSql {{ dir_name: {name:?}, up: include_str!({up:?}), down: {down}, metadata: {metadata}, run_in_transaction: {run_in_transaction} }},",
+                "    MigrationSql {{ dir_name: Cow::Borrowed({name:?}), location: Cow::Borrowed(\"migrations/{backend}/{name}\"), up: Cow::Borrowed(include_str!({up:?})), down: {down}, metadata: {metadata}, run_in_transaction: {run_in_transaction} }},",
                 up = path.join("up.sql"),
             )
             .unwrap();

@@ -141,7 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let n = 1000;
     for _ in 0..n {
-        let f = lint::preflight::findings_of(&own);
+        let f = lint::preflight::findings_of(&taskdb::source::MigrationSource::Embedded, &own);
         assert!(f.iter().all(|f| f.allowed), "{f:?}");
     }
     println!(

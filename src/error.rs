@@ -48,6 +48,10 @@ pub enum Error {
     #[error("no user `{0}`: a task needs an existing owner")]
     UnknownOwner(String),
 
+    /// A migration directory given at run time could not be read.
+    #[error("cannot read migrations at {path}: {reason}")]
+    MigrationsDir { path: String, reason: String },
+
     /// A migration's SQL failed; nothing of a transactional one was kept.
     #[error("migration {migration} failed: {reason}")]
     MigrationFailed { migration: String, reason: String },
@@ -95,7 +99,7 @@ pub enum Error {
 
     /// Two migration directories share a version: Diesel would run only one.
     #[error("refusing to migrate: {0}")]
-    DuplicateVersion(#[from] crate::migrate::versions::DuplicateVersion),
+    DuplicateVersion(#[from] crate::source::versions::DuplicateVersion),
 
     /// A version given by the user names no migration.
     #[error("unknown migration version `{0}` (see `taskdb status` for the list)")]

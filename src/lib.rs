@@ -62,6 +62,7 @@ pub mod scaffold;
 pub mod schema;
 pub mod seed;
 mod settings;
+pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;

@@ -727,7 +727,7 @@ fn template_key(backend: Backend) -> String {
         .iter()
         .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
         .collect();
-    format!("taskdb_tpl_{}", &migrate::source::checksum(&all)[..12])
+    format!("taskdb_tpl_{}", &crate::source::checksum(&all)[..12])
 }
 
 /// The PostgreSQL template's name.

@@ -55,7 +55,7 @@ fn index_steps() -> Vec<IndexStep> {
             let rest = after[after.find('(').unwrap()..].trim().to_string();
             steps.push(IndexStep {
                 position,
-                migration: m,
+                migration: m.clone(),
                 name,
                 table,
                 rest,

@@ -14,7 +14,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use taskdb::lint::{self, Finding, Level, MigrationFiles};
+use taskdb::lint::{self, Finding, Level};
+use taskdb::source::LocalMigration;
 use taskdb::Backend;
 
 /// A migration before the one under test: what the app's schema looks
@@ -27,14 +28,14 @@ CREATE TABLE users (id VARCHAR(255) PRIMARY KEY, email VARCHAR(255) NOT NULL);
 CREATE INDEX idx_tasks_title ON tasks (title);
 ";
 
-fn migration(name: &str, up: &str, metadata: Option<&str>) -> MigrationFiles {
-    MigrationFiles {
-        name: name.into(),
-        dir: format!("migrations/postgres/{name}"),
-        up: up.into(),
-        down: Some("SELECT 1;".into()),
-        metadata: metadata.map(String::from),
-    }
+fn migration(name: &str, up: &str, metadata: Option<&str>) -> LocalMigration {
+    LocalMigration::from_files(
+        name,
+        format!("migrations/postgres/{name}"),
+        up.into(),
+        Some("SELECT 1;".into()),
+        metadata.map(String::from),
+    )
 }
 
 /// Findings of `up` (after [`BASE`] and `earlier`), transactional unless
@@ -391,12 +392,21 @@ fn a_file_that_does_not_parse_is_an_error_finding() {
 
 #[test]
 fn missing_or_empty_down_is_a_warning() {
-    let mut m = migration("2026-01-01-000000_x", "SELECT 1;", None);
-    m.down = None;
-    let f = lint::lint_migrations(Backend::Postgres, &[m.clone()]);
+    let with_down = |down: Option<&str>| {
+        let name = "2026-01-01-000000_x";
+        let location = format!("migrations/postgres/{name}");
+        LocalMigration::from_files(
+            name,
+            location,
+            "SELECT 1;".into(),
+            down.map(String::from),
+            None,
+        )
+    };
+    let f = lint::lint_migrations(Backend::Postgres, &[with_down(None)]);
     assert_eq!(rules(&f), ["missing-down"]);
     assert_eq!(f[0].level, Level::Warning);
-    m.down = Some("  \n".into());
+    let m = with_down(Some("  \n"));
     assert_eq!(
         rules(&lint::lint_migrations(Backend::Postgres, &[m])),
         ["missing-down"]
@@ -462,14 +472,12 @@ fn lint_sqlite(up: &str) -> Vec<Finding> {
     lint::lint_migrations(
         Backend::Sqlite,
         &[
-            MigrationFiles {
-                dir: "migrations/sqlite/2026-01-01-000000_base".into(),
-                ..migration(
-                    "2026-01-01-000000_base",
-                    "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT);",
-                    None,
-                )
-            },
+            migration(
+                "2026-01-01-000000_base",
+                "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT);",
+                None,
+            )
+            .relocated("migrations/sqlite/2026-01-01-000000_base".into()),
             migration("2026-01-02-000000_under_test", up, None),
         ],
     )
@@ -545,12 +553,9 @@ fn taskdbs_own_migrations_lint_clean() {
 #[test]
 fn the_facts_file_is_fresh_and_the_check_can_fail() {
     let migrations = lint::read_dir(&repo().join("migrations/postgres")).unwrap();
-    let migrations: Vec<MigrationFiles> = migrations
+    let migrations: Vec<LocalMigration> = migrations
         .into_iter()
-        .map(|mut m| {
-            m.dir = format!("migrations/postgres/{}", m.name);
-            m
-        })
+        .map(|m| m.relocated(format!("migrations/postgres/{}", m.dir_name())))
         .collect();
     let text = std::fs::read_to_string(repo().join("migrations/lint-facts.json")).unwrap();
     lint::preflight::check_facts(&migrations, &text).unwrap();
@@ -558,7 +563,13 @@ fn the_facts_file_is_fresh_and_the_check_can_fail() {
 
     // An edited up.sql, a new migration, a new finding: each is caught.
     let mut edited = migrations.clone();
-    edited[1].up.push_str("\n-- edited\n");
+    edited[1] = LocalMigration::from_files(
+        edited[1].dir_name(),
+        edited[1].location().into(),
+        format!("{}\n-- edited\n", edited[1].up_sql()),
+        edited[1].down_sql().map(String::from),
+        edited[1].metadata().map(String::from),
+    );
     assert!(lint::preflight::check_facts(&edited, &text)
         .unwrap_err()
         .contains("changed"));

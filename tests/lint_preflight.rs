@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use common::TestDb;
 use taskdb::lint::{self, preflight::Verdict, Finding};
+use taskdb::source::{LocalMigration, MigrationSource};
 use taskdb::{Backend, Error};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -216,19 +217,22 @@ fn migrate_runs_the_preflight_on_taskdbs_own_migrations() {
     lint::preflight::check_embedded_facts().unwrap();
     // Every finding of taskdb's own migrations is allowed (the calls of
     // diesel_manage_updated_at are opaque to lint, and allowed with reasons).
-    let own = lint::preflight::findings_of(&taskdb::migrate::migrations(Backend::Postgres));
+    let own = lint::preflight::findings_of(
+        &MigrationSource::Embedded,
+        &taskdb::migrate::migrations(Backend::Postgres),
+    );
     assert!(own.iter().all(|f| f.allowed), "{own:#?}");
 }
 
 /// Lint's findings for one migration's `up.sql` (after the app's schema).
 fn findings_of(up: &str) -> Vec<Finding> {
-    let m = lint::MigrationFiles {
-        name: "2030-01-01-000001_under_test".into(),
-        dir: "migrations/postgres/2030-01-01-000001_under_test".into(),
-        up: up.into(),
-        down: Some("SELECT 1;".into()),
-        metadata: None,
-    };
+    let m = LocalMigration::from_files(
+        "2030-01-01-000001_under_test",
+        "migrations/postgres/2030-01-01-000001_under_test".into(),
+        up.into(),
+        Some("SELECT 1;".into()),
+        None,
+    );
     lint::lint_migrations(Backend::Postgres, &[m])
 }
 

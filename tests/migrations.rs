@@ -74,7 +74,7 @@ both_backends!(
 both_backends!(migrate_to_stops_after_the_version, empty, |db| {
     let url = db.database_url();
     let mut migrator = Migrator::new(url);
-    let target = migrate::migrations(db.backend)[1];
+    let target = migrate::migrations(db.backend)[1].clone();
     // Every spelling a user might give.
     let prefix = target.dir_name().split('_').next().unwrap().to_string();
     let applied = migrator.migrate(Some(&prefix)).unwrap();
@@ -86,7 +86,7 @@ both_backends!(migrate_to_stops_after_the_version, empty, |db| {
         migrate::migrations(db.backend).len() - 2
     );
     // And rollback --to keeps that version.
-    let first = migrate::migrations(db.backend)[0];
+    let first = migrate::migrations(db.backend)[0].clone();
     let targets = migrator
         .rollback_targets(&RollbackTarget::To(first.dir_name().into()))
         .unwrap();

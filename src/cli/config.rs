@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::db::{self, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
+use crate::source::MigrationSource;
 
 /// The two variables that name a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct Database {
     /// `--wait`: keep retrying the first connection this long while the
     /// server is unreachable (`None`: fail at once).
     pub wait: Option<Duration>,
+    /// The migrations the command reads: compiled in, or `--migrations-dir`.
+    pub migrations: MigrationSource,
 }
 
 /// The database URLs written in `.env`, kept apart from the environment so
@@ -218,6 +221,7 @@ impl Database {
                 source: UrlSource::Default,
                 ignored: Vec::new(),
                 wait: None,
+                migrations: MigrationSource::Embedded,
             });
         };
         let chose_direct = source.variable() == Some(UrlVariable::DirectDatabaseUrl);
@@ -236,12 +240,22 @@ impl Database {
             source,
             ignored,
             wait: None,
+            migrations: MigrationSource::Embedded,
         })
     }
 
     /// The same database, reached with `--wait`'s patience.
     pub fn with_wait(mut self, wait: Option<Duration>) -> Self {
         self.wait = wait;
+        self
+    }
+
+    /// Reads the migrations from `dir` instead of the compiled-in ones.
+    pub fn with_migrations_dir(mut self, dir: Option<&Path>) -> Self {
+        self.migrations = match dir {
+            Some(dir) => MigrationSource::Dir(dir.to_path_buf()),
+            None => MigrationSource::Embedded,
+        };
         self
     }
 

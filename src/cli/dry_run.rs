@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use super::output::Output;
 use super::session::migrator;
 use super::{Database, MigrateOpts};
-use crate::migrate::{replicas, resolve, LocalMigration, RollbackTarget};
+use crate::migrate::{replicas, LocalMigration, RollbackTarget};
 
 fn header(
     out: &mut Output<'_>,
@@ -41,7 +41,7 @@ pub fn migrate(
 ) -> anyhow::Result<ExitCode> {
     // An unknown version is an error before anything connects.
     if let Some(to) = to {
-        resolve(db.url.backend(), to)?;
+        db.migrations.resolve(db.url.backend(), to)?;
     }
     let mut migrator = migrator(db, opts);
     let plan = migrator.plan()?;
@@ -52,9 +52,12 @@ pub fn migrate(
     let todo = plan.pending_up_to(to)?;
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
         crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
-        for line in
-            crate::lint::dry_run_lines(&todo, opts.unsafe_threshold, migrator.connection()?)?
-        {
+        for line in crate::lint::dry_run_lines(
+            &db.migrations,
+            &todo,
+            opts.unsafe_threshold,
+            migrator.connection()?,
+        )? {
             writeln!(out, "-- {line}")?;
         }
     }

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use super::output::Output;
 use crate::db::{Backend, DatabaseUrl};
 use crate::lint::{self, render};
+use crate::source::LocalMigration;
 
 pub const LONG_ABOUT: &str = "\
 Check migrations for statements that block a busy table, break the app
@@ -148,19 +149,16 @@ fn check_versions(path: &std::path::Path) -> anyhow::Result<()> {
         .filter(|entry| entry.path().join("up.sql").is_file())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    crate::migrate::versions::check_unique(&names)
+    crate::source::versions::check_unique(&names)
         .map_err(|duplicate| anyhow::anyhow!("{}: {duplicate}", dir.display()))
 }
 
 /// The PostgreSQL migrations in `dir`, named as the facts file names them
 /// (relative to the crate, whatever the spelling of `dir`).
-fn facts_migrations(dir: &Path) -> Result<Vec<lint::MigrationFiles>, lint::UsageError> {
+fn facts_migrations(dir: &Path) -> Result<Vec<LocalMigration>, lint::UsageError> {
     Ok(lint::read_dir(dir)?
         .into_iter()
-        .map(|mut m| {
-            m.dir = format!("migrations/postgres/{}", m.name);
-            m
-        })
+        .map(|m| m.relocated(format!("migrations/postgres/{}", m.dir_name())))
         .collect())
 }
 

@@ -59,18 +59,15 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     let mut migrator = migrator(db, &opts.migration);
     if let Some(to) = &opts.to {
         // An unknown version is an error before anything connects.
-        crate::migrate::resolve(db.url.backend(), to)?;
+        db.migrations.resolve(db.url.backend(), to)?;
     }
     let plan = migrator.plan()?;
     plan.ensure_runnable()?;
     if let Some(warning) = plan.ahead_warning() {
         eprintln!("warning: {warning}");
     }
-    let pending: Vec<&str> = plan
-        .pending_up_to(opts.to.as_deref())?
-        .iter()
-        .map(|m| m.dir_name())
-        .collect();
+    let todo = plan.pending_up_to(opts.to.as_deref())?;
+    let pending: Vec<&str> = todo.iter().map(|m| m.dir_name()).collect();
     if pending.is_empty() {
         let applied = plan.applied().count();
         writeln!(

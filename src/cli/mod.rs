@@ -80,6 +80,14 @@ pub struct GlobalOpts {
         default_value_t = DurationArg(crate::db::SQLITE_BUSY_TIMEOUT)
     )]
     pub sqlite_busy_timeout: DurationArg,
+
+    /// Read migrations from DIR instead of the ones built into taskdb:
+    /// a directory holding postgres/ and sqlite/ (like taskdb's
+    /// migrations/), or one backend's migration directories. Lets a team
+    /// try a new migration without rebuilding taskdb (migrate, status,
+    /// rollback, redo, repair, verify)
+    #[arg(long, global = true, value_name = "DIR", env = "TASKDB_MIGRATIONS_DIR")]
+    pub migrations_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,7 +288,9 @@ pub fn main() -> ExitCode {
     };
     let choice = match Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())
     {
-        Ok(choice) => choice.with_wait(cli.global.wait),
+        Ok(choice) => choice
+            .with_wait(cli.global.wait)
+            .with_migrations_dir(cli.global.migrations_dir.as_deref()),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);

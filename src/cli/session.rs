@@ -16,6 +16,7 @@ pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
     let mut progress = progress::MigrationProgress::new(db.url.clone());
     Migrator::new(db.url.clone())
         .with_options(options)
+        .with_source(db.migrations.clone())
         .on_event(move |event| {
             // A standby wait keeps its one line, updated in place.
             if !progress::continues_wait(&event) {

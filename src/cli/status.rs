@@ -38,12 +38,12 @@ pub struct Opts {
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let (plan, standbys) = if db.url.is_missing_sqlite_file() {
         (
-            MigrationPlan::for_new_database(db.url.backend())?,
+            MigrationPlan::for_new_database(db.url.backend(), &db.migrations)?,
             Vec::new(),
         )
     } else {
         let mut conn = db.connect()?;
-        let mut plan = MigrationPlan::load(&mut conn)?;
+        let mut plan = MigrationPlan::load_from(&mut conn, &db.migrations)?;
         plan.observe_running(&mut conn)?;
         // Best effort: the standbys are context, not the status itself.
         let standbys = replicas::standbys(&mut conn).unwrap_or_default();

@@ -104,7 +104,7 @@ struct JsonReport<'a> {
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
     let mut conn = db.connect()?;
     // Best effort: a role may see the schema but not the tracking tables.
-    let pending = crate::migrate::MigrationPlan::load(&mut conn)
+    let pending = crate::migrate::MigrationPlan::load_from(&mut conn, &db.migrations)
         .ok()
         .map(|plan| plan.pending().count());
     let primary = opts
@@ -113,7 +113,7 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         .filter(|u| !u.trim().is_empty())
         .map(crate::db::DatabaseUrl::parse)
         .transpose()?;
-    let report = verify::verify_with_primary(&db.url, &mut conn, primary.as_ref())?;
+    let report = verify::verify_with_primary(&db.url, &mut conn, primary.as_ref(), &db.migrations)?;
     match opts.format {
         OutputFormat::Json => {
             let json = JsonReport {

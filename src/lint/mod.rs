@@ -38,6 +38,7 @@ pub use preflight::{
 pub use rules::Blocks;
 
 use crate::db::Backend;
+use crate::source::LocalMigration;
 
 /// Every rule, with a stable kebab-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -245,17 +246,6 @@ impl Finding {
     }
 }
 
-/// One migration directory's files, as text.
-#[derive(Debug, Clone)]
-pub struct MigrationFiles {
-    pub name: String,
-    /// How to show its directory in findings (e.g. `migrations/postgres/NAME`).
-    pub dir: String,
-    pub up: String,
-    pub down: Option<String>,
-    pub metadata: Option<String>,
-}
-
 /// What `metadata.toml` tells lint.
 #[derive(Debug, Default)]
 struct Metadata {
@@ -395,7 +385,7 @@ fn allows_above(lines: &[&str], line: usize) -> Vec<Allow> {
 
 /// Lints the migrations of one backend directory, oldest first. Each sees
 /// what the ones before it created.
-pub fn lint_migrations(backend: Backend, migrations: &[MigrationFiles]) -> Vec<Finding> {
+pub fn lint_migrations(backend: Backend, migrations: &[LocalMigration]) -> Vec<Finding> {
     let mut schema = rules::Schema::default();
     let mut findings = Vec::new();
     for m in migrations {
@@ -407,16 +397,16 @@ pub fn lint_migrations(backend: Backend, migrations: &[MigrationFiles]) -> Vec<F
 #[cfg_attr(not(feature = "cli"), allow(unused_variables))]
 fn lint_one(
     backend: Backend,
-    m: &MigrationFiles,
+    m: &LocalMigration,
     schema: &mut rules::Schema,
     out: &mut Vec<Finding>,
 ) {
-    let file = format!("{}/up.sql", m.dir);
-    let meta = read_metadata(m.metadata.as_deref());
+    let file = format!("{}/up.sql", m.location());
+    let meta = read_metadata(m.metadata());
     let base = |rule: Rule, file: &str, line: usize, column: usize, message: String| {
-        Finding::at(rule, &m.name, file, line, column, message)
+        Finding::at(rule, m.dir_name(), file, line, column, message)
     };
-    let meta_file = format!("{}/metadata.toml", m.dir);
+    let meta_file = format!("{}/metadata.toml", m.location());
     if let Some(error) = &meta.error {
         out.push(base(Rule::ParseError, &meta_file, 1, 1, error.clone()));
     }
@@ -443,17 +433,17 @@ fn lint_one(
             out.push(f);
         }
     }
-    match m.down.as_deref().map(str::trim) {
+    match m.down_sql().map(str::trim) {
         None | Some("") => {
             let mut f = base(
                 Rule::MissingDown,
-                &format!("{}/down.sql", m.dir),
+                &format!("{}/down.sql", m.location()),
                 1,
                 1,
                 format!(
                     "{} has {}: `taskdb rollback` cannot revert it",
-                    m.name,
-                    if m.down.is_none() {
+                    m.dir_name(),
+                    if m.down_sql().is_none() {
                         "no down.sql"
                     } else {
                         "an empty down.sql"
@@ -465,7 +455,7 @@ fn lint_one(
         }
         _ => {}
     }
-    let lines: Vec<&str> = m.up.lines().collect();
+    let lines: Vec<&str> = m.up_sql().lines().collect();
     // Statement offset → raw findings.
     let mut per_statement: Vec<(usize, Option<String>, Vec<rules::RawFinding>)> = Vec::new();
     match backend {
@@ -484,9 +474,9 @@ fn lint_one(
             return;
         }
         #[cfg(feature = "cli")]
-        Backend::Postgres => match parse::parse_postgres(&m.up) {
+        Backend::Postgres => match parse::parse_postgres(m.up_sql()) {
             Err((message, at)) => {
-                let (line, column) = position(&m.up, at.unwrap_or(0));
+                let (line, column) = position(m.up_sql(), at.unwrap_or(0));
                 out.push(base(
                     Rule::ParseError,
                     &file,
@@ -517,9 +507,9 @@ fn lint_one(
                 }
             }
         },
-        Backend::Sqlite => match sqlite::split(&m.up) {
+        Backend::Sqlite => match sqlite::split(m.up_sql()) {
             Err((message, at)) => {
-                let (line, column) = position(&m.up, at);
+                let (line, column) = position(m.up_sql(), at);
                 out.push(base(
                     Rule::ParseError,
                     &file,
@@ -533,7 +523,7 @@ fn lint_one(
                 let mut created = HashSet::new();
                 for stmt in &stmts {
                     let raw = sqlite::check(stmt, &mut created);
-                    let first_line = m.up[stmt.offset..].lines().next().map(String::from);
+                    let first_line = m.up_sql()[stmt.offset..].lines().next().map(String::from);
                     per_statement.push((stmt.offset, first_line, raw));
                 }
             }
@@ -543,7 +533,7 @@ fn lint_one(
     // when another statement starts on the same line.
     let mut used_allows = HashSet::new();
     for (offset, first_line, raw) in per_statement {
-        let (line, column) = position(&m.up, offset);
+        let (line, column) = position(m.up_sql(), offset);
         let allows: Vec<Allow> = allows_above(&lines, line)
             .into_iter()
             .filter(|a| used_allows.insert(a.line))
@@ -599,13 +589,17 @@ fn lint_one(
 
 /// The parity check: every migration name in both backends, unless its
 /// `metadata.toml` says `[lint] backend_only = { backend = "…", reason = "…" }`.
-pub fn check_parity(postgres: &[MigrationFiles], sqlite: &[MigrationFiles]) -> Vec<Finding> {
+pub fn check_parity(postgres: &[LocalMigration], sqlite: &[LocalMigration]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let names = |ms: &[MigrationFiles]| -> BTreeMap<String, String> {
+    let names = |ms: &[LocalMigration]| -> BTreeMap<String, String> {
         ms.iter()
             .map(|m| {
-                let logical = m.name.split_once('_').map(|(_, n)| n).unwrap_or(&m.name);
-                (logical.to_string(), m.name.clone())
+                let logical = m
+                    .dir_name()
+                    .split_once('_')
+                    .map(|(_, n)| n)
+                    .unwrap_or(m.dir_name());
+                (logical.to_string(), m.dir_name().to_string())
             })
             .collect()
     };
@@ -616,25 +610,29 @@ pub fn check_parity(postgres: &[MigrationFiles], sqlite: &[MigrationFiles]) -> V
         (sqlite, &pg, "postgres", "sqlite"),
     ] {
         for m in ours {
-            let logical = m.name.split_once('_').map(|(_, n)| n).unwrap_or(&m.name);
+            let logical = m
+                .dir_name()
+                .split_once('_')
+                .map(|(_, n)| n)
+                .unwrap_or(m.dir_name());
             if theirs.contains_key(logical) {
                 continue;
             }
-            let meta = read_metadata(m.metadata.as_deref());
-            let file = format!("{}/metadata.toml", m.dir);
+            let meta = read_metadata(m.metadata());
+            let file = format!("{}/metadata.toml", m.location());
             let finding = |message: String, recipe: String| Finding {
                 recipe: Some(recipe),
-                ..Finding::at(Rule::BackendParity, &m.name, &file, 1, 1, message)
+                ..Finding::at(Rule::BackendParity, m.dir_name(), &file, 1, 1, message)
             };
             let recipe = format!("-- write migrations/{other_name}/<version>_{logical}, or mark this one in its metadata.toml\n-- (keep run_in_transaction: Diesel reads a metadata.toml without it as false):\n[lint]\nbackend_only = {{ backend = \"{this_backend}\", reason = \"<why {other_name} needs no such step>\" }}");
             match meta.backend_only {
                 Some((backend, Some(_))) if backend == this_backend => {}
                 Some((backend, None)) if backend == this_backend => out.push(finding(
-                    format!("{} is marked {this_backend}-only without a reason", m.name),
+                    format!("{} is marked {this_backend}-only without a reason", m.dir_name()),
                     recipe,
                 )),
                 _ => out.push(finding(
-                    format!("{} has no {other_name} counterpart (no migration named `{logical}` in migrations/{other_name})", m.name),
+                    format!("{} has no {other_name} counterpart (no migration named `{logical}` in migrations/{other_name})", m.dir_name()),
                     recipe,
                 )),
             }
@@ -705,7 +703,7 @@ fn target(path: &Path, forced: Option<Backend>) -> Result<Target, UsageError> {
 }
 
 /// Reads every migration directory (one with `up.sql`) in `dir`, oldest first.
-pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
+pub fn read_dir(dir: &Path) -> Result<Vec<LocalMigration>, UsageError> {
     let (migrations, unreadable) = read_migrations(dir)?;
     match unreadable.first() {
         Some(f) => Err(UsageError(format!("{}: {}", f.file, f.message))),
@@ -715,54 +713,29 @@ pub fn read_dir(dir: &Path) -> Result<Vec<MigrationFiles>, UsageError> {
 
 /// [`read_dir`], with an `up.sql` that is not UTF-8 text turned into a
 /// finding about that file (the others are still read).
-fn read_migrations(dir: &Path) -> Result<(Vec<MigrationFiles>, Vec<Finding>), UsageError> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| UsageError(format!("cannot read {}: {e}", dir.display())))?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("up.sql").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+fn read_migrations(dir: &Path) -> Result<(Vec<LocalMigration>, Vec<Finding>), UsageError> {
+    let (migrations, not_utf8) =
+        crate::source::read_backend_dir(dir).map_err(|e| UsageError(e.to_string()))?;
+    let unreadable = not_utf8
+        .into_iter()
+        .map(|bad| {
+            let file = bad.path.display().to_string();
+            let (line, column) = (bad.line, bad.column);
+            let mut f = Finding::at(
+                Rule::ParseError,
+                &bad.dir_name,
+                &file,
+                line,
+                column,
+                format!("{file} is not UTF-8 text (an invalid byte at line {line}, column {column}): migrations are read as UTF-8"),
+            );
+            f.recipe = Some(format!(
+                "iconv -f <its encoding> -t UTF-8 {file} > up.sql.utf8 && mv up.sql.utf8 {file}"
+            ));
+            f
+        })
         .collect();
-    names.sort();
-    let read = |p: PathBuf| std::fs::read_to_string(&p).ok();
-    let mut out = Vec::new();
-    let mut unreadable = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let up_path = path.join("up.sql");
-        let bytes = std::fs::read(&up_path)
-            .map_err(|e| UsageError(format!("cannot read {}: {e}", up_path.display())))?;
-        let up = match String::from_utf8(bytes) {
-            Ok(up) => up,
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let before = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-                let (line, column) = position(&before, before.len());
-                let mut f = Finding::at(
-                    Rule::ParseError,
-                    &name,
-                    &up_path.display().to_string(),
-                    line,
-                    column,
-                    format!("{} is not UTF-8 text (an invalid byte at line {line}, column {column}): migrations are read as UTF-8", up_path.display()),
-                );
-                f.recipe = Some(format!(
-                    "iconv -f <its encoding> -t UTF-8 {0} > up.sql.utf8 && mv up.sql.utf8 {0}",
-                    up_path.display()
-                ));
-                unreadable.push(f);
-                continue;
-            }
-        };
-        out.push(MigrationFiles {
-            dir: path.display().to_string(),
-            name,
-            up,
-            down: read(path.join("down.sql")),
-            metadata: read(path.join("metadata.toml")),
-        });
-    }
-    Ok((out, unreadable))
+    Ok((migrations, unreadable))
 }
 
 /// Everything lint found under the given paths.
@@ -792,7 +765,7 @@ impl Report {
 /// directories were both given.
 pub fn lint_paths(paths: &[PathBuf], forced: Option<Backend>) -> Result<Report, UsageError> {
     let mut report = Report::default();
-    let mut whole: BTreeMap<&'static str, Vec<MigrationFiles>> = BTreeMap::new();
+    let mut whole: BTreeMap<&'static str, Vec<LocalMigration>> = BTreeMap::new();
     for path in paths {
         let t = target(path, forced)?;
         let (migrations, unreadable) = read_migrations(&t.dir)?;
@@ -838,13 +811,13 @@ mod tests {
     #[cfg(not(feature = "cli"))]
     #[test]
     fn without_the_parser_a_postgres_migration_is_an_error_on_no_table() {
-        let m = MigrationFiles {
-            name: "2030-01-01-000000_add_index".into(),
-            dir: "migrations/postgres/2030-01-01-000000_add_index".into(),
-            up: "CREATE INDEX CONCURRENTLY tasks_title ON tasks (title);".into(),
-            down: Some("DROP INDEX tasks_title;".into()),
-            metadata: Some("run_in_transaction = false".into()),
-        };
+        let m = LocalMigration::from_files(
+            "2030-01-01-000000_add_index",
+            "migrations/postgres/2030-01-01-000000_add_index".into(),
+            "CREATE INDEX CONCURRENTLY tasks_title ON tasks (title);".into(),
+            Some("DROP INDEX tasks_title;".into()),
+            Some("run_in_transaction = false".into()),
+        );
         let findings = lint_migrations(Backend::Postgres, &[m]);
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].rule, Rule::ParseError);

@@ -16,23 +16,16 @@ use serde::{Deserialize, Serialize};
 
 use super::render::describe_size;
 use super::rules::Holds;
-use super::{Finding, Level, MigrationFiles, TableSize};
+use super::{Finding, Level, TableSize};
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
-use crate::migrate::source::{checksum, migrations};
-use crate::migrate::LocalMigration;
+use crate::source::{checksum, LocalMigration, MigrationSource};
 
 /// Default `--unsafe-threshold`, in rows. A full scan or rewrite of `tasks`
 /// ran at about 400,000 rows/s here (4M rows in 10.4 s, BENCHMARKS.md), so
 /// 10,000 rows is about 25 ms: half the default 50 ms lock-timeout budget.
 /// Above it, a step can hold its lock longer than any statement may wait.
 pub const DEFAULT_UNSAFE_THRESHOLD: u64 = 10_000;
-
-/// The embedded facts: taskdb's own PostgreSQL migrations, linted.
-static FACTS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/migrations/lint-facts.json"
-));
 
 /// The facts file: each PostgreSQL migration's `up.sql` checksum and findings.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -49,18 +42,18 @@ pub struct MigrationFacts {
 }
 
 /// The facts file's text for these PostgreSQL migrations.
-pub fn facts_json(migrations: &[MigrationFiles]) -> String {
+pub fn facts_json(migrations: &[LocalMigration]) -> String {
     let findings = super::lint_migrations(Backend::Postgres, migrations);
     let facts = Facts {
         generated_by: "taskdb lint --write-facts migrations/lint-facts.json (do not edit; CI checks it is fresh)".into(),
         migrations: migrations
             .iter()
             .map(|m| MigrationFacts {
-                migration: m.name.clone(),
-                checksum: checksum(&m.up),
+                migration: m.dir_name().to_string(),
+                checksum: checksum(m.up_sql()),
                 findings: findings
                     .iter()
-                    .filter(|f| f.migration == m.name)
+                    .filter(|f| f.migration == m.dir_name())
                     .cloned()
                     .map(|mut f| {
                         f.file = f.file.replace('\\', "/");
@@ -75,19 +68,24 @@ pub fn facts_json(migrations: &[MigrationFiles]) -> String {
     text
 }
 
-fn embedded() -> Facts {
-    serde_json::from_str(FACTS).unwrap_or(Facts {
-        generated_by: String::new(),
-        migrations: Vec::new(),
-    })
+/// The facts of `source` (compiled in, or its `lint-facts.json`); none
+/// when it has no facts file.
+fn facts_of(source: &MigrationSource) -> Facts {
+    source
+        .facts()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Facts {
+            generated_by: String::new(),
+            migrations: Vec::new(),
+        })
 }
 
-/// The findings of `pending`: from the embedded facts, or linted now for a
+/// The findings of `pending`: from the source's facts, or linted now for a
 /// migration the facts do not cover (with the migrations before it, so
 /// each sees what earlier ones created, and with its `metadata.toml`, so
 /// its allow list counts). A covered migration keeps its stored facts.
-pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
-    let facts = embedded();
+pub fn findings_of(source: &MigrationSource, pending: &[LocalMigration]) -> Vec<Finding> {
+    let facts = facts_of(source);
     let stored = |m: &LocalMigration| {
         facts
             .migrations
@@ -101,30 +99,16 @@ pub fn findings_of(pending: &[LocalMigration]) -> Vec<Finding> {
         .collect();
     let mut fresh = Vec::new();
     if !uncovered.is_empty() {
-        // The compiled-in migrations and any pending one that is not among
+        // The source's migrations and any pending one that is not among
         // them, in version order.
-        let mut every = migrations(Backend::Postgres);
+        let mut every = source.migrations(Backend::Postgres).unwrap_or_default();
         for m in pending {
             if !every.iter().any(|e| e.dir_name() == m.dir_name()) {
-                every.push(*m);
+                every.push(m.clone());
             }
         }
-        every.sort_by_key(|m| m.dir_name());
-        let all: Vec<MigrationFiles> = every
-            .iter()
-            .map(|m| MigrationFiles {
-                name: m.dir_name().to_string(),
-                dir: format!("migrations/postgres/{}", m.dir_name()),
-                up: m.up_sql().to_string(),
-                down: m.down_sql().map(String::from),
-                metadata: Some(
-                    m.metadata()
-                        .map(String::from)
-                        .unwrap_or_else(|| "run_in_transaction = true".into()),
-                ),
-            })
-            .collect();
-        fresh = super::lint_migrations(Backend::Postgres, &all);
+        every.sort_by(|a, b| a.dir_name().cmp(b.dir_name()));
+        fresh = super::lint_migrations(Backend::Postgres, &every);
     }
     let mut out = Vec::new();
     for m in pending {
@@ -430,6 +414,7 @@ fn judge_sizes(
 /// has an error finding, not allowed, on a table above `threshold` rows.
 /// Costs no query when the pending migrations have no error finding.
 pub fn check_pending(
+    source: &MigrationSource,
     pending: &[LocalMigration],
     threshold: u64,
     conn: &mut DbConnection,
@@ -437,7 +422,7 @@ pub fn check_pending(
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(PreflightReport::default());
     }
-    check_findings(findings_of(pending), threshold, conn)
+    check_findings(findings_of(source, pending), threshold, conn)
 }
 
 /// [`check_pending`] for findings the caller already has (e.g. from
@@ -456,6 +441,7 @@ pub fn check_findings(
 
 /// What the pre-flight would say, for `migrate --dry-run` (never refuses).
 pub fn dry_run_lines(
+    source: &MigrationSource,
     pending: &[LocalMigration],
     threshold: u64,
     conn: &mut DbConnection,
@@ -463,7 +449,7 @@ pub fn dry_run_lines(
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(Vec::new());
     }
-    let report = judge(conn, findings_of(pending), threshold)?;
+    let report = judge(conn, findings_of(source, pending), threshold)?;
     let mut lines = report.lines();
     if lines.is_empty() {
         lines.push("lint: no findings in the pending migrations".into());
@@ -474,7 +460,7 @@ pub fn dry_run_lines(
 /// Checks a PostgreSQL migration directory's facts against a facts file:
 /// `Err` names what differs.
 pub fn check_facts(
-    migrations: &[MigrationFiles],
+    migrations: &[LocalMigration],
     file_text: &str,
 ) -> std::result::Result<(), String> {
     let want = facts_json(migrations);
@@ -515,8 +501,8 @@ pub fn check_facts(
 /// The embedded facts, for tests: `Err` names what differs from the
 /// migrations compiled into this build.
 pub fn check_embedded_facts() -> std::result::Result<(), String> {
-    let compiled = embedded();
-    for m in migrations(Backend::Postgres) {
+    let compiled = facts_of(&MigrationSource::Embedded);
+    for m in crate::source::migrations(Backend::Postgres) {
         match compiled
             .migrations
             .iter()
@@ -572,13 +558,13 @@ mod tests {
     /// one new migration does not turn every other one into findings.
     #[test]
     fn an_uncovered_migration_is_linted_with_its_metadata_and_alone() {
-        let mut pending = migrations(Backend::Postgres);
+        let mut pending = crate::source::migrations(Backend::Postgres);
         pending.push(LocalMigration::leaked_with_metadata(
             "2099-01-01-000001_touch_tasks",
             "SELECT diesel_manage_updated_at('tasks');\nCREATE INDEX idx_probe ON tasks (title);",
             Some("run_in_transaction = true\n[lint]\nallow = [{ rule = \"opaque-statement\", reason = \"only a trigger\" }]"),
         ));
-        let findings = findings_of(&pending);
+        let findings = findings_of(&MigrationSource::Embedded, &pending);
         let rules: Vec<(&str, bool)> = findings
             .iter()
             .filter(|f| !f.allowed && f.rule != Rule::MissingDown)
@@ -620,7 +606,13 @@ mod small_databases {
             "CREATE INDEX idx_probe_title ON tasks (title);",
             Some("run_in_transaction = true"),
         );
-        let report = check_pending(&[uncovered], DEFAULT_UNSAFE_THRESHOLD, &mut conn).unwrap();
+        let report = check_pending(
+            &MigrationSource::Embedded,
+            &[uncovered],
+            DEFAULT_UNSAFE_THRESHOLD,
+            &mut conn,
+        )
+        .unwrap();
         assert!(!report.items.is_empty(), "it has a finding");
         assert!(
             report.items.iter().all(|i| i.verdict == Verdict::Small),

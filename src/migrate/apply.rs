@@ -24,11 +24,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::ledger::{self, LedgerState};
-use super::source::LocalMigration;
 use super::{Event, MigrateOptions};
 use crate::db::sqlstate::{self, SqlState};
 use crate::db::{one_line, Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
+use crate::source::LocalMigration;
 
 /// What happened to one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -547,30 +547,48 @@ mod tests {
         use diesel::connection::SimpleConnection;
 
         use super::super::*;
-        use crate::migrate::source::MigrationSql;
+        use std::borrow::Cow;
+
+        use crate::source::MigrationSql;
         use crate::testing::TestDb;
 
         static ADD_COLUMN: MigrationSql = MigrationSql {
-            dir_name: "2099-01-01-000001_add_tasks_probe",
-            up: "ALTER TABLE tasks ADD COLUMN probe INTEGER",
-            down: Some("ALTER TABLE tasks DROP COLUMN probe"),
-            metadata: Some("run_in_transaction = false"),
+            dir_name: Cow::Borrowed("2099-01-01-000001_add_tasks_probe"),
+            location: Cow::Borrowed(concat!(
+                "migrations/postgres/",
+                "2099-01-01-000001_add_tasks_probe"
+            )),
+            up: Cow::Borrowed("ALTER TABLE tasks ADD COLUMN probe INTEGER"),
+            down: Some(Cow::Borrowed("ALTER TABLE tasks DROP COLUMN probe")),
+            metadata: Some(Cow::Borrowed("run_in_transaction = false")),
             run_in_transaction: false,
         };
 
         static BUILD_INDEX: MigrationSql = MigrationSql {
-            dir_name: "2099-01-01-000002_index_tasks_title",
-            up: "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_tasks_probe_title ON tasks (title)",
-            down: Some("DROP INDEX CONCURRENTLY IF EXISTS idx_tasks_probe_title"),
-            metadata: Some("run_in_transaction = false"),
+            dir_name: Cow::Borrowed("2099-01-01-000002_index_tasks_title"),
+            location: Cow::Borrowed(concat!(
+                "migrations/postgres/",
+                "2099-01-01-000002_index_tasks_title"
+            )),
+            up: Cow::Borrowed(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_tasks_probe_title ON tasks (title)",
+            ),
+            down: Some(Cow::Borrowed(
+                "DROP INDEX CONCURRENTLY IF EXISTS idx_tasks_probe_title",
+            )),
+            metadata: Some(Cow::Borrowed("run_in_transaction = false")),
             run_in_transaction: false,
         };
 
         static VACUUM_FULL: MigrationSql = MigrationSql {
-            dir_name: "2099-01-01-000003_vacuum_full_tasks",
-            up: "VACUUM FULL tasks",
+            dir_name: Cow::Borrowed("2099-01-01-000003_vacuum_full_tasks"),
+            location: Cow::Borrowed(concat!(
+                "migrations/postgres/",
+                "2099-01-01-000003_vacuum_full_tasks"
+            )),
+            up: Cow::Borrowed("VACUUM FULL tasks"),
             down: None,
-            metadata: Some("run_in_transaction = false"),
+            metadata: Some(Cow::Borrowed("run_in_transaction = false")),
             run_in_transaction: false,
         };
 

@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
 use super::apply::quote_ident;
-use super::source::LocalMigration;
 use crate::db::DbConnection;
 use crate::error::Result;
+use crate::source::LocalMigration;
 
 /// A table a rollback would drop while it still holds rows, or a column
 /// it would drop while it holds non-NULL values.

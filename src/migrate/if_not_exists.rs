@@ -25,9 +25,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
-use super::source::LocalMigration;
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
+use crate::source::LocalMigration;
 
 /// One `CREATE [UNIQUE] INDEX [CONCURRENTLY] IF NOT EXISTS` statement.
 #[derive(Debug, PartialEq, Eq)]

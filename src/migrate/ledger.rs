@@ -11,10 +11,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
-use super::source::LocalMigration;
 use crate::db::{sqlstate, DbConnection};
 use crate::error::Result;
 use crate::models::now_utc;
+use crate::source::LocalMigration;
 
 /// Diesel's table, created exactly as the diesel CLI creates it.
 const CREATE_DIESEL_TABLE: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (

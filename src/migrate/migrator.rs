@@ -7,7 +7,6 @@ use super::apply::{self, StepOutcome};
 use super::lock::{self, MigrationLock};
 use super::plan::{MigrationPlan, MigrationState, PlanEntry};
 use super::replicas::Gate;
-use super::source::{resolve, LocalMigration};
 use super::{
     data_loss, if_not_exists, ledger, preflight, replicas, Event, MigrateOptions, Repair,
     RollbackTarget, Step, TableLoss,
@@ -15,6 +14,7 @@ use super::{
 use crate::db::{self, Backend, DatabaseUrl, DbConnection};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, CancelGuard};
+use crate::source::{LocalMigration, MigrationSource};
 
 /// Runs migrations against one database: plan, lock, apply, record.
 pub struct Migrator<'r> {
@@ -23,6 +23,7 @@ pub struct Migrator<'r> {
     /// change the schema (so people can tell them apart on the server).
     session_url: DatabaseUrl,
     options: MigrateOptions,
+    source: MigrationSource,
     conn: Option<DbConnection>,
     cancel: Option<CancelGuard>,
     report: Report<'r>,
@@ -44,6 +45,7 @@ impl<'r> Migrator<'r> {
             session_url: url.with_application_name(&session_name),
             url,
             options: MigrateOptions::default(),
+            source: MigrationSource::Embedded,
             conn: None,
             cancel: None,
             report: Box::new(|_| {}),
@@ -53,6 +55,18 @@ impl<'r> Migrator<'r> {
     pub fn with_options(mut self, options: MigrateOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Runs the migrations of `source` instead of the ones compiled in
+    /// (`taskdb --migrations-dir`).
+    pub fn with_source(mut self, source: MigrationSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Where this migrator's migrations come from.
+    pub fn source(&self) -> &MigrationSource {
+        &self.source
     }
 
     /// Calls `report` with each [`Event`] of the run.
@@ -94,9 +108,10 @@ impl<'r> Migrator<'r> {
     /// The plan as the database stands. Changes nothing.
     pub fn plan(&mut self) -> Result<MigrationPlan> {
         if self.conn.is_none() && self.url.is_missing_sqlite_file() {
-            return MigrationPlan::for_new_database(self.backend());
+            return MigrationPlan::for_new_database(self.backend(), &self.source);
         }
-        MigrationPlan::load(self.connection()?)
+        let source = self.source.clone();
+        MigrationPlan::load_from(self.connection()?, &source)
     }
 
     /// Takes the lock and makes sure the tracking tables exist.
@@ -155,7 +170,9 @@ impl<'r> Migrator<'r> {
         plan.ensure_runnable()?;
         // Lint's findings on the steps this run applies, against live table
         // sizes: refused before any lock on a table or any change.
+        let source = self.source.clone();
         crate::lint::check_pending(
+            &source,
             &plan.pending_up_to(to)?,
             self.options.unsafe_threshold,
             self.connection()?,
@@ -164,7 +181,7 @@ impl<'r> Migrator<'r> {
         // Under the lock (no other migrator changes the schema meanwhile)
         // and before the tracking tables: a refused database is left
         // exactly as it was.
-        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local).collect();
+        let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local.clone()).collect();
         preflight::check_existing_tables(self.connection()?, &pending)?;
         let todo = plan.pending_up_to(to)?;
         // The first step's standby gate, before the tracking tables too: a
@@ -272,12 +289,11 @@ impl<'r> Migrator<'r> {
 
     /// The applied migrations `target` would revert, newest first.
     pub fn rollback_targets(&mut self, target: &RollbackTarget) -> Result<Vec<LocalMigration>> {
-        let backend = self.backend();
+        let plan = self.plan()?;
         let floor = match target {
-            RollbackTarget::To(v) => Some(resolve(backend, v)?.version()),
+            RollbackTarget::To(v) => Some(plan.resolve(v)?),
             _ => None,
         };
-        let plan = self.plan()?;
         let mut applied: Vec<&PlanEntry> = plan.applied().collect();
         applied.reverse();
         let chosen: Vec<&PlanEntry> = match target {
@@ -291,7 +307,7 @@ impl<'r> Migrator<'r> {
         chosen
             .into_iter()
             .map(|e| {
-                e.local.ok_or_else(|| {
+                e.local.clone().ok_or_else(|| {
                     Error::MigrationState(format!(
                         "cannot revert {}: it is not in this taskdb build, so its down.sql is unknown",
                         e.name

@@ -1,4 +1,5 @@
-//! Migrations: what is compiled in ([`source`]), what the database has
+//! Migrations: what is compiled in or read from a directory
+//! ([`crate::source`]), what the database has
 //! recorded ([`ledger`]), the two joined ([`plan`]), checks before the
 //! first change ([`preflight`]), one migrator at a time ([`lock`]), running
 //! a step ([`apply`]) and what a rollback would destroy ([`data_loss`]).
@@ -16,19 +17,17 @@ pub mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod replicas;
-pub mod source;
 #[cfg(feature = "postgres")]
 pub mod table_size;
-pub mod versions;
 
 use std::time::Duration;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
+pub use crate::source::{migrations, resolve, LocalMigration, MigrationSource};
 pub use data_loss::TableLoss;
 pub use migrator::Migrator;
 pub use plan::{MigrationPlan, MigrationState, PlanEntry};
-pub use source::{migrations, resolve, LocalMigration};
 
 use crate::db::DatabaseUrl;
 use crate::error::Result;

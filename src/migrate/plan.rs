@@ -6,9 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 
 use super::ledger::{self, LedgerState, TrackedVersion};
-use super::source::{self, LocalMigration};
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{BlockReason, BlockedMigration, Error, Result};
+use crate::source::{LocalMigration, MigrationSource};
 
 /// Where one migration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -127,8 +127,13 @@ impl MigrationPlan {
     /// with the compiled migrations. Changes nothing. Refuses migrations
     /// of which two share a version.
     pub fn load(conn: &mut DbConnection) -> Result<Self> {
+        Self::load_from(conn, &MigrationSource::Embedded)
+    }
+
+    /// [`load`](Self::load) with the migrations of `source`.
+    pub fn load_from(conn: &mut DbConnection, source: &MigrationSource) -> Result<Self> {
         let backend = conn.backend();
-        let local = source::migrations(backend);
+        let local = source.migrations(backend)?;
         check_unique_versions(&local)?;
         let (tracked, ledger_exists) = ledger::read(conn)?;
         Ok(Self::build(backend, local, tracked, ledger_exists))
@@ -136,8 +141,8 @@ impl MigrationPlan {
 
     /// The plan of a database that does not exist yet: every migration
     /// pending.
-    pub fn for_new_database(backend: Backend) -> Result<Self> {
-        let local = source::migrations(backend);
+    pub fn for_new_database(backend: Backend, source: &MigrationSource) -> Result<Self> {
+        let local = source.migrations(backend)?;
         check_unique_versions(&local)?;
         Ok(Self::build(backend, local, Vec::new(), false))
     }
@@ -256,14 +261,26 @@ impl MigrationPlan {
     /// including `to` when given (as stored by Diesel, as the directory
     /// prefix or as the directory name).
     pub fn pending_up_to(&self, to: Option<&str>) -> Result<Vec<LocalMigration>> {
-        let limit = to
-            .map(|v| source::resolve(self.backend, v).map(|m| m.version()))
-            .transpose()?;
+        let limit = to.map(|v| self.resolve(v)).transpose()?;
         Ok(self
             .pending()
             .filter(|e| limit.as_ref().is_none_or(|l| &e.version <= l))
-            .filter_map(|e| e.local)
+            .filter_map(|e| e.local.clone())
             .collect())
+    }
+
+    /// The version of the migration a user means: the stored version
+    /// (`20260208000001`), the directory prefix (`2026-02-08-000001`) or
+    /// the full directory name.
+    pub fn resolve(&self, input: &str) -> Result<String> {
+        let wanted = input.trim();
+        self.entries
+            .iter()
+            .find(|e| {
+                e.name == wanted || e.version == wanted || e.name.split('_').next() == Some(wanted)
+            })
+            .map(|e| e.version.clone())
+            .ok_or_else(|| Error::UnknownVersion(wanted.to_string()))
     }
 
     /// Migrations recorded as applied, oldest first.
@@ -331,7 +348,7 @@ impl MigrationPlan {
 /// this holds for any set of migrations a plan is made of).
 fn check_unique_versions(local: &[LocalMigration]) -> Result<()> {
     let names: Vec<&str> = local.iter().map(|m| m.dir_name()).collect();
-    Ok(super::versions::check_unique(&names)?)
+    Ok(crate::source::versions::check_unique(&names)?)
 }
 
 fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) -> MigrationState {
@@ -395,7 +412,7 @@ mod tests {
         assert!(check_unique_versions(&local[..2]).is_ok());
         // Every compiled-in set passes (build.rs refuses the others).
         for backend in [Backend::Postgres, Backend::Sqlite] {
-            assert!(MigrationPlan::for_new_database(backend).is_ok());
+            assert!(MigrationPlan::for_new_database(backend, &MigrationSource::Embedded).is_ok());
         }
     }
 }

@@ -10,9 +10,9 @@
 
 use diesel::connection::SimpleConnection;
 
-use super::source::LocalMigration;
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
+use crate::source::LocalMigration;
 use crate::verify::catalog;
 
 /// One column of the app's `tasks` table as it stood before user accounts.

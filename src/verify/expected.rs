@@ -37,6 +37,7 @@ use crate::db::{self, Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, CancelGuard};
 use crate::migrate;
+use crate::source::MigrationSource;
 
 /// First key of the advisory lock a `verify` holds on its scratch
 /// database's name ("tvrf" in ASCII); the second is `hashtext(name)`.
@@ -79,16 +80,17 @@ impl ExpectedSource {
 pub fn expected_schema(
     url: &DatabaseUrl,
     conn: &mut DbConnection,
+    source: &MigrationSource,
 ) -> Result<(Schema, ExpectedSource)> {
     match conn.backend() {
-        Backend::Sqlite => Ok((in_memory_sqlite()?, ExpectedSource::InMemory)),
-        Backend::Postgres => postgres(url, conn),
+        Backend::Sqlite => Ok((in_memory_sqlite(source)?, ExpectedSource::InMemory)),
+        Backend::Postgres => postgres_scratch(url, conn, Build::Migrations(source)),
     }
 }
 
-fn in_memory_sqlite() -> Result<Schema> {
+fn in_memory_sqlite(source: &MigrationSource) -> Result<Schema> {
     let mut conn = db::connect(&DatabaseUrl::parse(":memory:")?)?;
-    for m in migrate::migrations(Backend::Sqlite) {
+    for m in source.migrations(Backend::Sqlite)? {
         conn.batch_execute(m.up_sql())
             .map_err(|e| Error::MigrationFailed {
                 migration: m.dir_name().to_string(),
@@ -145,15 +147,11 @@ struct Abandoned {
     name: String,
 }
 
-fn postgres(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<(Schema, ExpectedSource)> {
-    postgres_scratch(url, conn, Build::Migrations)
-}
-
 /// What to build in a scratch PostgreSQL database.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Build {
-    /// taskdb's own migrations, by taskdb's runner.
-    Migrations,
+pub(crate) enum Build<'a> {
+    /// These migrations, by taskdb's runner.
+    Migrations(&'a MigrationSource),
     /// A script (e.g. the schema `taskdb adopt` expects).
     Script(&'static str),
 }
@@ -163,7 +161,7 @@ pub(crate) enum Build {
 pub(crate) fn postgres_scratch(
     url: &DatabaseUrl,
     conn: &mut DbConnection,
-    build: Build,
+    build: Build<'_>,
 ) -> Result<(Schema, ExpectedSource)> {
     let name = scratch_name();
     // Until the scratch database is gone again, a signal cancels this
@@ -207,7 +205,7 @@ fn build_in_scratch_database(
     conn: &mut DbConnection,
     cancel: &CancelGuard,
     name: &str,
-    build: Build,
+    build: Build<'_>,
 ) -> Result<(Schema, ExpectedSource)> {
     sweep_abandoned(conn);
     if interrupt::received().is_some() {
@@ -256,10 +254,11 @@ fn build_in_scratch_database(
         interrupt::check()?;
         let scratch = with_database(url, name)?;
         match build {
-            Build::Migrations => {
+            Build::Migrations(source) => {
                 // A throwaway database nobody reads on a standby: waiting
                 // for standbys here would only hold up checking one.
                 migrate::Migrator::new(scratch.clone())
+                    .with_source(source.clone())
                     .with_options(migrate::MigrateOptions {
                         max_replica_lag: migrate::replicas::LagBound::OFF,
                         ..migrate::MigrateOptions::default()
@@ -328,14 +327,14 @@ fn with_database(url: &DatabaseUrl, name: &str) -> Result<DatabaseUrl> {
 }
 
 /// The fallback without CREATEDB: see the module docs.
-fn scratch_schema(conn: &mut DbConnection, name: &str, build: Build) -> Result<Schema> {
+fn scratch_schema(conn: &mut DbConnection, name: &str, build: Build<'_>) -> Result<Schema> {
     conn.batch_execute(&format!(
         "BEGIN; CREATE SCHEMA {name}; SET LOCAL search_path = {name};"
     ))?;
     let built = (|| {
         match build {
-            Build::Migrations => {
-                for m in migrate::migrations(Backend::Postgres) {
+            Build::Migrations(source) => {
+                for m in source.migrations(Backend::Postgres)? {
                     conn.batch_execute(&without_concurrently(m.up_sql()))
                         .map_err(|e| Error::MigrationFailed {
                             migration: m.dir_name().to_string(),

@@ -29,6 +29,7 @@ pub use expected::ExpectedSource;
 
 use crate::db::{Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
+use crate::source::MigrationSource;
 
 /// What kind of difference. Serialised in snake_case (`extra_index`); the
 /// set is part of `taskdb verify --format json`'s stable output.
@@ -159,7 +160,7 @@ impl Report {
 /// Reads the live schema of `conn` (the database at `url`), builds the
 /// expected one and compares them. Changes nothing in the live database.
 pub fn verify(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Report> {
-    verify_with_primary(url, conn, None)
+    verify_with_primary(url, conn, None, &MigrationSource::Embedded)
 }
 
 /// [`verify`] that also works on a read-only hot standby: there nothing
@@ -169,11 +170,13 @@ pub fn verify(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Report> {
 /// CREATEDB). A standby without `primary` is refused, naming what to pass.
 /// So is a role that may create neither a database nor a schema
 /// ([`Error::CannotBuildExpected`]), unless `primary` names another server
-/// or role to build it with.
+/// or role to build it with. The expected schema is what `source`'s
+/// migrations build.
 pub fn verify_with_primary(
     url: &DatabaseUrl,
     conn: &mut DbConnection,
     primary: Option<&DatabaseUrl>,
+    source: &MigrationSource,
 ) -> Result<Report> {
     let actual = catalog::read(conn)?;
     let live_is_standby = is_standby(conn)?;
@@ -192,11 +195,11 @@ pub fn verify_with_primary(
             )));
         }
         (
-            expected::expected_schema(primary, &mut primary_conn)?,
+            expected::expected_schema(primary, &mut primary_conn, source)?,
             Some(primary.redacted().to_string()),
         )
     } else {
-        match expected::expected_schema(url, conn) {
+        match expected::expected_schema(url, conn, source) {
             // A role that may create nothing here (a read-only one) builds
             // on the server --expected-from names, when that is another.
             Err(Error::CannotBuildExpected { .. })
@@ -205,7 +208,7 @@ pub fn verify_with_primary(
                 let elsewhere = primary.unwrap_or(url);
                 let mut other = crate::db::connect(elsewhere)?;
                 (
-                    expected::expected_schema(elsewhere, &mut other)?,
+                    expected::expected_schema(elsewhere, &mut other, source)?,
                     Some(elsewhere.redacted().to_string()),
                 )
             }
