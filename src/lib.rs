@@ -67,11 +67,26 @@ pub mod source;
 pub mod testing;
 pub mod verify;
 
-// Compiles the README's Rust snippets as doc tests, so they stay true (in
-// the default build: they show both backends and `taskdb::testing`).
+// Compiles the Rust snippets of README.md and docs/ as doc tests, so they
+// stay true (in the default build: they show both backends and
+// `taskdb::testing`). One struct per file that has Rust snippets.
 #[cfg(all(doctest, feature = "postgres", feature = "sqlite", feature = "testing"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+// docs/library.md also shows `taskdb::nonblocking` and `cancel_on_ctrl_c`.
+#[cfg(all(
+    doctest,
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "testing",
+    feature = "tokio",
+    feature = "ctrl-c"
+))]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryDoctests;
+#[cfg(all(doctest, feature = "postgres", feature = "sqlite", feature = "testing"))]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingDoctests;
 
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 pub use db::AnyConnection;

@@ -6,8 +6,8 @@
 //! that each check a connection out per query keep swapping connections,
 //! and every query lands on the server process (and the CPU caches) the
 //! other thread just used. A short query ran at about 60 % of the rate of
-//! a connection held for the whole run (BENCHMARKS.md, "Typed-query
-//! throughput"). Here a returned connection is parked in a slot belonging
+//! a connection held for the whole run (docs/benchmarks/query-throughput.md).
+//! Here a returned connection is parked in a slot belonging
 //! to the returning thread, and that thread's next checkout takes it back
 //! before asking r2d2.
 //!
