@@ -16,8 +16,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::checkout::{checkout_copy, copy_dir, crate_root};
 use common::TestDb;
 use predicates::str::contains;
 use taskdb::Backend;
@@ -25,30 +26,10 @@ use taskdb::Backend;
 const SAFE_FIRST: &str = "2026-03-01-000000_add_tasks_note";
 const UNSAFE: &str = "2026-03-01-000001_archive_tasks";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A project directory holding a copy of taskdb's `migrations/` (and the
 /// `Cargo.toml` `taskdb new` looks for).
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("migrations"), &dir.path().join("migrations"));
-    std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
-    dir
+    checkout_copy()
 }
 
 /// `taskdb` on `db`, reading migrations from `project`'s `migrations/`.
@@ -135,7 +116,7 @@ fn one_backend_directory_works_as_the_diesel_cli_takes_it() {
 #[test]
 fn a_missing_directory_is_one_clear_error_and_changes_nothing() {
     let db = TestDb::empty(Backend::Sqlite);
-    let missing = repo().join("target/no-such-migrations-dir");
+    let missing = crate_root().join("target/no-such-migrations-dir");
     db.taskdb()
         .arg("--migrations-dir")
         .arg(&missing)
@@ -157,10 +138,18 @@ fn project_with_issue_12(fresh_facts: bool) -> tempfile::TempDir {
     let pg = project.path().join("migrations/postgres");
     let safe = pg.join(SAFE_FIRST);
     std::fs::create_dir_all(&safe).unwrap();
-    std::fs::write(safe.join("up.sql"), "ALTER TABLE tasks ADD COLUMN note TEXT;\n").unwrap();
-    std::fs::write(safe.join("down.sql"), "ALTER TABLE tasks DROP COLUMN note;\n").unwrap();
+    std::fs::write(
+        safe.join("up.sql"),
+        "ALTER TABLE tasks ADD COLUMN note TEXT;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        safe.join("down.sql"),
+        "ALTER TABLE tasks DROP COLUMN note;\n",
+    )
+    .unwrap();
     copy_dir(
-        &repo()
+        &crate_root()
             .join("tests/fixtures/lint/issue12/unsafe/postgres")
             .join(UNSAFE),
         &pg.join(UNSAFE),

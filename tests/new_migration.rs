@@ -1,6 +1,6 @@
 //! `taskdb new`: the files it writes in a copy of the crate, its refusals,
 //! and every kind's migrations applied, reverted and re-applied on both
-//! backends by a build of that copy.
+//! backends, read from that copy with `--migrations-dir`.
 
 // The suite drives the binary and uses both backends: the default features.
 #![cfg(all(
@@ -17,7 +17,7 @@ mod rows;
 use std::fs;
 
 use common::checkout::{checkout_copy, copy_dir, crate_root};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{schema_dump, taskdb_cmd, TestDb, BOTH};
@@ -508,41 +508,19 @@ fn assert_lints_clean(dir: &Path, after: u32) {
     }
 }
 
-/// Builds the crate copied to `dir` into a target directory kept between
-/// runs (so only taskdb itself recompiles); returns its binary.
-fn build_copy(dir: &Path) -> PathBuf {
-    let target = crate_root().join("target/scratch/target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--locked",
-            "--quiet",
-            "--bin",
-            "taskdb",
-            "--manifest-path",
-        ])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "cannot build the copy in {}",
-        dir.display()
-    );
-    target.join("debug/taskdb")
+/// `taskdb` on `db` with the migrations of the project in `dir` (read at
+/// run time: nothing is rebuilt).
+fn taskdb_in(dir: &Path, db: &TestDb) -> assert_cmd::Command {
+    let mut cmd = common::taskdb_cmd();
+    cmd.current_dir(std::env::temp_dir())
+        .arg("--migrations-dir")
+        .arg(dir.join("migrations"))
+        .args(["--database-url", db.url()]);
+    cmd
 }
 
-fn run_copy(bin: &Path, db: &TestDb, args: &[&str]) -> String {
-    let out = assert_cmd::Command::new(bin)
-        .current_dir(std::env::temp_dir())
-        .env_remove("DATABASE_URL")
-        .env_remove("DIRECT_DATABASE_URL")
-        .args(["--database-url", db.url()])
-        .args(args)
-        .output()
-        .unwrap();
+fn run_in(dir: &Path, db: &TestDb, args: &[&str]) -> String {
+    let out = taskdb_in(dir, db).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "taskdb {args:?} on {:?}: {}{}",
@@ -555,16 +533,12 @@ fn run_copy(bin: &Path, db: &TestDb, args: &[&str]) -> String {
 
 #[test]
 fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
-    // One copy of the crate with every kind added, built once.
-    let dir = crate_root().join("target/scratch/kinds");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    for file in ["Cargo.toml", "Cargo.lock", "build.rs", "README.md"] {
-        fs::copy(crate_root().join(file), dir.join(file)).unwrap();
-    }
-    for sub in ["src", "migrations"] {
-        copy_dir(&crate_root().join(sub), &dir.join(sub));
-    }
+    // A project with a copy of the migrations and every kind added; taskdb
+    // reads them with --migrations-dir.
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().to_path_buf();
+    fs::write(dir.join("Cargo.toml"), "").unwrap();
+    copy_dir(&crate_root().join("migrations"), &dir.join("migrations"));
     let before = listing(&dir);
     // Columns of its own (probe_*), so that a real migration adding the same
     // column one day does not break this test.
@@ -652,7 +626,6 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
     );
     assert_lints_clean(&dir, newest_number());
 
-    let bin = build_copy(&dir);
     let steps = steps.to_string();
     for backend in BOTH {
         let db = TestDb::empty(backend);
@@ -661,23 +634,20 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
             .last()
             .unwrap()
             .version();
-        run_copy(&bin, &db, &["migrate", "--to", &newest_today]);
+        run_in(&dir, &db, &["migrate", "--to", &newest_today]);
         let old_schema = schema_dump(&db);
         rows::fill_every_table(&db);
 
-        run_copy(&bin, &db, &["migrate"]);
+        run_in(&dir, &db, &["migrate"]);
         let new_schema = schema_dump(&db);
         assert_ne!(new_schema, old_schema);
-        run_copy(&bin, &db, &["verify"]);
+        run_in(&dir, &db, &["verify"]);
 
         // Reverting drops columns that now hold values: without a terminal
         // and without --yes the rollback refuses, naming the column, and
         // changes nothing.
-        let out = assert_cmd::Command::new(&bin)
-            .current_dir(std::env::temp_dir())
-            .env_remove("DATABASE_URL")
-            .env_remove("DIRECT_DATABASE_URL")
-            .args(["--database-url", db.url(), "rollback", "--steps", &steps])
+        let out = taskdb_in(&dir, &db)
+            .args(["rollback", "--steps", &steps])
             .write_stdin("")
             .output()
             .unwrap();
@@ -697,21 +667,21 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
             "{backend:?}: refused, yet changed"
         );
 
-        run_copy(&bin, &db, &["redo", "--steps", &steps, "--yes"]);
+        run_in(&dir, &db, &["redo", "--steps", &steps, "--yes"]);
         assert_eq!(
             schema_dump(&db),
             new_schema,
             "{backend:?}: redo changed the schema"
         );
-        run_copy(&bin, &db, &["verify"]);
+        run_in(&dir, &db, &["verify"]);
 
-        run_copy(&bin, &db, &["rollback", "--steps", &steps, "--yes"]);
+        run_in(&dir, &db, &["rollback", "--steps", &steps, "--yes"]);
         assert_eq!(
             schema_dump(&db),
             old_schema,
             "{backend:?}: down.sql left something behind"
         );
-        run_copy(&bin, &db, &["migrate"]);
+        run_in(&dir, &db, &["migrate"]);
         assert_eq!(schema_dump(&db), new_schema);
         // Every row came through the rebuilds and reverts.
         rows::assert_every_table_has_rows(&db);
