@@ -6,7 +6,7 @@
 //! which would recompile taskdb (and whatever depends on it) every time.
 
 // The check that no two migrations share a version, as the crate runs it.
-#[path = "src/source/versions.rs"]
+#[path = "src/versions.rs"]
 mod versions;
 
 use std::fmt::Write as _;

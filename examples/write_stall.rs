@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::PgConnection;
+use taskdb::catalog;
 use taskdb::migrate::{self, Event, LocalMigration, Migrator};
-use taskdb::verify::catalog;
 use taskdb::{Backend, DatabaseUrl};
 
 /// Tasks per user in the generated data.

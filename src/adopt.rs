@@ -173,7 +173,7 @@ fn check_legacy_state(url: &DatabaseUrl, conn: &mut DbConnection) -> Result<Opti
             LEGACY_VERSIONS.join(", ")
         ));
     }
-    let actual = verify::catalog::read(conn)?;
+    let actual = crate::catalog::read(conn)?;
     let (legacy, _) =
         expected::postgres_scratch(url, conn, expected::Build::Script(LEGACY_SCHEMA))?;
     let differences: Vec<Difference> = verify::compare(&legacy, &actual)

@@ -99,7 +99,7 @@ pub enum Error {
 
     /// Two migration directories share a version: Diesel would run only one.
     #[error("refusing to migrate: {0}")]
-    DuplicateVersion(#[from] crate::source::versions::DuplicateVersion),
+    DuplicateVersion(#[from] crate::versions::DuplicateVersion),
 
     /// A version given by the user names no migration.
     #[error("unknown migration version `{0}` (see `taskdb status` for the list)")]
@@ -331,7 +331,7 @@ impl Error {
     /// `lc_messages`).
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            Error::Query(e) => crate::db::sqlstate::is_connection_lost(e),
+            Error::Query(e) => is_connection_lost(e),
             Error::ConnectionLost { .. } => true,
             _ => false,
         }
@@ -347,6 +347,20 @@ impl Error {
             ))
         )
     }
+}
+
+/// True when the driver says the connection is gone: libpq folds the
+/// connection's state (and the 08xxx SQLSTATEs) into `ClosedConnection`,
+/// and a query it could not even send on a dead connection into
+/// `UnableToSendCommand`.
+pub(crate) fn is_connection_lost(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
 }
 
 #[cfg(test)]
@@ -382,3 +396,4 @@ mod tests {
         );
     }
 }
+

@@ -35,6 +35,7 @@
 //!   [`db::set_sqlite_busy_timeout`].
 
 pub mod adopt;
+pub mod catalog;
 // The `taskdb` binary's commands: not library API.
 #[cfg(feature = "cli")]
 #[doc(hidden)]
@@ -66,6 +67,7 @@ pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
+pub mod versions;
 
 // Compiles the Rust snippets of README.md and docs/ as doc tests, so they
 // stay true (in the default build: they show both backends and

@@ -149,7 +149,7 @@ fn check_versions(path: &std::path::Path) -> anyhow::Result<()> {
         .filter(|entry| entry.path().join("up.sql").is_file())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    crate::source::versions::check_unique(&names)
+    crate::versions::check_unique(&names)
         .map_err(|duplicate| anyhow::anyhow!("{}: {duplicate}", dir.display()))
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::output::{self, Output};
 use super::{Database, OutputFormat};
-use crate::verify::catalog::{ConstraintKind, Index, Table};
+use crate::catalog::{ConstraintKind, Index, Table};
 use crate::verify::{self, Report};
 
 /// `verify --help`: what it compares and the JSON fields (a stable
@@ -98,7 +98,7 @@ struct JsonReport<'a> {
     expected_on_primary: Option<&'a str>,
     pending_migrations: Option<usize>,
     differences: &'a [verify::Difference],
-    schema: &'a verify::catalog::Schema,
+    schema: &'a crate::catalog::Schema,
 }
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {

@@ -20,7 +20,7 @@
 //! SQLSTATE; they are not translated.
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel::sql_types::Bool;
 
 use super::{Backend, DbConnection, HasBackend as _};
@@ -96,19 +96,7 @@ pub(crate) fn trapped(e: &DieselError) -> Option<SqlState> {
         .find(|s| info.hint() == Some(s.hint()))
 }
 
-/// True when `e` says the connection to the server is gone: diesel reads
-/// the connection's state (and the 08xxx SQLSTATEs) into
-/// `ClosedConnection`, and a query it could not even send on a dead
-/// connection into `UnableToSendCommand`.
-pub(crate) fn is_connection_lost(e: &DieselError) -> bool {
-    matches!(
-        e,
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _
-        )
-    )
-}
+pub(crate) use crate::error::is_connection_lost;
 
 /// Whether table `name` exists (on PostgreSQL: is visible on the
 /// `search_path`, as an unqualified query would find it).

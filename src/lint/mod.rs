@@ -37,6 +37,7 @@ pub use preflight::{
 };
 pub use rules::Blocks;
 
+pub use crate::catalog::TableSize;
 use crate::db::Backend;
 use crate::source::LocalMigration;
 
@@ -169,13 +170,6 @@ impl<'de> Deserialize<'de> for Rule {
 pub enum Level {
     Error,
     Warning,
-}
-
-/// A table's live size (rows: the planner's estimate from its current pages).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSize {
-    pub rows: i64,
-    pub bytes: i64,
 }
 
 /// One finding.

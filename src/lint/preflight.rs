@@ -249,7 +249,7 @@ pub fn consequence(f: &Finding, size: TableSize) -> String {
 /// Live sizes of `tables` (PostgreSQL), each a name as a migration
 /// writes it (`tasks`, `app.big`); a table that does not exist is left
 /// out. Rows are the planner's estimate from the table's current pages
-/// ([`crate::migrate::table_size`]), whatever its statistics say.
+/// ([`crate::catalog::table_size`]), whatever its statistics say.
 #[cfg(feature = "postgres")]
 pub fn table_sizes(
     conn: &mut diesel::PgConnection,
@@ -257,7 +257,7 @@ pub fn table_sizes(
 ) -> Result<BTreeMap<String, TableSize>> {
     let mut out = BTreeMap::new();
     for table in tables {
-        if let Some(size) = crate::migrate::table_size::table_size(conn, table)? {
+        if let Some(size) = crate::catalog::table_size::table_size(conn, table)? {
             out.insert(table.clone(), size);
         }
     }
@@ -349,7 +349,7 @@ fn largest_table(conn: &mut diesel::PgConnection) -> Result<Option<(String, Tabl
     .load(conn)?;
     let mut largest: Option<(String, TableSize)> = None;
     for Name { name } in names {
-        if let Some(size) = crate::migrate::table_size::table_size(conn, &name)? {
+        if let Some(size) = crate::catalog::table_size::table_size(conn, &name)? {
             if largest.as_ref().is_none_or(|(_, l)| size.rows > l.rows) {
                 largest = Some((name, size));
             }

@@ -17,8 +17,6 @@ pub mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod replicas;
-#[cfg(feature = "postgres")]
-pub mod table_size;
 
 use std::time::Duration;
 

@@ -348,7 +348,7 @@ impl MigrationPlan {
 /// this holds for any set of migrations a plan is made of).
 fn check_unique_versions(local: &[LocalMigration]) -> Result<()> {
     let names: Vec<&str> = local.iter().map(|m| m.dir_name()).collect();
-    Ok(crate::source::versions::check_unique(&names)?)
+    Ok(crate::versions::check_unique(&names)?)
 }
 
 fn state_of(local: Option<&LocalMigration>, tracked: Option<&TrackedVersion>) -> MigrationState {

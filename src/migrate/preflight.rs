@@ -10,10 +10,10 @@
 
 use diesel::connection::SimpleConnection;
 
+use crate::catalog;
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::source::LocalMigration;
-use crate::verify::catalog;
 
 /// One column of the app's `tasks` table as it stood before user accounts.
 struct AppColumn {

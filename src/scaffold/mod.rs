@@ -58,7 +58,7 @@ pub enum ScaffoldError {
     #[error("{dir}: {duplicate}")]
     DuplicateVersion {
         dir: &'static str,
-        duplicate: crate::source::versions::DuplicateVersion,
+        duplicate: crate::versions::DuplicateVersion,
     },
 
     /// The crate's SQLite migrations do not apply to an empty database, so
@@ -175,7 +175,7 @@ impl Checkout {
     }
 
     /// Refuses a backend whose migration directories share a version,
-    /// naming both (see [`crate::source::versions`]).
+    /// naming both (see [`crate::versions`]).
     pub fn check_versions(&self) -> Result<()> {
         for backend_dir in BACKEND_DIRS {
             let dir = self.root.join(backend_dir);
@@ -187,7 +187,7 @@ impl Checkout {
                     names.push(name);
                 }
             }
-            crate::source::versions::check_unique(&names).map_err(|duplicate| {
+            crate::versions::check_unique(&names).map_err(|duplicate| {
                 ScaffoldError::DuplicateVersion {
                     dir: backend_dir,
                     duplicate,

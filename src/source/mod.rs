@@ -6,7 +6,6 @@
 //! verify and `taskdb new` all read migrations through it.
 
 mod dir;
-pub mod versions;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -284,7 +283,7 @@ fn checks_task_owners(up_sql: &str) -> bool {
 
 /// Diesel's version for a directory name.
 pub(crate) fn version_of(dir_name: &str) -> String {
-    versions::version_of(dir_name)
+    crate::versions::version_of(dir_name)
 }
 
 /// The migrations compiled in for `backend`, oldest first; none for a

@@ -32,7 +32,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::RunQueryDsl;
 
-use super::catalog::{self, Schema};
+use crate::catalog::{self, Schema};
 use crate::db::{self, Backend, DatabaseUrl, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
 use crate::interrupt::{self, CancelGuard};

@@ -19,7 +19,8 @@
 //! that covers it, because it enforces something the other does not, while
 //! a non-unique index with the same keys as a UNIQUE one is.
 
-pub mod catalog;
+/// The catalog reader, re-exported where `verify`'s users look for it.
+pub use crate::catalog;
 pub mod expected;
 
 use std::fmt;

@@ -17,6 +17,16 @@ use diesel::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::SqliteConnection;
 
+#[cfg(feature = "postgres")]
+pub mod table_size;
+
+/// A table's live size (rows: the planner's estimate from its current pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableSize {
+    pub rows: i64,
+    pub bytes: i64,
+}
+
 use crate::db::{one_line, DbConnection};
 use crate::error::Result;
 

@@ -21,8 +21,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Text};
 use diesel::PgConnection;
 
+use super::TableSize;
 use crate::error::Result;
-use crate::lint::TableSize;
 
 /// Rows read to measure their width when the statistics give no density;
 /// fewer than this means the table was read whole.
