@@ -94,38 +94,11 @@ pub struct Opts {
 }
 
 fn usage(message: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {message} (see taskdb lint --help)");
-    Ok(ExitCode::from(2))
-}
-
-/// Runs lint as the whole process: `flag` is `--database-url` when it was
-/// given on the command line.
-pub fn main(opts: &Opts, flag: Option<&str>) -> ExitCode {
-    let stdout = std::io::stdout();
-    let mut out = Output::new(stdout.lock());
-    let url = match flag.map(DatabaseUrl::parse).transpose() {
-        Ok(url) => url,
-        Err(e) => {
-            eprintln!("error: {}", crate::db::one_line(&e.to_string()));
-            return ExitCode::from(1);
-        }
-    };
-    match run(opts, url.as_ref(), &mut out) {
-        Ok(code) => code,
-        Err(e) => {
-            let _ = out.flush();
-            let text = format!("{e:#}");
-            let text = match &url {
-                Some(url) => url.scrub(&text),
-                None => text,
-            };
-            eprintln!(
-                "error: {}",
-                crate::db::one_line(&crate::db::mask_url_passwords(&text))
-            );
-            ExitCode::from(1)
-        }
+    Err(super::Usage {
+        message: message.to_string(),
+        help: "taskdb lint --help",
     }
+    .into())
 }
 
 /// Refuses a directory of migrations (or the one around a migration

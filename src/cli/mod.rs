@@ -233,98 +233,117 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Entry point of the binary.
+/// Entry point of the binary: runs the command, then reports its error, if
+/// any, in the one place errors are printed.
 pub fn main() -> ExitCode {
+    let mut url_in_use = None;
+    match run_process(&mut url_in_use) {
+        Ok(code) => code,
+        Err(e) => report(&e, url_in_use.as_ref()),
+    }
+}
+
+/// A mistake in how taskdb was called: exit 2, with where help is.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (see {help})")]
+pub struct Usage {
+    pub message: String,
+    /// e.g. `--help`, `taskdb lint --help`
+    pub help: &'static str,
+}
+
+/// Parses the command line and runs the command. `url_in_use` is set to
+/// the database URL once one is chosen, so that the error report can
+/// scrub it from driver messages.
+fn run_process(url_in_use: &mut Option<crate::db::DatabaseUrl>) -> anyhow::Result<ExitCode> {
     // A malformed .env is an error of its own; a missing one is fine.
     let dotenv = config::load_dotenv();
     let (cli, flag) = match parse(std::env::args_os()) {
         Ok(parsed) => parsed,
+        // --help, --version
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(e) => {
-            if !e.use_stderr() {
-                // --help, --version
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
             // clap echoes the offending argument, which may be a URL with
             // a password in it; and an error is one line, like every other.
             let text = crate::db::mask_url_passwords(&e.render().to_string());
             let first = text
                 .lines()
-                .find(|l| l.starts_with("error:"))
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
-            return ExitCode::from(2);
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or("invalid arguments");
+            return Err(Usage {
+                message: first.to_string(),
+                help: "--help",
+            }
+            .into());
         }
     };
     crate::db::set_sqlite_busy_timeout(cli.global.sqlite_busy_timeout.0);
-    if let Command::Lint(opts) = &cli.command {
+    let stdout = io::stdout();
+    let mut out = output::Output::new(stdout.lock());
+    match &cli.command {
         // Reads migration files, and a database only when --database-url
         // names one: DATABASE_URL and .env have no say.
-        return lint::main(opts, flag.as_deref());
-    }
-    if let Command::New(opts) = &cli.command {
-        // Writes migration files and reads no database: a URL set anywhere,
-        // valid or not, has no say.
-        let stdout = io::stdout();
-        let mut out = output::Output::new(stdout.lock());
-        return match new::run(opts, &mut out) {
-            Ok(code) => code,
-            Err(e) => {
-                let _ = out.flush();
-                eprintln!("error: {}", crate::db::one_line(&error_chain(&e)));
-                ExitCode::from(1)
-            }
-        };
+        Command::Lint(opts) => {
+            let url = flag
+                .as_deref()
+                .map(crate::db::DatabaseUrl::parse)
+                .transpose()?;
+            url_in_use.clone_from(&url);
+            return lint::run(opts, url.as_ref(), &mut out);
+        }
+        // Writes migration files and reads no database: a URL set
+        // anywhere, valid or not, has no say.
+        Command::New(opts) => return new::run(opts, &mut out),
+        _ => {}
     }
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
     let _ = crate::interrupt::install();
-    let dotenv = match dotenv {
-        Ok(urls) => urls,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(1);
-        }
-    };
-    let choice = match Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())
-    {
-        Ok(choice) => choice
-            .with_wait(cli.global.wait)
-            .with_migrations_dir(cli.global.migrations_dir.as_deref()),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let stdout = io::stdout();
-    let mut out = output::Output::new(stdout.lock());
-    match run(&cli, &choice, &mut out) {
-        // A closed stdout never ends up here: `Output` drops what nobody
-        // reads, so the exit code is the work's result.
-        Ok(code) => code,
-        Err(_) if crate::interrupt::received().is_some() => {
-            let _ = out.flush();
-            let signal = crate::interrupt::received().unwrap_or_default();
-            // Whatever handled the interruption says what it left behind;
-            // otherwise it was a migration step, rolled back.
-            let outcome = crate::interrupt::outcome().unwrap_or_else(|| {
-                "the migration in progress was rolled back; run the command again to finish"
-                    .to_string()
-            });
-            eprintln!(
-                "error: interrupted by {}: {outcome}",
-                crate::interrupt::signal_name(signal)
-            );
-            ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1))
-        }
-        Err(e) => {
-            let _ = out.flush();
-            let message = crate::db::mask_url_passwords(&choice.url.scrub(&error_chain(&e)));
-            // Driver messages span lines; an error is one line.
-            eprintln!("error: {}", crate::db::one_line(&message));
-            ExitCode::from(1)
-        }
+    let dotenv = dotenv.map_err(anyhow::Error::msg)?;
+    let db = Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())?
+        .with_wait(cli.global.wait)
+        .with_migrations_dir(cli.global.migrations_dir.as_deref());
+    *url_in_use = Some(db.url.clone());
+    // A closed stdout never ends a command early: `Output` drops what
+    // nobody reads, so the exit code is the work's result.
+    run_with_database(&cli, &db, &mut out)
+}
+
+/// Prints `e` as one `error: …` line and picks the exit code: 2 for a
+/// usage error, 130 / 143 when SIGINT / SIGTERM cut the command short, 1
+/// otherwise. Nothing it prints holds a password.
+fn report(e: &anyhow::Error, url: Option<&crate::db::DatabaseUrl>) -> ExitCode {
+    // What the command printed comes first.
+    let _ = io::stdout().flush();
+    if let Some(usage) = e.downcast_ref::<Usage>() {
+        eprintln!("error: {usage}");
+        return ExitCode::from(2);
     }
+    if let Some(signal) = crate::interrupt::received() {
+        // Whatever handled the interruption says what it left behind;
+        // otherwise it was a migration step, rolled back.
+        let outcome = crate::interrupt::outcome().unwrap_or_else(|| {
+            "the migration in progress was rolled back; run the command again to finish".to_string()
+        });
+        eprintln!(
+            "error: interrupted by {}: {outcome}",
+            crate::interrupt::signal_name(signal)
+        );
+        return ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1));
+    }
+    let mut text = error_chain(e);
+    if let Some(url) = url {
+        text = url.scrub(&text);
+    }
+    // Driver messages span lines; an error is one line.
+    eprintln!(
+        "error: {}",
+        crate::db::one_line(&crate::db::mask_url_passwords(&text))
+    );
+    ExitCode::from(1)
 }
 
 /// The error and its causes, `outer: inner`, leaving out a cause whose text
@@ -379,11 +398,7 @@ impl Command {
     /// `migrate` creates it, `status` shows everything pending. The others
     /// would create an empty file as a side effect, so they refuse.
     fn reads_a_missing_database(&self) -> bool {
-        // Lint reads files, and a database only when --database-url names one.
-        matches!(
-            self,
-            Command::Migrate(_) | Command::Status(_) | Command::Lint(_)
-        )
+        matches!(self, Command::Migrate(_) | Command::Status(_))
     }
 
     /// In JSON mode stdout carries the JSON document only.
@@ -391,19 +406,18 @@ impl Command {
         match self {
             Command::Status(opts) => opts.format == OutputFormat::Json,
             Command::Verify(opts) => opts.format == OutputFormat::Json,
-            // Its first line is its own; it uses no database by default.
-            Command::Lint(_) => true,
             _ => false,
         }
     }
 }
 
-/// Runs one parsed command.
-pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Result<ExitCode> {
-    if let Command::New(opts) = &cli.command {
-        // Writes migration files; no database is involved.
-        return new::run(opts, out);
-    }
+/// Runs a command that works on a database (`lint` and `new` run from
+/// [`run_process`], before any database is chosen).
+fn run_with_database(
+    cli: &Cli,
+    db: &Database,
+    out: &mut output::Output<'_>,
+) -> anyhow::Result<ExitCode> {
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
     }
@@ -423,9 +437,8 @@ pub fn run(cli: &Cli, db: &Database, out: &mut output::Output<'_>) -> anyhow::Re
         Command::Repair(opts) => repair::run(opts, db, out),
         Command::Verify(opts) => verify::run(opts, db, out),
         Command::Adopt(opts) => adopt::run(opts, db, out),
-        Command::New(opts) => new::run(opts, out),
-        Command::Lint(opts) => {
-            lint::run(opts, (db.source == UrlSource::Flag).then_some(&db.url), out)
+        Command::New(_) | Command::Lint(_) => {
+            anyhow::bail!("`taskdb new` and `taskdb lint` choose no database")
         }
     }
 }
