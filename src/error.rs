@@ -145,9 +145,12 @@ pub enum Error {
     #[error("{0}")]
     NotConfirmed(String),
 
-    /// The run was interrupted (Ctrl-C or SIGTERM).
-    #[error("interrupted")]
-    Interrupted,
+    /// The run was interrupted (Ctrl-C or SIGTERM, with
+    /// `migrate::cancel_on_ctrl_c`); `left_behind` says what that left
+    /// and what to do (a migration step rolled back, a scratch database
+    /// dropped, ...).
+    #[error("interrupted: {left_behind}")]
+    Interrupted { left_behind: String },
 
     /// An async call's blocking work ended without a result: it panicked,
     /// or the runtime shut down while it ran (`taskdb::nonblocking`).
@@ -177,7 +180,7 @@ pub enum Error {
     /// lock on a table above the size threshold (each entry names the
     /// migration, the rule, the table's size and the safe recipe); nothing
     /// was applied.
-    #[error("refusing to migrate: {}; nothing was applied. Rewrite the migration as the recipe says, allow the statement with `-- taskdb:allow <rule> <reason>` on the line before it, or raise --unsafe-threshold (now {threshold} rows)", .refused.join("; "))]
+    #[error("refusing to migrate: {}; nothing was applied. Rewrite the migration as the recipe says, allow the statement with `-- taskdb:allow <rule> <reason>` on the line before it, or raise the threshold (`--unsafe-threshold`, `MigrateOptions::unsafe_threshold`; now {threshold} rows)", .refused.join("; "))]
     UnsafeMigration {
         threshold: u64,
         refused: Vec<String>,
@@ -186,7 +189,7 @@ pub enum Error {
     /// A streaming standby stayed past `--max-replica-lag` for all of
     /// `--replica-wait`: the run stopped between steps (or, after the last
     /// one, finished with its standbys still behind).
-    #[error("standby {standby} is still behind ({lag}; the bound is {bound}) after waiting {}: {outcome}; or raise --replica-wait / --max-replica-lag (`--max-replica-lag off` skips the check)", human_duration(*.waited))]
+    #[error("standby {standby} is still behind ({lag}; the bound is {bound}) after waiting {}: {outcome}; or raise the wait or the bound (`--replica-wait` / `--max-replica-lag`; `MigrateOptions::replica_wait` / `max_replica_lag`; `--max-replica-lag off` or `LagBound::OFF` skips the check)", human_duration(*.waited))]
     ReplicaLag {
         standby: String,
         lag: String,
@@ -199,7 +202,7 @@ pub enum Error {
     /// The role may not see how far these standbys are behind (it lacks
     /// `pg_read_all_stats`), so `--max-replica-lag` cannot be checked: the
     /// run stops rather than pass a gate it cannot see.
-    #[error("cannot see how far standby {} is behind: role {role} may not read replication progress (it needs pg_read_all_stats), so --max-replica-lag cannot be checked; {outcome}. Run `GRANT pg_read_all_stats TO {role}` as a superuser, or pass `--max-replica-lag off` to migrate without waiting for standbys", .standbys.join(", "))]
+    #[error("cannot see how far standby {} is behind: role {role} may not read replication progress (it needs pg_read_all_stats), so --max-replica-lag cannot be checked; {outcome}. Run `GRANT pg_read_all_stats TO {role}` as a superuser, or pass `--max-replica-lag off` (`MigrateOptions::max_replica_lag = LagBound::OFF`) to migrate without waiting for standbys", .standbys.join(", "))]
     ReplicaLagUnknown {
         standbys: Vec<String>,
         /// The session's role, quoted as SQL needs it.
@@ -224,7 +227,7 @@ pub enum Error {
     /// `verify` cannot build the schema to compare with: the role may
     /// create neither a scratch database (CREATEDB) nor a scratch schema
     /// (CREATE on the database).
-    #[error("cannot build the schema taskdb's migrations produce to compare with: role {role} may create neither a scratch database (it lacks CREATEDB) nor a scratch schema in database {database} (it lacks CREATE there); grant one (`ALTER ROLE {role} CREATEDB`), or pass --expected-from with the URL of a role that may (e.g. the one that runs migrations) to build it there")]
+    #[error("cannot build the schema taskdb's migrations produce to compare with: role {role} may create neither a scratch database (it lacks CREATEDB) nor a scratch schema in database {database} (it lacks CREATE there); grant one (`ALTER ROLE {role} CREATEDB`), or pass --expected-from (the `primary` of `verify::verify_with_primary`) with the URL of a role that may (e.g. the one that runs migrations) to build it there")]
     CannotBuildExpected { role: String, database: String },
 }
 
@@ -326,6 +329,18 @@ pub(crate) fn human_duration(d: std::time::Duration) -> String {
 }
 
 impl Error {
+    /// An interruption that rolled back the migration step in progress.
+    pub(crate) fn interrupted() -> Self {
+        Self::interrupted_leaving(STEP_ROLLED_BACK)
+    }
+
+    /// An interruption that left `left_behind`.
+    pub(crate) fn interrupted_leaving(left_behind: impl Into<String>) -> Self {
+        Error::Interrupted {
+            left_behind: left_behind.into(),
+        }
+    }
+
     /// True when the error says the connection to the server is gone (by
     /// the driver's error kind: the server's words depend on its
     /// `lc_messages`).
@@ -348,6 +363,11 @@ impl Error {
         )
     }
 }
+
+/// What an interruption of a migration step leaves: nothing, the step
+/// rolled back.
+pub(crate) const STEP_ROLLED_BACK: &str =
+    "the migration in progress was rolled back; run the command again to finish";
 
 /// True when the driver says the connection is gone: libpq folds the
 /// connection's state (and the 08xxx SQLSTATEs) into `ClosedConnection`,

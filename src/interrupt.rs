@@ -45,10 +45,6 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 /// The live guards, innermost last.
 static GUARDS: Mutex<Vec<Guarded>> = Mutex::new(Vec::new());
 
-/// What an interruption left behind, for the final message; `None` means
-/// the migration step in progress was rolled back.
-static OUTCOME: Mutex<Option<String>> = Mutex::new(None);
-
 /// How often, and how long, the backends are cancelled after a signal: a
 /// statement sent just after one cancel would still block.
 const CANCEL_EVERY: Duration = Duration::from_millis(250);
@@ -174,23 +170,9 @@ pub fn received() -> Option<i32> {
 /// `Err(Interrupted)` once a signal has arrived: called between steps.
 pub fn check() -> Result<()> {
     match received() {
-        Some(_) => Err(Error::Interrupted),
+        Some(_) => Err(Error::interrupted()),
         None => Ok(()),
     }
-}
-
-/// Records what an interruption left behind when it was not a rolled-back
-/// migration step (`verify` dropped its scratch database, a migrator
-/// stopped while it waited for the lock), for the final message.
-pub fn set_outcome(outcome: impl Into<String>) {
-    if let Ok(mut slot) = OUTCOME.lock() {
-        *slot = Some(outcome.into());
-    }
-}
-
-/// What [`set_outcome`] recorded, if anything.
-pub fn outcome() -> Option<String> {
-    OUTCOME.lock().ok().and_then(|o| o.clone())
 }
 
 /// The shell's convention: 128 + signal number (130 SIGINT, 143 SIGTERM).

@@ -195,7 +195,7 @@ fn refused_before_touching_the_table(fresh_facts: bool) {
         "CHECK (title <> '') NOT VALID",
         "[add-column-volatile-default]",
         "nothing was applied",
-        "(now 10000 rows)",
+        "now 10000 rows)",
     ] {
         assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
     }
@@ -243,7 +243,7 @@ fn migrate_proceeds_on_an_empty_table_and_says_so() {
             "taskdb: lint: 2026-03-01-000001_archive_tasks [index-without-concurrently]: holds SHARE on tasks (0 rows",
         ))
         .stderr(contains(
-            "proceeding, the table is at most 10000 rows (--unsafe-threshold)",
+            "proceeding, the table is at most 10000 rows (--unsafe-threshold",
         ));
     assert_eq!(applied(&db), compiled_in(Backend::Postgres) + 2);
     assert_eq!(

@@ -177,7 +177,12 @@ impl MigrateOpts {
             unsafe_threshold: self.unsafe_threshold,
             max_replica_lag: self.max_replica_lag,
             replica_wait: self.replica_wait.0,
-            ..crate::migrate::MigrateOptions::default()
+            // Who ran it, for people reading the ledger.
+            applied_by: format!(
+                "taskdb {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            ),
         }
     }
 }
@@ -325,11 +330,12 @@ fn report(e: &anyhow::Error, url: Option<&crate::db::DatabaseUrl>) -> ExitCode {
     if let Some(signal) = crate::interrupt::received() {
         // Whatever handled the interruption says what it left behind;
         // otherwise it was a migration step, rolled back.
-        let outcome = crate::interrupt::outcome().unwrap_or_else(|| {
-            "the migration in progress was rolled back; run the command again to finish".to_string()
-        });
+        let left_behind = match e.downcast_ref::<crate::Error>() {
+            Some(crate::Error::Interrupted { left_behind }) => left_behind.clone(),
+            _ => crate::error::STEP_ROLLED_BACK.to_string(),
+        };
         eprintln!(
-            "error: interrupted by {}: {outcome}",
+            "error: interrupted by {}: {left_behind}",
             crate::interrupt::signal_name(signal)
         );
         return ExitCode::from(u8::try_from(crate::interrupt::exit_code(signal)).unwrap_or(1));

@@ -85,6 +85,11 @@ pub fn print_event(event: Event<'_>) {
             "  waiting for standby {standby} to replay ({}) before the next step",
             progress::format_replica_lag(replay_lag, bytes_behind)
         ),
+        // On stderr: a finding that proceeds is a warning.
+        Event::LintProceeding { line } => {
+            eprintln!("taskdb: {line}");
+            Ok(())
+        }
         Event::ReplicasCaughtUp { waited } => writeln!(
             out,
             "  standbys caught up (waited {})",

@@ -166,11 +166,11 @@ impl PreflightReport {
                         f.allow_reason.as_deref().unwrap_or_default()
                     ),
                     Verdict::Small if f.table.is_none() => format!(
-                        "proceeding, every table is at most {} rows (--unsafe-threshold)",
+                        "proceeding, every table is at most {} rows (--unsafe-threshold, MigrateOptions::unsafe_threshold)",
                         self.threshold
                     ),
                     Verdict::Small => format!(
-                        "proceeding, the table is at most {} rows (--unsafe-threshold)",
+                        "proceeding, the table is at most {} rows (--unsafe-threshold, MigrateOptions::unsafe_threshold)",
                         self.threshold
                     ),
                     Verdict::NoTable => "proceeding, the table does not exist yet".to_string(),
@@ -178,14 +178,6 @@ impl PreflightReport {
                 format!("lint: {} [{}]: {what}: {verdict}", f.migration, f.rule)
             })
             .collect()
-    }
-
-    /// Prints what proceeds despite a finding to stderr (`migrate` and
-    /// `run_pending` say so; refusals are the error itself).
-    pub fn announce(&self) {
-        for line in self.lines() {
-            eprintln!("taskdb: {line}");
-        }
     }
 
     fn refusal(&self) -> Option<Error> {

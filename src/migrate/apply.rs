@@ -114,7 +114,7 @@ fn apply_outside_transaction(
         if crate::interrupt::received().is_some() {
             // Cancelled by a signal: keep the `running` mark, as after a
             // crash, so the next run rebuilds instead of needing repair.
-            return Err(Error::Interrupted);
+            return Err(Error::interrupted());
         }
         if untouched {
             // Nothing ran: the ledger goes back to what it said, and the
@@ -215,7 +215,7 @@ pub fn revert(
         let started = Instant::now();
         if let Err(e) = run_outside_transaction(conn, down, settings, pooled) {
             if crate::interrupt::received().is_some() {
-                return Err(Error::Interrupted);
+                return Err(Error::interrupted());
             }
             if sqlstate::is_connection_lost(&e) {
                 return Err(e.into());
@@ -284,7 +284,7 @@ fn with_lock_retries(
     loop {
         crate::interrupt::check()?;
         match step() {
-            Err(_) if crate::interrupt::received().is_some() => return Err(Error::Interrupted),
+            Err(_) if crate::interrupt::received().is_some() => return Err(Error::interrupted()),
             Err(e) if is_lock_timeout(&e) && attempt < settings.lock_retries => {
                 attempt += 1;
                 let delay = retry_delay(attempt);
@@ -299,7 +299,7 @@ fn with_lock_retries(
                 return Err(Error::MigrationFailed {
                     migration: m.dir_name().to_string(),
                     reason: format!(
-                        "could not get its table lock within {:?} in {} attempts: a long transaction holds it; find it in pg_stat_activity, or raise --lock-timeout / --lock-retries",
+                        "could not get its table lock within {:?} in {} attempts: a long transaction holds it; find it in pg_stat_activity, or raise the lock timeout or retries (`--lock-timeout` / `--lock-retries`; `MigrateOptions::lock_timeout` / `lock_retries`)",
                         settings.lock_timeout,
                         attempt + 1
                     ),

@@ -108,10 +108,9 @@ impl MigrationLock {
             }
             conn.batch_execute("ROLLBACK")?;
             if crate::interrupt::received().is_some() {
-                crate::interrupt::set_outcome(
+                return Err(Error::interrupted_leaving(
                     "it was waiting for another migrator's lock, so no migration was in progress; run the command again to finish",
-                );
-                return Err(Error::Interrupted);
+                ));
             }
             if !told {
                 on_wait();

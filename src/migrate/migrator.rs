@@ -171,13 +171,15 @@ impl<'r> Migrator<'r> {
         // Lint's findings on the steps this run applies, against live table
         // sizes: refused before any lock on a table or any change.
         let source = self.source.clone();
-        crate::lint::check_pending(
+        let preflight = crate::lint::check_pending(
             &source,
             &plan.pending_up_to(to)?,
             self.options.unsafe_threshold,
             self.connection()?,
-        )?
-        .announce();
+        )?;
+        for line in preflight.lines() {
+            (self.report)(Event::LintProceeding { line: &line });
+        }
         // Under the lock (no other migrator changes the schema meanwhile)
         // and before the tracking tables: a refused database is left
         // exactly as it was.
@@ -432,7 +434,7 @@ impl<'r> Migrator<'r> {
 /// "canceling statement" message; report it as the interrupt it was.
 fn interrupted(e: Error) -> Error {
     match interrupt::received() {
-        Some(_) => Error::Interrupted,
+        Some(_) => Error::interrupted(),
         None => e,
     }
 }

@@ -128,6 +128,11 @@ pub enum Event<'a> {
     ReplicasCaughtUp {
         waited: Duration,
     },
+    /// A pending migration has a lint finding on a table at most
+    /// `unsafe_threshold` rows big: it proceeds, and says so.
+    LintProceeding {
+        line: &'a str,
+    },
 }
 
 /// Settings of a migration run, and of each step in it.
@@ -156,12 +161,11 @@ pub struct MigrateOptions {
 
 impl Default for MigrateOptions {
     fn default() -> Self {
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
         MigrateOptions {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             lock_retries: DEFAULT_LOCK_RETRIES,
             wait: None,
-            applied_by: format!("taskdb {} ({user})", env!("CARGO_PKG_VERSION")),
+            applied_by: format!("taskdb {}", env!("CARGO_PKG_VERSION")),
             unsafe_threshold: crate::lint::DEFAULT_UNSAFE_THRESHOLD,
             max_replica_lag: replicas::LagBound::default(),
             replica_wait: replicas::DEFAULT_REPLICA_WAIT,
@@ -203,14 +207,19 @@ pub struct Repair {
 /// up-to-date database costs no more than before (one query).
 ///
 /// A database *ahead* of this build (a later release applied newer
-/// migrations, then the app was rolled back) starts normally: a warning
-/// goes to stderr and nothing is applied past the gap-free part.
+/// migrations, then the app was rolled back) starts normally, with a
+/// warning, and nothing is applied past the gap-free part. Warnings (that,
+/// and a lint finding on a small table the pre-flight let through) go to
+/// the `log` crate's `warn!`, under the target `taskdb`.
 pub fn run_pending(url: &DatabaseUrl) -> Result<Vec<Step>> {
-    run_pending_warning(url, &mut |warning| eprintln!("taskdb: warning: {warning}"))
+    run_pending_warning(
+        url,
+        &mut |warning| log::warn!(target: "taskdb", "{warning}"),
+    )
 }
 
-/// [`run_pending`], handing its warnings (a database ahead of this build)
-/// to `warn` instead of printing them: for an app that logs its own way.
+/// [`run_pending`], handing its warnings to `warn` instead of the `log`
+/// crate: for an app that reports them its own way.
 pub fn run_pending_warning(url: &DatabaseUrl, warn: &mut dyn FnMut(String)) -> Result<Vec<Step>> {
     crate::db::refuse_in_memory(url, "run_pending")?;
     let mut migrator = Migrator::new(url.clone());
@@ -218,5 +227,10 @@ pub fn run_pending_warning(url: &DatabaseUrl, warn: &mut dyn FnMut(String)) -> R
     if let Some(warning) = plan.ahead_warning() {
         warn(warning);
     }
+    let mut migrator = migrator.on_event(|event| {
+        if let Event::LintProceeding { line } = event {
+            warn(line.to_string());
+        }
+    });
     migrator.migrate_planned(&plan, None)
 }

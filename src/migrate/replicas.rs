@@ -364,10 +364,9 @@ pub fn wait_for_standbys(
                 .max(Duration::from_millis(10)),
         );
         if crate::interrupt::received().is_some() {
-            crate::interrupt::set_outcome(
+            return Err(Error::interrupted_leaving(
                 "it was waiting for a standby to catch up between migrations, so nothing is half-applied; run the command again to finish",
-            );
-            return Err(Error::Interrupted);
+            ));
         }
     }
 }

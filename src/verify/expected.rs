@@ -184,11 +184,10 @@ pub(crate) fn postgres_scratch(
         scratch_lock(&name)
     ));
     match result {
+        // What the build said it left behind, or that it left nothing.
+        Err(e @ Error::Interrupted { .. }) => Err(e),
         Err(_) if interrupt::received().is_some() => {
-            if interrupt::outcome().is_none() {
-                interrupt::set_outcome(CUT_SHORT_EARLY);
-            }
-            Err(Error::Interrupted)
+            Err(Error::interrupted_leaving(CUT_SHORT_EARLY))
         }
         other => other,
     }
@@ -209,8 +208,7 @@ fn build_in_scratch_database(
 ) -> Result<(Schema, ExpectedSource)> {
     sweep_abandoned(conn);
     if interrupt::received().is_some() {
-        interrupt::set_outcome(CUT_SHORT_EARLY);
-        return Err(Error::Interrupted);
+        return Err(Error::interrupted_leaving(CUT_SHORT_EARLY));
     }
     // Asked, not inferred from an error: a role without CREATEDB builds in
     // a rolled-back schema, and one that may create neither is told what
@@ -229,10 +227,9 @@ fn build_in_scratch_database(
                 cancel.unwatch_all();
                 // Ends the transaction if a cancelled ROLLBACK did not.
                 let _ = conn.batch_execute("ROLLBACK");
-                interrupt::set_outcome(
+                Err(Error::interrupted_leaving(
                     "the comparison was cut short; the transaction of its scratch schema was rolled back and nothing was changed",
-                );
-                Err(Error::Interrupted)
+                ))
             }
             Err(e) => Err(e),
         };
@@ -240,10 +237,9 @@ fn build_in_scratch_database(
     if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")) {
         if interrupt::received().is_some() {
             // A cancelled CREATE DATABASE leaves nothing behind.
-            interrupt::set_outcome(
+            return Err(Error::interrupted_leaving(
                 "the comparison was cut short while creating its scratch database; nothing was changed",
-            );
-            return Err(Error::Interrupted);
+            ));
         }
         return Err(Error::MigrationState(format!(
             "cannot create the scratch database {name} the comparison is built in: {}",
@@ -281,7 +277,7 @@ fn build_in_scratch_database(
     cancel.unwatch_all();
     let dropped = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     if interrupt::received().is_some() {
-        interrupt::set_outcome(match &dropped {
+        return Err(Error::interrupted_leaving(match &dropped {
             Ok(()) => format!(
                 "the comparison was cut short; its scratch database {name} was dropped and nothing else was changed"
             ),
@@ -289,8 +285,7 @@ fn build_in_scratch_database(
                 "the comparison was cut short; its scratch database {name} could not be dropped ({}); the next `taskdb verify` drops it",
                 url.scrub(&crate::db::one_line(&e.to_string()))
             ),
-        });
-        return Err(Error::Interrupted);
+        }));
     }
     let schema = built?;
     dropped?;

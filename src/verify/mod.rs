@@ -184,7 +184,7 @@ pub fn verify_with_primary(
     let ((expected, expected_from), built_on_primary) = if live_is_standby {
         let Some(primary) = primary else {
             return Err(Error::MigrationState(format!(
-                "{} is a read-only standby (in recovery): the schema taskdb's migrations produce cannot be built there; pass --expected-from with the primary's URL (or set DIRECT_DATABASE_URL to it) to build it on the primary",
+                "{} is a read-only standby (in recovery): the schema taskdb's migrations produce cannot be built there; pass --expected-from with the primary's URL (or set DIRECT_DATABASE_URL to it; in the library, the `primary` of `verify_with_primary`) to build it on the primary",
                 url.redacted()
             )));
         };
