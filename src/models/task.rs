@@ -22,7 +22,7 @@ pub const MAX_LIST_LIMIT: i64 = 1000;
 /// A row of `tasks`.
 ///
 /// `id` is an `i32` because the column is the app's `SERIAL` from before
-/// user accounts, adopted unchanged (the seed's types, DESIGN decision 2);
+/// user accounts, adopted unchanged (the seed's types);
 /// `user_id` is a string because users' ids are `VARCHAR(255)` (UUIDs by
 /// default, or the ids an adopted database already has).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable, serde::Serialize)]

@@ -3,7 +3,7 @@
 //! A request (a name and a [`Recipe`]) becomes one or more migration
 //! directories, each written to `migrations/postgres/` and
 //! `migrations/sqlite/` under the same name, so the two histories never
-//! drift apart. The recipes are the online-safe shapes of decision 4 in
+//! drift apart. The recipes are the online-safe shapes (docs/lint.md) in
 //! PostgreSQL (`NOT VALID` then `VALIDATE`, `CREATE INDEX CONCURRENTLY`
 //! alone without a transaction, constant defaults only) and their SQLite
 //! equivalents (plain DDL, or the table rebuild SQLite needs to add a
@@ -363,33 +363,6 @@ pub fn write(checkout: &Checkout, migrations: &[NewMigration]) -> Result<Vec<Pat
         }
     }
     Ok(written)
-}
-
-/// Migrations (by directory name) that one backend has and the other does
-/// not, among those numbered above `baseline`. The history up to the
-/// baseline predates the rule: SQLite reached the same schema in fewer
-/// steps. Every later migration is written for both (`taskdb new` does),
-/// so a migration added by hand to one backend only shows up here.
-pub fn unpaired(checkout: &Checkout, baseline: u32) -> Result<Vec<String>> {
-    let existing = checkout.existing()?;
-    let mut unpaired = Vec::new();
-    for m in existing.iter().filter(|m| m.number > baseline) {
-        let twin = existing
-            .iter()
-            .any(|o| o.dir_name == m.dir_name && o.backend_dir != m.backend_dir);
-        if !twin {
-            let other = BACKEND_DIRS
-                .iter()
-                .find(|d| **d != m.backend_dir)
-                .copied()
-                .unwrap_or_default();
-            unpaired.push(format!(
-                "{}/{} has no twin in {other}",
-                m.backend_dir, m.dir_name
-            ));
-        }
-    }
-    Ok(unpaired)
 }
 
 #[cfg(test)]

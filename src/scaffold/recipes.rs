@@ -1,7 +1,7 @@
 //! The SQL `taskdb new` writes for each kind of change, PostgreSQL and
 //! SQLite side by side.
 //!
-//! PostgreSQL shapes (decision 4; `taskdb lint` accepts exactly these):
+//! PostgreSQL shapes (`taskdb lint` accepts exactly these; docs/lint.md):
 //! - a column is added nullable, or NOT NULL with a constant default (no
 //!   table rewrite); a volatile default is refused with the backfill recipe;
 //! - an index is built `CONCURRENTLY IF NOT EXISTS`, the only statement of
