@@ -13,7 +13,7 @@
 //! PATH or in ~/.cargo/bin. Builds the release `taskdb` binary if missing.
 
 #[allow(dead_code)]
-#[path = "../tests/common/wire_proxy.rs"]
+#[path = "../tests/it/common/wire_proxy.rs"]
 mod wire_proxy;
 
 use std::path::{Path, PathBuf};

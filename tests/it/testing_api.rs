@@ -1,0 +1,413 @@
+//! `taskdb::testing` as a backend's tests use it: a migrated database per
+//! test, in one line, gone afterwards — after a panic, in parallel, and
+//! after a `kill -9` of the whole test process.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use taskdb::db::{self, DatabaseUrl};
+use taskdb::migrate::MigrationPlan;
+use taskdb::models::{task, user, NewTask, NewUser};
+use taskdb::testing::TestDb;
+use taskdb::Backend;
+
+/// The test server's admin connection, as `taskdb::testing` reaches it.
+fn admin() -> taskdb::db::AnyConnection {
+    let url = std::env::var(taskdb::testing::SERVER_VARIABLE)
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    db::connect(&DatabaseUrl::parse(&url).unwrap()).unwrap()
+}
+
+fn count(sql: &str) -> i64 {
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+        "({sql})"
+    )))
+    .get_result(&mut admin())
+    .unwrap()
+}
+
+fn database_exists(name: &str) -> bool {
+    count(&format!(
+        "SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'"
+    )) == 1
+}
+
+fn exercise(db: &TestDb) {
+    let pool = db.pool().unwrap();
+    let mut conn = pool.get().unwrap();
+    let plan = MigrationPlan::load(&mut conn).unwrap();
+    assert!(plan.is_up_to_date(), "a TestDb is fully migrated");
+    let alice = user::create_with(
+        &mut conn,
+        NewUser {
+            id: None,
+            email: "alice@example.com",
+            password: "correct horse",
+            name: None,
+        },
+        TestDb::PASSWORDS,
+    )
+    .unwrap();
+    assert!(alice.password_hash.starts_with("$2b$04$"), "cheapest cost");
+    task::create(
+        &mut conn,
+        &alice.id,
+        NewTask {
+            title: "t",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(user::authenticate_with(
+        &mut conn,
+        "ALICE@example.com",
+        "correct horse",
+        TestDb::PASSWORDS
+    )
+    .unwrap()
+    .is_some());
+}
+
+#[test]
+fn a_postgres_test_database_is_migrated_and_dropped_with_its_guard() {
+    let db = TestDb::postgres().unwrap();
+    let name = db.name().unwrap().to_string();
+    assert_eq!(db.backend(), Backend::Postgres);
+    exercise(&db);
+    drop(db);
+    assert!(!database_exists(&name));
+}
+
+#[test]
+fn a_sqlite_test_database_is_a_migrated_file_removed_with_its_guard() {
+    let db = TestDb::sqlite().unwrap();
+    let path = db.sqlite_path().unwrap();
+    exercise(&db);
+    drop(db);
+    assert!(!path.exists());
+}
+
+#[test]
+fn an_empty_test_database_has_no_tables() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let db = TestDb::empty(backend).unwrap();
+        let plan = MigrationPlan::load(&mut db.conn().unwrap()).unwrap();
+        assert_eq!(plan.applied().count(), 0);
+        taskdb::migrate::run_pending(db.url()).unwrap();
+    }
+}
+
+#[test]
+fn thirty_two_parallel_tests_and_a_panicking_one_leave_nothing_behind() {
+    let (names, created) = std::sync::mpsc::channel();
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            let names = names.clone();
+            std::thread::spawn(move || {
+                let backend = if i % 2 == 0 {
+                    Backend::Postgres
+                } else {
+                    Backend::Sqlite
+                };
+                let db = TestDb::new(backend).unwrap();
+                let place = match db.name() {
+                    Some(name) => name.to_string(),
+                    None => db.sqlite_path().unwrap().display().to_string(),
+                };
+                names.send(place).unwrap();
+                exercise(&db);
+                if i == 7 {
+                    panic!("a failing test");
+                }
+            })
+        })
+        .collect();
+    drop(names);
+    let panicked = threads
+        .into_iter()
+        .map(|t| t.join())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(panicked, 1);
+    let places: Vec<String> = created.iter().collect();
+    assert_eq!(places.len(), 32);
+    for place in places {
+        if place.starts_with("taskdb_t_") {
+            assert!(!database_exists(&place), "{place} was left behind");
+        } else {
+            assert!(
+                !std::path::Path::new(&place).exists(),
+                "{place} was left behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn in_memory_sqlite_is_refused_for_pools_and_migrations() {
+    for text in [":memory:", "sqlite::memory:", "sqlite://:memory:"] {
+        let url = DatabaseUrl::parse(text).unwrap();
+        let err = db::pool(&url, 2).unwrap_err().to_string();
+        assert!(err.contains("in-memory"), "{text}: {err}");
+        let err = taskdb::migrate::run_pending(&url).unwrap_err().to_string();
+        assert!(err.contains("in-memory"), "{text}: {err}");
+    }
+}
+
+/// Run by the tests below in a child process: holds a test database, prints
+/// its name, then waits to be killed.
+#[test]
+#[ignore = "a helper process for the kill -9 test"]
+fn child_holding_a_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    let db = TestDb::postgres().unwrap();
+    println!("DATABASE {}", db.name().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Run in a child process: a new test process creating one test database.
+#[test]
+#[ignore = "a helper process for the sweep tests"]
+fn child_creating_a_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    TestDb::postgres().unwrap();
+}
+
+fn child(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("TASKDB_TESTING_CHILD", "1");
+    cmd
+}
+
+#[test]
+fn databases_of_a_killed_test_process_are_swept_by_the_next_one() {
+    let mut holder = child("child_holding_a_test_database")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let name = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+        // libtest prints `test <name> ... ` on the same line first.
+        if let Some((_, name)) = line.trim().split_once("DATABASE ") {
+            break name.to_string();
+        }
+    };
+    assert!(database_exists(&name));
+    holder.kill().unwrap(); // SIGKILL: no Drop runs
+    holder.wait().unwrap();
+    assert!(database_exists(&name), "kill -9 left it");
+    // A running process's databases are left alone by the sweep …
+    let running = TestDb::postgres().unwrap();
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(database_exists(running.name().unwrap()));
+    // … a dead one's are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while database_exists(&name) {
+        assert!(Instant::now() < deadline, "{name} was not swept");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_template_of_other_migrations_is_replaced_not_reused() {
+    // A template left by a build with other migrations, unused.
+    let stale = "taskdb_tpl_000000000000";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {stale}"));
+    assert!(database_exists(stale));
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(!database_exists(stale), "the stale template was dropped");
+}
+
+/// This process's PostgreSQL test databases: spares, retired ones and any
+/// a test holds (the name carries the owner's PID).
+fn databases_of_process(pid: u32) -> i64 {
+    count(&format!(
+        "SELECT COUNT(*) FROM pg_database WHERE datname ~ '^taskdb_t_[0-9a-f]+_{pid}_'"
+    ))
+}
+
+/// Run in a child process: uses two test databases, waits until the stock
+/// of spares holds one, then exits normally.
+#[test]
+#[ignore = "a helper process for the exit test"]
+fn child_using_test_databases_then_exiting() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    drop(TestDb::postgres().unwrap());
+    drop(TestDb::postgres().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while databases_of_process(std::process::id()) == 0 {
+        assert!(Instant::now() < deadline, "no spare was cloned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("SPARES READY");
+}
+
+#[test]
+fn spares_and_retired_databases_are_dropped_when_the_process_exits() {
+    let mut cmd = child("child_using_test_databases_then_exiting");
+    let child = cmd
+        .env(taskdb::testing::SPARES_VARIABLE, "2")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("SPARES READY"), "{out}");
+    assert_eq!(databases_of_process(pid), 0, "left behind at exit");
+}
+
+/// Run in a child process (its TMPDIR set by the test): one migrated SQLite
+/// test database, which must hold exactly this build's migrations.
+#[test]
+#[ignore = "a helper process for the SQLite template test"]
+fn child_creating_a_sqlite_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    let db = TestDb::sqlite().unwrap();
+    let plan = MigrationPlan::load(&mut db.conn().unwrap()).unwrap();
+    let states: Vec<_> = plan.entries.iter().map(|e| (&e.name, e.state)).collect();
+    assert!(
+        plan.entries
+            .iter()
+            .all(|e| e.state == taskdb::migrate::MigrationState::Applied),
+        "{states:?}"
+    );
+    assert_eq!(
+        plan.entries.len(),
+        taskdb::migrate::migrations(Backend::Sqlite).len(),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn a_sqlite_template_holding_other_migrations_is_rebuilt_not_copied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = || {
+        child("child_creating_a_sqlite_test_database")
+            .env("TMPDIR", tmp.path())
+            .status()
+            .unwrap()
+    };
+    assert!(run().success());
+    let templates: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("taskdb_tpl_") && name.ends_with(".sqlite")
+        })
+        .collect();
+    assert_eq!(templates.len(), 1, "{templates:?}");
+    // What a run of other migrations (a later release's, say) leaves in a
+    // file of this name.
+    let mut conn = SqliteConnection::establish(&templates[0].display().to_string()).unwrap();
+    conn.batch_execute(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000001')",
+    )
+    .unwrap();
+    drop(conn);
+    assert!(
+        run().success(),
+        "a test database was copied from a template holding a migration this build lacks"
+    );
+}
+
+#[test]
+fn a_test_database_pool_opens_connections_as_the_test_asks() {
+    let db = TestDb::postgres().unwrap();
+    let name = db.name().unwrap().to_string();
+    let sessions = || {
+        count(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+    };
+    let pool = db.pool().unwrap();
+    assert_eq!(sessions(), 0, "opened before any checkout");
+    let conn = pool.get().unwrap();
+    assert_eq!(sessions(), 1);
+    drop(conn);
+    drop(pool);
+}
+
+#[test]
+fn a_sweep_leaves_alone_a_running_test_process_in_another_pid_namespace() {
+    // Containers with host networking: the same hostname, PIDs (and start
+    // times) of a namespace the sweeping process cannot see.
+    let mut holder = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_holding_a_test_database",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKDB_TESTING_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    let name = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+        if let Some((_, name)) = line.trim().split_once("DATABASE ") {
+            break name.to_string();
+        }
+    };
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    let swept = !database_exists(&name);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        !swept,
+        "the sweep dropped {name}, the database of a test process still running"
+    );
+    // Once its process is gone, the next sweep drops it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = child("child_creating_a_test_database").status().unwrap();
+        assert!(status.success());
+        if !database_exists(&name) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name} was not swept");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_template_build_left_by_another_run_is_dropped() {
+    // What a run that failed (or was killed) building its template left.
+    let left = "taskdb_tpl_0000000000ff_build";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {left}"));
+    assert!(database_exists(left));
+    let status = child("child_creating_a_test_database").status().unwrap();
+    assert!(status.success());
+    assert!(
+        !database_exists(left),
+        "the abandoned template build was left"
+    );
+}
