@@ -433,9 +433,10 @@ impl<'r> Migrator<'r> {
 /// A statement cancelled by the signal handler fails with the server's
 /// "canceling statement" message; report it as the interrupt it was.
 fn interrupted(e: Error) -> Error {
-    match interrupt::received() {
-        Some(_) => Error::interrupted(),
-        None => e,
+    match (&e, interrupt::received()) {
+        // It already says what it left behind.
+        (Error::Interrupted { .. }, _) | (_, None) => e,
+        (_, Some(_)) => Error::interrupted(),
     }
 }
 

@@ -7,15 +7,15 @@
 //! A backend calls [`run_pending`] on start-up. When nothing is pending it
 //! costs one query after connecting: no lock, no DDL, no writes.
 
-pub mod apply;
-pub mod data_loss;
+pub(crate) mod apply;
+pub(crate) mod data_loss;
 mod if_not_exists;
-pub mod ledger;
-pub mod lock;
+pub(crate) mod ledger;
+pub(crate) mod lock;
 mod migrator;
-pub mod plan;
-pub mod preflight;
-pub mod progress;
+pub(crate) mod plan;
+pub(crate) mod preflight;
+pub(crate) mod progress;
 pub mod replicas;
 
 use std::time::Duration;
@@ -24,6 +24,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 pub use crate::source::{migrations, resolve, LocalMigration, MigrationSource};
 pub use data_loss::TableLoss;
+pub use lock::ADVISORY_LOCK_KEY;
 pub use migrator::Migrator;
 pub use plan::{MigrationPlan, MigrationState, PlanEntry};
 

@@ -128,7 +128,7 @@ fn sigint_while_waiting_for_another_migrator_changes_nothing() {
     other
         .batch_execute(&format!(
             "SELECT pg_advisory_lock({})",
-            taskdb::migrate::lock::ADVISORY_LOCK_KEY
+            taskdb::migrate::ADVISORY_LOCK_KEY
         ))
         .unwrap();
     let mut child = spawn_taskdb(&db, &["migrate"]);

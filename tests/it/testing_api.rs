@@ -179,12 +179,19 @@ fn child_creating_a_test_database() {
     TestDb::postgres().unwrap();
 }
 
+/// `test`'s full name in the suite's crate (`testing_api::test`), as
+/// `--exact` wants it.
+fn in_this_module(test: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{test}")
+}
+
 fn child(test: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--ignored",
         "--exact",
-        test,
+        &in_this_module(test),
         "--nocapture",
         "--test-threads=1",
     ])
@@ -360,7 +367,7 @@ fn a_sweep_leaves_alone_a_running_test_process_in_another_pid_namespace() {
         .args([
             "--ignored",
             "--exact",
-            "child_holding_a_test_database",
+            &in_this_module("child_holding_a_test_database"),
             "--nocapture",
             "--test-threads=1",
         ])
