@@ -51,7 +51,7 @@ pub fn migrate(
     }
     let todo = plan.pending_up_to(to)?;
     if !todo.is_empty() && !db.url.is_missing_sqlite_file() {
-        crate::migrate::preflight::check_existing_tables(migrator.connection()?, &todo)?;
+        crate::migrate::existing_tables::check_existing_tables(migrator.connection()?, &todo)?;
         for line in crate::lint::dry_run_lines(
             &db.migrations,
             &todo,

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::db::{self, Backend, DatabaseUrl};
-use crate::migrate::progress::{self as server, IndexBuildProgress};
+use crate::migrate::step_progress::{self as server, IndexBuildProgress};
 use crate::migrate::Event;
 
 /// How often the line is redrawn.

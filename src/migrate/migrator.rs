@@ -8,7 +8,7 @@ use super::lock::{self, MigrationLock};
 use super::plan::{MigrationPlan, MigrationState, PlanEntry};
 use super::replicas::Gate;
 use super::{
-    data_loss, if_not_exists, ledger, preflight, replicas, Event, MigrateOptions, Repair,
+    data_loss, existing_tables, if_not_exists, ledger, replicas, Event, MigrateOptions, Repair,
     RollbackTarget, Step, TableLoss,
 };
 use crate::db::{self, Backend, DatabaseUrl, DbConnection};
@@ -26,11 +26,11 @@ pub struct Migrator<'r> {
     source: MigrationSource,
     conn: Option<DbConnection>,
     cancel: Option<CancelGuard>,
-    report: Report<'r>,
+    report: EventSink<'r>,
 }
 
 /// Where a run's [`Event`]s go.
-type Report<'r> = Box<dyn FnMut(Event<'_>) + 'r>;
+type EventSink<'r> = Box<dyn FnMut(Event<'_>) + 'r>;
 
 impl<'r> Migrator<'r> {
     pub fn new(url: DatabaseUrl) -> Self {
@@ -91,7 +91,7 @@ impl<'r> Migrator<'r> {
     /// The migration connection (opened on first use), the run's options
     /// and its event callback, borrowed together: a step reports while it
     /// runs on the connection.
-    fn parts(&mut self) -> Result<(&mut DbConnection, &MigrateOptions, &mut Report<'r>)> {
+    fn parts(&mut self) -> Result<(&mut DbConnection, &MigrateOptions, &mut EventSink<'r>)> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => {
@@ -184,7 +184,7 @@ impl<'r> Migrator<'r> {
         // and before the tracking tables: a refused database is left
         // exactly as it was.
         let pending: Vec<LocalMigration> = plan.pending().filter_map(|e| e.local.clone()).collect();
-        preflight::check_existing_tables(self.connection()?, &pending)?;
+        existing_tables::check_existing_tables(self.connection()?, &pending)?;
         let todo = plan.pending_up_to(to)?;
         // The first step's standby gate, before the tracking tables too: a
         // gate that cannot see the standbys refuses with nothing changed.

@@ -1,7 +1,7 @@
 //! Migrations: what is compiled in or read from a directory
 //! ([`crate::source`]), what the database has
 //! recorded ([`ledger`]), the two joined ([`plan`]), checks before the
-//! first change ([`preflight`]), one migrator at a time ([`lock`]), running
+//! first change ([`existing_tables`], and lint's pre-flight), one migrator at a time ([`lock`]), running
 //! a step ([`apply`]) and what a rollback would destroy ([`data_loss`]).
 //!
 //! A backend calls [`run_pending`] on start-up. When nothing is pending it
@@ -9,14 +9,14 @@
 
 pub(crate) mod apply;
 pub(crate) mod data_loss;
+pub(crate) mod existing_tables;
 mod if_not_exists;
 pub(crate) mod ledger;
 pub(crate) mod lock;
 mod migrator;
 pub(crate) mod plan;
-pub(crate) mod preflight;
-pub(crate) mod progress;
 pub mod replicas;
+pub(crate) mod step_progress;
 
 use std::time::Duration;
 
