@@ -337,7 +337,7 @@ fn print_spread(results: &[Round]) {
 /// The median of sorted, non-empty `values`.
 fn median(values: &[f64]) -> f64 {
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
@@ -345,9 +345,9 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn short_rows(rows: u64) -> String {
-    if rows % 1_000_000 == 0 {
+    if rows.is_multiple_of(1_000_000) {
         format!("{}M", rows / 1_000_000)
-    } else if rows % 1_000 == 0 {
+    } else if rows.is_multiple_of(1_000) {
         format!("{}k", rows / 1_000)
     } else {
         rows.to_string()

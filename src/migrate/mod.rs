@@ -16,7 +16,7 @@ pub(crate) mod lock;
 mod migrator;
 pub(crate) mod plan;
 pub mod replicas;
-pub(crate) mod step_progress;
+pub mod step_progress;
 
 use std::time::Duration;
 

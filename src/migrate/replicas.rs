@@ -154,7 +154,7 @@ fn parse_size(part: &str) -> Option<std::result::Result<u64, String>> {
 /// `64MB`, `512kB`, `1234B`: the largest unit that divides the size evenly.
 pub fn format_size(bytes: u64) -> String {
     for (unit, factor) in [("GB", 1u64 << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }

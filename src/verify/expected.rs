@@ -275,7 +275,17 @@ fn build_in_scratch_database(
     })();
     // The drop runs on the watched connection: it must not be cancelled.
     cancel.unwatch_all();
-    let dropped = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let mut dropped = conn.batch_execute(&drop);
+    // A cancel the signal handler sent just before `unwatch_all` can still
+    // land on the drop: after an interruption, try again a few times.
+    for _ in 0..5 {
+        if dropped.is_ok() || interrupt::received().is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        dropped = conn.batch_execute(&drop);
+    }
     if interrupt::received().is_some() {
         return Err(Error::interrupted_leaving(match &dropped {
             Ok(()) => format!(
