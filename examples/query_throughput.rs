@@ -14,15 +14,15 @@
 //! `user1…userN` with emails `userK@example.com`, 100 tasks each, fully
 //! migrated by taskdb.
 
-use std::ops::DerefMut;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use taskdb::db::ModelConnection;
 use taskdb::models::{task, user, TaskFilter};
-use taskdb::DatabaseUrl;
+use taskdb::{r2d2, DatabaseUrl};
 
 const THREADS: usize = 2;
 
@@ -40,6 +40,8 @@ fn main() {
     let url_text = format!("postgres://postgres@{host}:5432/{db}");
     let url = DatabaseUrl::parse(&url_text).expect("url");
     let pool = taskdb::db::pool(&url, THREADS as u32).expect("pool");
+    // The PostgreSQL-only app's pool: Diesel's `PgConnection` in every build.
+    let typed_pg_pool = taskdb::db::pg_pool(&url, THREADS as u32).expect("PgPool");
     // Same settings as taskdb's, without the thread-affine layer.
     let plain_r2d2 = taskdb::r2d2::Pool::builder()
         .max_size(THREADS as u32)
@@ -108,6 +110,7 @@ fn main() {
         let turns = (seconds / 2).max(1);
         let (mut ours, mut before, mut theirs) = (0.0, 0.0, 0.0);
         let (mut plain, mut any, mut held, mut pg_pooled, mut fresh) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut typed_pg = 0.0;
         let turn = Duration::from_secs(2);
         for _ in 0..turns {
             let share = |rate: f64| rate / turns as f64;
@@ -124,6 +127,7 @@ fn main() {
                 any += share(run_any_login(&url, users, turn));
                 held += share(run_pool(&pool, users, turn, i, true));
                 pg_pooled += share(run_pg_pool_login(&pg_pool, users, turn));
+                typed_pg += share(run_pool(&typed_pg_pool, users, turn, i, false));
                 // Connections as new as pgbench's and the bare clients',
                 // which all connect afresh every turn.
                 let this_turn = taskdb::db::pool(&url, THREADS as u32).expect("pool");
@@ -131,6 +135,10 @@ fn main() {
             }
         }
         if i == 0 {
+            println!(
+                "{name}, db::pg_pool (PgPool), one checkout per query: {typed_pg:.0}/s, ratio to pgbench {:.2}",
+                typed_pg / theirs
+            );
             println!(
                 "{name}, taskdb pool opened this turn, one checkout per query (diagnostic): {fresh:.0}/s, ratio to pgbench {:.2}",
                 fresh / theirs
@@ -207,7 +215,7 @@ fn queries_per_second<C>(
 }
 
 /// One of the three typed queries, for user number `k`.
-fn typed_query(conn: &mut taskdb::db::DbConnection, which: usize, k: u64) {
+fn typed_query(conn: &mut impl ModelConnection, which: usize, k: u64) {
     match which {
         0 => {
             let u =
@@ -230,7 +238,17 @@ fn typed_query(conn: &mut taskdb::db::DbConnection, which: usize, k: u64) {
 /// Queries per second of the typed query `which` through the pool. With
 /// `hold`, each thread checks out one connection for the whole run instead
 /// of one per query (a diagnostic: what the checkout costs).
-fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hold: bool) -> f64 {
+fn run_pool<M>(
+    pool: &taskdb::Pool<M>,
+    users: i64,
+    length: Duration,
+    which: usize,
+    hold: bool,
+) -> f64
+where
+    M: r2d2::ManageConnection,
+    M::Connection: ModelConnection,
+{
     let checkout = || pool.get().expect("checkout");
     if hold {
         queries_per_second(users, length, checkout, |conn, k| {
@@ -243,7 +261,7 @@ fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hol
 
 /// Queries per second of the typed query `which`, each a `checkout` of
 /// its own.
-fn run_per_query<C: DerefMut<Target = taskdb::db::DbConnection>>(
+fn run_per_query<C: ModelConnection>(
     checkout: impl Fn() -> C + Sync,
     users: i64,
     length: Duration,
