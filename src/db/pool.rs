@@ -39,6 +39,13 @@ use crate::error::{Error, Result};
 /// Generic over the r2d2 connection manager so the same pool serves any
 /// Diesel connection type; taskdb's is [`ConnectionManager`].
 ///
+/// `Pool` without a parameter is the pool of [`DbConnection`], the
+/// "whichever backends are built" connection, whose meaning changes when
+/// any crate in the build turns on another backend. An app on one backend
+/// uses that backend's pool instead (`PgPool` from `pg_pool`, or
+/// `SqlitePool` from `sqlite_pool`), which hands out Diesel's own
+/// connection in every build.
+///
 /// A parked connection counts as checked out for r2d2, so r2d2's
 /// `idle_timeout` and `max_lifetime` reach it only once it is back in
 /// r2d2's idle list (returned while another checkout waits, or by a
