@@ -1,9 +1,12 @@
 //! Typed-query throughput through taskdb's pool (2 threads, one checkout
 //! per query) next to `pgbench -M prepared -c 2 -j 2` running the same SQL,
-//! in the same run, on the same database, in alternating 2-second turns;
-//! a plain r2d2 pool (what `taskdb::Pool` was before it kept connections
-//! with the thread that used them last) in the same turns; plus EXPLAIN of
-//! each query.
+//! in the same run, on the same database, in alternating 2-second turns
+//! (the order of the clients rotates from turn to turn); a plain r2d2 pool
+//! (what `taskdb::Pool` was before it kept connections with the thread
+//! that used them last) in the same turns; for the login lookup also
+//! `db::pg_pool` (a PostgreSQL-only app's pool) and diagnostics; plus
+//! EXPLAIN of each query. Build it in the default build and with
+//! `--no-default-features --features postgres` to compare the two.
 //!
 //! ```text
 //! cargo run --release --example write_stall -- --rows 2000000 --keep
@@ -14,17 +17,20 @@
 //! `user1…userN` with emails `userK@example.com`, 100 tasks each, fully
 //! migrated by taskdb.
 
-use std::ops::DerefMut;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use taskdb::db::ModelConnection;
 use taskdb::models::{task, user, TaskFilter};
-use taskdb::DatabaseUrl;
+use taskdb::{r2d2, DatabaseUrl};
 
 const THREADS: usize = 2;
+
+/// Where a client's rate is summed, and a turn of it.
+type Client<'a> = (&'a mut f64, Box<dyn Fn() -> f64 + 'a>);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -40,6 +46,8 @@ fn main() {
     let url_text = format!("postgres://postgres@{host}:5432/{db}");
     let url = DatabaseUrl::parse(&url_text).expect("url");
     let pool = taskdb::db::pool(&url, THREADS as u32).expect("pool");
+    // The PostgreSQL-only app's pool: Diesel's `PgConnection` in every build.
+    let typed_pg_pool = taskdb::db::pg_pool(&url, THREADS as u32).expect("PgPool");
     // Same settings as taskdb's, without the thread-affine layer.
     let plain_r2d2 = taskdb::r2d2::Pool::builder()
         .max_size(THREADS as u32)
@@ -53,12 +61,14 @@ fn main() {
         .build(diesel::r2d2::ConnectionManager::<diesel::PgConnection>::new(&url_text))
         .expect("PgConnection pool");
 
-    let mut conn = pool.get().expect("conn");
+    // Counts and plans on a connection of their own: the pools' connections
+    // run nothing but the measured queries.
+    let mut conn = taskdb::db::connect_postgres(&url).expect("conn");
     let users: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT COUNT(*) FROM users")
-        .get_result(&mut *conn)
+        .get_result(&mut conn)
         .expect("count users");
     let tasks: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT COUNT(*) FROM tasks")
-        .get_result(&mut *conn)
+        .get_result(&mut conn)
         .expect("count tasks");
     println!(
         "database {db}: {users} users, {tasks} tasks; {THREADS} threads, {seconds} s per query"
@@ -92,7 +102,7 @@ fn main() {
             line: String,
         }
         let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN {concrete}"))
-            .load(&mut *conn)
+            .load(&mut conn)
             .expect("explain");
         println!("-- {name}");
         for p in plan {
@@ -108,29 +118,78 @@ fn main() {
         let turns = (seconds / 2).max(1);
         let (mut ours, mut before, mut theirs) = (0.0, 0.0, 0.0);
         let (mut plain, mut any, mut held, mut pg_pooled, mut fresh) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut typed_pg, mut main_opened) = (0.0, 0.0);
         let turn = Duration::from_secs(2);
-        for _ in 0..turns {
-            let share = |rate: f64| rate / turns as f64;
-            ours += share(run_pool(&pool, users, turn, i, false));
-            before += share(run_per_query(
-                || plain_r2d2.get().expect("checkout"),
-                users,
-                turn,
-                i,
-            ));
-            theirs += share(run_pgbench(&host, &db, users, 2, sql));
+        for t in 0..turns {
+            // Every client in every slot of a turn in turn: the slots after
+            // a turn starts ran slower here than later ones, whoever ran
+            // in them, so a fixed order would favour some clients.
+            let mut clients: Vec<Client<'_>> = vec![
+                (
+                    &mut ours,
+                    Box::new(|| run_pool(&pool, users, turn, i, false)),
+                ),
+                (
+                    &mut before,
+                    Box::new(|| {
+                        run_per_query(|| plain_r2d2.get().expect("checkout"), users, turn, i)
+                    }),
+                ),
+                (
+                    &mut theirs,
+                    Box::new(|| run_pgbench(&host, &db, users, 2, sql)),
+                ),
+            ];
             if i == 0 {
-                plain += share(run_plain_login(&url_text, users, turn));
-                any += share(run_any_login(&url, users, turn));
-                held += share(run_pool(&pool, users, turn, i, true));
-                pg_pooled += share(run_pg_pool_login(&pg_pool, users, turn));
-                // Connections as new as pgbench's and the bare clients',
-                // which all connect afresh every turn.
-                let this_turn = taskdb::db::pool(&url, THREADS as u32).expect("pool");
-                fresh += share(run_pool(&this_turn, users, turn, i, false));
+                clients.extend([
+                    (
+                        &mut plain,
+                        Box::new(|| run_plain_login(&url_text, users, turn))
+                            as Box<dyn Fn() -> f64>,
+                    ),
+                    (&mut any, Box::new(|| run_any_login(&url, users, turn))),
+                    (
+                        &mut held,
+                        Box::new(|| run_pool(&pool, users, turn, i, true)),
+                    ),
+                    (
+                        &mut pg_pooled,
+                        Box::new(|| run_pg_pool_login(&pg_pool, users, turn)),
+                    ),
+                    (
+                        &mut typed_pg,
+                        Box::new(|| run_pool(&typed_pg_pool, users, turn, i, false)),
+                    ),
+                    (
+                        &mut main_opened,
+                        Box::new(|| run_main_opened_login(&url_text, users, turn)),
+                    ),
+                    // Connections as new as pgbench's and the bare clients',
+                    // which all connect afresh every turn.
+                    (
+                        &mut fresh,
+                        Box::new(|| {
+                            let this_turn = taskdb::db::pool(&url, THREADS as u32).expect("pool");
+                            run_pool(&this_turn, users, turn, i, false)
+                        }),
+                    ),
+                ]);
+            }
+            let n = clients.len();
+            clients.rotate_left(t as usize % n);
+            for (sum, run) in clients {
+                *sum += run() / turns as f64;
             }
         }
         if i == 0 {
+            println!(
+                "{name}, db::pg_pool (PgPool), one checkout per query: {typed_pg:.0}/s, ratio to pgbench {:.2}",
+                typed_pg / theirs
+            );
+            println!(
+                "{name}, bare diesel::PgConnection opened by the main thread, one per thread (diagnostic): {main_opened:.0}/s, ratio to pgbench {:.2}",
+                main_opened / theirs
+            );
             println!(
                 "{name}, taskdb pool opened this turn, one checkout per query (diagnostic): {fresh:.0}/s, ratio to pgbench {:.2}",
                 fresh / theirs
@@ -207,7 +266,7 @@ fn queries_per_second<C>(
 }
 
 /// One of the three typed queries, for user number `k`.
-fn typed_query(conn: &mut taskdb::db::DbConnection, which: usize, k: u64) {
+fn typed_query(conn: &mut impl ModelConnection, which: usize, k: u64) {
     match which {
         0 => {
             let u =
@@ -230,7 +289,17 @@ fn typed_query(conn: &mut taskdb::db::DbConnection, which: usize, k: u64) {
 /// Queries per second of the typed query `which` through the pool. With
 /// `hold`, each thread checks out one connection for the whole run instead
 /// of one per query (a diagnostic: what the checkout costs).
-fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hold: bool) -> f64 {
+fn run_pool<M>(
+    pool: &taskdb::Pool<M>,
+    users: i64,
+    length: Duration,
+    which: usize,
+    hold: bool,
+) -> f64
+where
+    M: r2d2::ManageConnection,
+    M::Connection: ModelConnection,
+{
     let checkout = || pool.get().expect("checkout");
     if hold {
         queries_per_second(users, length, checkout, |conn, k| {
@@ -243,7 +312,7 @@ fn run_pool(pool: &taskdb::Pool, users: i64, length: Duration, which: usize, hol
 
 /// Queries per second of the typed query `which`, each a `checkout` of
 /// its own.
-fn run_per_query<C: DerefMut<Target = taskdb::db::DbConnection>>(
+fn run_per_query<C: ModelConnection>(
     checkout: impl Fn() -> C + Sync,
     users: i64,
     length: Duration,
@@ -331,4 +400,17 @@ fn run_pg_pool_login(
 fn run_any_login(url: &DatabaseUrl, users: i64, length: Duration) -> f64 {
     let connect = || taskdb::db::connect(url).expect("connect");
     queries_per_second(users, length, connect, |conn, k| typed_query(conn, 0, k))
+}
+
+/// The login lookup on bare `PgConnection`s opened one after the other by
+/// the calling thread, then used one per worker thread (as a pool's are:
+/// opened by r2d2's threads, used by others).
+fn run_main_opened_login(url: &str, users: i64, length: Duration) -> f64 {
+    let opened: std::sync::Mutex<Vec<diesel::PgConnection>> = std::sync::Mutex::new(
+        (0..THREADS)
+            .map(|_| diesel::PgConnection::establish(url).expect("connect"))
+            .collect(),
+    );
+    let connect = || opened.lock().unwrap().pop().expect("one per thread");
+    queries_per_second(users, length, connect, plain_login)
 }

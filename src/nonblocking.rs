@@ -13,6 +13,21 @@ use crate::error::{Error, Result};
 use crate::migrate::{self, Step};
 use crate::models::{task, user, Task, TaskChanges, TaskFilter, TaskPage, User};
 
+/// A pool's connection manager whose connections the model functions
+/// take: taskdb's [`Pool`], `db::PgPool` or `db::SqlitePool` alike.
+pub trait ModelManager: r2d2::ManageConnection<Connection = Self::Model> {
+    /// The connection (a [`db::ModelConnection`]).
+    type Model: db::ModelConnection + Send + 'static;
+}
+
+impl<M> ModelManager for M
+where
+    M: r2d2::ManageConnection,
+    M::Connection: db::ModelConnection,
+{
+    type Model = M::Connection;
+}
+
 /// Runs `work` on the blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -23,9 +38,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Runs `work` with a connection of `pool`, on the blocking pool.
-async fn with_conn<T: Send + 'static>(
-    pool: &Pool,
-    work: impl FnOnce(&mut db::DbConnection) -> Result<T> + Send + 'static,
+async fn with_conn<M: ModelManager, T: Send + 'static>(
+    pool: &Pool<M>,
+    work: impl FnOnce(&mut M::Connection) -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let pool = pool.clone();
     blocking(move || {
@@ -60,8 +75,8 @@ pub async fn run_pending(url: DatabaseUrl) -> Result<Migrated> {
 }
 
 /// [`user::create`] with owned fields.
-pub async fn create_user(
-    pool: &Pool,
+pub async fn create_user<M: ModelManager>(
+    pool: &Pool<M>,
     id: Option<String>,
     email: String,
     password: String,
@@ -82,7 +97,11 @@ pub async fn create_user(
 }
 
 /// [`user::authenticate`]: the bcrypt check runs on the blocking pool.
-pub async fn authenticate(pool: &Pool, email: String, password: String) -> Result<Option<User>> {
+pub async fn authenticate<M: ModelManager>(
+    pool: &Pool<M>,
+    email: String,
+    password: String,
+) -> Result<Option<User>> {
     with_conn(pool, move |conn| {
         user::authenticate(conn, &email, &password)
     })
@@ -90,13 +109,16 @@ pub async fn authenticate(pool: &Pool, email: String, password: String) -> Resul
 }
 
 /// [`user::find_by_email`].
-pub async fn find_user_by_email(pool: &Pool, email: String) -> Result<Option<User>> {
+pub async fn find_user_by_email<M: ModelManager>(
+    pool: &Pool<M>,
+    email: String,
+) -> Result<Option<User>> {
     with_conn(pool, move |conn| user::find_by_email(conn, &email)).await
 }
 
 /// [`task::create`] with owned fields.
-pub async fn create_task(
-    pool: &Pool,
+pub async fn create_task<M: ModelManager>(
+    pool: &Pool<M>,
     owner: String,
     title: String,
     description: Option<String>,
@@ -116,23 +138,35 @@ pub async fn create_task(
 }
 
 /// [`task::list`].
-pub async fn list_tasks(pool: &Pool, owner: String, filter: TaskFilter) -> Result<Vec<Task>> {
+pub async fn list_tasks<M: ModelManager>(
+    pool: &Pool<M>,
+    owner: String,
+    filter: TaskFilter,
+) -> Result<Vec<Task>> {
     with_conn(pool, move |conn| task::list(conn, &owner, filter)).await
 }
 
 /// [`task::page`].
-pub async fn task_page(pool: &Pool, owner: String, filter: TaskFilter) -> Result<TaskPage> {
+pub async fn task_page<M: ModelManager>(
+    pool: &Pool<M>,
+    owner: String,
+    filter: TaskFilter,
+) -> Result<TaskPage> {
     with_conn(pool, move |conn| task::page(conn, &owner, filter)).await
 }
 
 /// [`task::get`].
-pub async fn get_task(pool: &Pool, owner: String, id: i32) -> Result<Option<Task>> {
+pub async fn get_task<M: ModelManager>(
+    pool: &Pool<M>,
+    owner: String,
+    id: i32,
+) -> Result<Option<Task>> {
     with_conn(pool, move |conn| task::get(conn, &owner, id)).await
 }
 
 /// [`task::update`] with owned fields (`description: Some(None)` clears it).
-pub async fn update_task(
-    pool: &Pool,
+pub async fn update_task<M: ModelManager>(
+    pool: &Pool<M>,
     owner: String,
     id: i32,
     title: Option<String>,
@@ -155,16 +189,20 @@ pub async fn update_task(
 }
 
 /// [`task::complete`].
-pub async fn complete_task(pool: &Pool, owner: String, id: i32) -> Result<Option<Task>> {
+pub async fn complete_task<M: ModelManager>(
+    pool: &Pool<M>,
+    owner: String,
+    id: i32,
+) -> Result<Option<Task>> {
     with_conn(pool, move |conn| task::complete(conn, &owner, id)).await
 }
 
 /// [`task::delete`].
-pub async fn delete_task(pool: &Pool, owner: String, id: i32) -> Result<bool> {
+pub async fn delete_task<M: ModelManager>(pool: &Pool<M>, owner: String, id: i32) -> Result<bool> {
     with_conn(pool, move |conn| task::delete(conn, &owner, id)).await
 }
 
 /// [`task::count`].
-pub async fn count_tasks(pool: &Pool, owner: String) -> Result<i64> {
+pub async fn count_tasks<M: ModelManager>(pool: &Pool<M>, owner: String) -> Result<i64> {
     with_conn(pool, move |conn| task::count(conn, &owner)).await
 }

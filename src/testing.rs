@@ -98,7 +98,8 @@ impl TestDb {
         Self::new(Backend::Postgres)
     }
 
-    /// A migrated SQLite file.
+    /// A migrated SQLite file (in a build with SQLite).
+    #[cfg(feature = "sqlite")]
     pub fn sqlite() -> Result<Self> {
         Self::new(Backend::Sqlite)
     }

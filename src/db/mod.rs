@@ -26,16 +26,23 @@ use diesel::SqliteConnection;
 
 use crate::error::{Error, Result};
 
+mod connection;
 mod pool;
 pub(crate) mod sqlstate;
 mod url;
 
+pub(crate) use self::connection::on_concrete;
+pub use self::connection::{ConcreteConnection, ModelConnection, OpenConnection};
 #[cfg(feature = "testing")]
 pub(crate) use self::pool::build_pool;
 pub(crate) use self::pool::refuse_in_memory;
+#[cfg(feature = "postgres")]
+pub use self::pool::{pg_pool, PgPool};
 pub use self::pool::{
     pool, pool_builder, ConnectionManager, Pool, PoolBuilder, PoolState, PooledConnection,
 };
+#[cfg(feature = "sqlite")]
+pub use self::pool::{sqlite_pool, SqlitePool};
 
 pub use self::url::{mask_url_passwords, redact_url, DatabaseUrl, SECRET_PARAMETERS};
 pub use crate::settings::{set_sqlite_busy_timeout, sqlite_busy_timeout, SQLITE_BUSY_TIMEOUT};
@@ -54,6 +61,8 @@ compile_error!(
 /// A connection to either backend (a build with both): queries both
 /// backends share are written once against [`DbConnection`];
 /// backend-specific code matches on this (see [`with_backend!`](crate::with_backend)).
+/// The functions in [`crate::models`] run on the connection inside, not
+/// through the `MultiConnection` layer.
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
@@ -61,15 +70,33 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
-/// The connection every taskdb function takes: [`AnyConnection`] when both
-/// backends are built in, otherwise the one backend's Diesel connection
-/// (no dispatch on every query).
+/// The connection of whichever backends this build has:
+/// [`AnyConnection`] with both, otherwise the one backend's Diesel
+/// connection. [`connect`], [`pool`] and the binary use it.
+///
+/// **Its meaning changes with Cargo features**, and Cargo unifies features
+/// across a dependency graph: if any crate turns on `sqlite` next to
+/// `postgres`, this stops being `PgConnection`, and an app's own
+/// PostgreSQL-only query on it (`tasks::title.ilike(..)`) no longer
+/// compiles. An app on one backend should use that backend's own types
+/// instead, whose meaning never changes: `PgConnection` with
+/// [`connect_postgres`] and [`PgPool`] / [`pg_pool`] (or
+/// `SqliteConnection`, [`connect_sqlite`], [`SqlitePool`] / [`sqlite_pool`]).
+/// The functions in [`crate::models`] take all of these ([`ModelConnection`]).
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 pub type DbConnection = AnyConnection;
-/// The connection every taskdb function takes: this build has PostgreSQL only.
+/// The connection of whichever backends this build has: this build has
+/// PostgreSQL only, so it is `PgConnection`, but **its meaning changes with
+/// Cargo features** (with `sqlite` also on, it is `AnyConnection`): an
+/// app on PostgreSQL only should write `PgConnection` (and use [`PgPool`]),
+/// which stays the same under feature unification.
 #[cfg(all(feature = "postgres", not(feature = "sqlite")))]
 pub type DbConnection = PgConnection;
-/// The connection every taskdb function takes: this build has SQLite only.
+/// The connection of whichever backends this build has: this build has
+/// SQLite only, so it is `SqliteConnection`, but **its meaning changes with
+/// Cargo features**: an app on SQLite only should write `SqliteConnection`
+/// (and use [`SqlitePool`]), which stays the same under feature
+/// unification.
 #[cfg(all(feature = "sqlite", not(feature = "postgres")))]
 pub type DbConnection = SqliteConnection;
 
@@ -209,37 +236,65 @@ impl Backend {
 // are built in and is the identity otherwise.
 #[allow(clippy::useless_conversion)]
 pub fn connect(url: &DatabaseUrl) -> Result<DbConnection> {
-    let connect_error = |e: &dyn fmt::Display| Error::Connect {
-        url: url.redacted().to_string(),
-        reason: one_line(&url.scrub(&e.to_string())),
-    };
     match url.backend() {
         #[cfg(feature = "postgres")]
-        Backend::Postgres => {
-            let mut conn =
-                PgConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
-            if url.is_pooled() {
-                conn.set_prepared_statement_cache_size(CacheSize::Disabled);
-            }
-            Ok(conn.into())
-        }
+        Backend::Postgres => Ok(connect_postgres(url)?.into()),
         #[cfg(feature = "sqlite")]
-        Backend::Sqlite => {
-            if let Some(parent) = url.sqlite_path().as_deref().and_then(Path::parent) {
-                if !parent.as_os_str().is_empty() && !parent.is_dir() {
-                    return Err(connect_error(&format!(
-                        "directory `{}` does not exist",
-                        parent.display()
-                    )));
-                }
-            }
-            let mut conn =
-                SqliteConnection::establish(url.expose_secret()).map_err(|e| connect_error(&e))?;
-            configure_sqlite(&mut conn).map_err(|e| connect_error(&e))?;
-            Ok(conn.into())
-        }
+        Backend::Sqlite => Ok(connect_sqlite(url)?.into()),
         #[allow(unreachable_patterns)]
         backend => Err(backend.not_built()),
+    }
+}
+
+/// [`connect`] for a PostgreSQL URL, as Diesel's own `PgConnection`: the
+/// type a PostgreSQL-only app uses, whatever other backends the build has.
+/// A URL of another backend is refused.
+#[cfg(feature = "postgres")]
+pub fn connect_postgres(url: &DatabaseUrl) -> Result<PgConnection> {
+    expect_backend(url, Backend::Postgres)?;
+    let mut conn =
+        PgConnection::establish(url.expose_secret()).map_err(|e| connect_error(url, &e))?;
+    if url.is_pooled() {
+        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+    }
+    Ok(conn)
+}
+
+/// [`connect`] for a SQLite URL, as Diesel's own `SqliteConnection`. A URL
+/// of another backend is refused.
+#[cfg(feature = "sqlite")]
+pub fn connect_sqlite(url: &DatabaseUrl) -> Result<SqliteConnection> {
+    expect_backend(url, Backend::Sqlite)?;
+    if let Some(parent) = url.sqlite_path().as_deref().and_then(Path::parent) {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            return Err(connect_error(
+                url,
+                &format!("directory `{}` does not exist", parent.display()),
+            ));
+        }
+    }
+    let mut conn =
+        SqliteConnection::establish(url.expose_secret()).map_err(|e| connect_error(url, &e))?;
+    configure_sqlite(&mut conn).map_err(|e| connect_error(url, &e))?;
+    Ok(conn)
+}
+
+/// Refuses a URL of another backend than a typed connection's.
+fn expect_backend(url: &DatabaseUrl, expected: Backend) -> Result<()> {
+    if url.backend() == expected {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "a {expected} connection needs a {expected} URL, not `{}`",
+        url.redacted()
+    )))
+}
+
+/// A failed connection attempt, with the password kept out of it.
+fn connect_error(url: &DatabaseUrl, e: &dyn fmt::Display) -> Error {
+    Error::Connect {
+        url: url.redacted().to_string(),
+        reason: one_line(&url.scrub(&e.to_string())),
     }
 }
 

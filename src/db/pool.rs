@@ -1,5 +1,5 @@
 //! The connection pool backend code shares: r2d2, with a thread-affine
-//! layer in front of it, opening its connections through [`connect`] so
+//! layer in front of it, opening its connections through [`connect`](super::connect) so
 //! they get the same settings as every other.
 //!
 //! Why the layer: r2d2 keeps idle connections on a stack, so two threads
@@ -22,24 +22,29 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::R2D2Connection;
 use r2d2::ManageConnection;
 
-use super::{connect, DatabaseUrl, DbConnection};
+use super::{DatabaseUrl, DbConnection, OpenConnection};
 use crate::error::{Error, Result};
-use crate::with_backend;
 
 /// The pool backend code shares: `pool.get()?` checks a connection out,
 /// and dropping it checks it back in. Cloning is cheap and shares the pool.
 ///
 /// Generic over the r2d2 connection manager so the same pool serves any
 /// Diesel connection type; taskdb's is [`ConnectionManager`].
+///
+/// `Pool` without a parameter is the pool of [`DbConnection`], the
+/// "whichever backends are built" connection, whose meaning changes when
+/// any crate in the build turns on another backend. An app on one backend
+/// uses that backend's pool instead (`PgPool` from `pg_pool`, or
+/// `SqlitePool` from `sqlite_pool`), which hands out Diesel's own
+/// connection in every build.
 ///
 /// A parked connection counts as checked out for r2d2, so r2d2's
 /// `idle_timeout` and `max_lifetime` reach it only once it is back in
@@ -446,41 +451,91 @@ impl<M: ManageConnection> PoolBuilder<M> {
     }
 }
 
-/// Opens connections for the pool through [`connect`], so pooled
-/// connections get the same settings as every other.
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
+/// Opens connections of type `C` for the pool with [`connect`](super::connect)'s
+/// settings, so pooled connections get the same settings as every other:
+/// [`DbConnection`] by default, `PgConnection` in a `PgPool`,
+/// `SqliteConnection` in a `SqlitePool`.
+pub struct ConnectionManager<C: OpenConnection = DbConnection> {
     url: DatabaseUrl,
+    connection: PhantomData<fn() -> C>,
+}
+
+impl<C: OpenConnection> fmt::Debug for ConnectionManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionManager")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl<C: OpenConnection> Clone for ConnectionManager<C> {
+    fn clone(&self) -> Self {
+        ConnectionManager {
+            url: self.url.clone(),
+            connection: PhantomData,
+        }
+    }
 }
 
 impl ConnectionManager {
+    /// A manager of [`DbConnection`]s to `url`.
     pub fn new(url: DatabaseUrl) -> Self {
-        ConnectionManager { url }
+        ConnectionManager::of(url)
     }
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+impl<C: OpenConnection> ConnectionManager<C> {
+    /// A manager of `C`s to `url`, e.g.
+    /// `ConnectionManager::<PgConnection>::of(url)`.
+    pub fn of(url: DatabaseUrl) -> Self {
+        ConnectionManager {
+            url,
+            connection: PhantomData,
+        }
+    }
+}
+
+impl<C: OpenConnection> ManageConnection for ConnectionManager<C> {
+    type Connection = C;
     type Error = Error;
 
-    fn connect(&self) -> Result<DbConnection> {
-        connect(&self.url)
+    fn connect(&self) -> Result<C> {
+        C::open(&self.url)
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<()> {
+    fn is_valid(&self, conn: &mut C) -> Result<()> {
         conn.batch_execute("SELECT 1").map_err(Error::from)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || with_backend!(conn, |c| c.is_broken())
+    /// Checked on every check-in, without a round trip: a connection that
+    /// failed (Diesel marks a broken transaction) is closed and replaced.
+    fn has_broken(&self, conn: &mut C) -> bool {
+        std::thread::panicking() || conn.is_broken_connection()
     }
 }
+
+/// A pool of Diesel's own `PgConnection`: the pool type of a
+/// PostgreSQL-only app. Unlike [`Pool`] (of [`DbConnection`]), its
+/// connection type does not change when another crate in the build turns
+/// on `sqlite`.
+#[cfg(feature = "postgres")]
+pub type PgPool = Pool<ConnectionManager<diesel::PgConnection>>;
+
+/// A pool of Diesel's own `SqliteConnection`: the pool type of a
+/// SQLite-only app, whatever other backends the build has.
+#[cfg(feature = "sqlite")]
+pub type SqlitePool = Pool<ConnectionManager<diesel::SqliteConnection>>;
 
 /// A pool builder with taskdb's defaults. `test_on_check_out` is off: the
 /// health-check query on every checkout costs a round trip per request
 /// (about half the throughput of a short query on loopback), and a broken
 /// connection is still detected by `has_broken` and replaced.
 pub fn pool_builder() -> PoolBuilder<ConnectionManager> {
+    defaults()
+}
+
+/// [`pool_builder`]'s settings, for a pool of any connection type.
+fn defaults<C: OpenConnection>() -> PoolBuilder<ConnectionManager<C>> {
     PoolBuilder::new()
         .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(10))
@@ -500,21 +555,43 @@ pub(crate) fn refuse_in_memory(url: &DatabaseUrl, what: &str) -> Result<()> {
 /// Builds a pool of up to `max_size` connections to `url`. An in-memory
 /// SQLite database is refused (see [`DatabaseUrl::is_in_memory`]).
 pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool> {
+    typed_pool(url, max_size)
+}
+
+/// [`pool`] of `PgConnection`s, for a PostgreSQL-only app: its type stays
+/// the same whatever features other crates turn on. A URL of another
+/// backend is refused.
+#[cfg(feature = "postgres")]
+pub fn pg_pool(url: &DatabaseUrl, max_size: u32) -> Result<PgPool> {
+    typed_pool(url, max_size)
+}
+
+/// [`pool`] of `SqliteConnection`s, for a SQLite-only app. A URL of
+/// another backend is refused.
+#[cfg(feature = "sqlite")]
+pub fn sqlite_pool(url: &DatabaseUrl, max_size: u32) -> Result<SqlitePool> {
+    typed_pool(url, max_size)
+}
+
+fn typed_pool<C: OpenConnection>(
+    url: &DatabaseUrl,
+    max_size: u32,
+) -> Result<Pool<ConnectionManager<C>>> {
     refuse_in_memory(url, "a pool")?;
     if max_size == 0 {
         return Err(Error::InvalidInput(
             "a pool needs room for at least one connection (max size 0)".into(),
         ));
     }
-    build_pool(url, pool_builder().max_size(max_size))
+    build_pool(url, defaults().max_size(max_size))
 }
 
 /// Opens `builder`'s pool to `url`, with the password kept out of errors.
-pub(crate) fn build_pool(
+pub(crate) fn build_pool<C: OpenConnection>(
     url: &DatabaseUrl,
-    builder: PoolBuilder<ConnectionManager>,
-) -> Result<Pool> {
+    builder: PoolBuilder<ConnectionManager<C>>,
+) -> Result<Pool<ConnectionManager<C>>> {
     builder
-        .build(ConnectionManager::new(url.clone()))
+        .build(ConnectionManager::of(url.clone()))
         .map_err(|e| Error::Pool(url.scrub(&e.to_string())))
 }

@@ -1,5 +1,9 @@
 //! Rows, inserts and typed queries, one file per table. Every function takes
-//! the connection first and works on both backends.
+//! the connection first and works on both backends: any
+//! [`ModelConnection`](crate::db::ModelConnection) — `&mut` a
+//! `PgConnection`, a `SqliteConnection`, a [`DbConnection`](crate::db::DbConnection)
+//! or a connection checked out of a pool of them. The query runs on the
+//! backend's own Diesel connection, also under `AnyConnection`.
 
 pub mod task;
 pub mod user;

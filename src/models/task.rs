@@ -6,10 +6,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{check_length, now_utc, MAX_VARCHAR};
-use crate::db::DbConnection;
+use crate::db::{on_concrete, ModelConnection};
 use crate::error::{Error, Result};
 use crate::schema::tasks;
-use crate::with_backend;
 
 /// The most rows [`list`] returns when the caller gives no limit.
 pub const DEFAULT_LIST_LIMIT: i64 = 100;
@@ -160,7 +159,7 @@ fn validate_title(title: &str) -> Result<()> {
 
 /// Creates a task owned by `owner`. Fails with [`Error::UnknownOwner`]
 /// when no such user exists.
-pub fn create(conn: &mut DbConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
+pub fn create(conn: &mut impl ModelConnection, owner: &str, new: NewTask<'_>) -> Result<Task> {
     validate_title(new.title)?;
     // No user has a longer id; PostgreSQL would only say "value too long".
     check_length("user id", owner, MAX_VARCHAR)?;
@@ -170,7 +169,7 @@ pub fn create(conn: &mut DbConnection, owner: &str, new: NewTask<'_>) -> Result<
         description: new.description,
         completed: new.completed,
     };
-    let inserted = with_backend!(conn, |c| diesel::insert_into(tasks::table)
+    let inserted = on_concrete!(conn, |c| diesel::insert_into(tasks::table)
         .values(&row)
         .returning(Task::as_returning())
         .get_result(c));
@@ -187,7 +186,7 @@ pub fn create(conn: &mut DbConnection, owner: &str, new: NewTask<'_>) -> Result<
 /// one page at a time (`filter.after`). On PostgreSQL an index scan of
 /// `(user_id, created_at, id)` that stops at the limit: no sort, however
 /// many tasks the owner has.
-pub fn list(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
+pub fn list(conn: &mut impl ModelConnection, owner: &str, filter: TaskFilter) -> Result<Vec<Task>> {
     load(conn, owner, filter, filter.limit.clamp(0, MAX_LIST_LIMIT))
 }
 
@@ -202,7 +201,7 @@ pub struct TaskPage {
 
 /// [`list`], saying whether another page follows (it reads one row more
 /// than the page to know).
-pub fn page(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<TaskPage> {
+pub fn page(conn: &mut impl ModelConnection, owner: &str, filter: TaskFilter) -> Result<TaskPage> {
     let limit = filter.limit.clamp(0, MAX_LIST_LIMIT);
     let mut tasks = load(conn, owner, filter, limit + 1)?;
     let more = tasks.len() as i64 > limit;
@@ -216,53 +215,61 @@ pub fn page(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<
 }
 
 /// The rows of [`list`], at most `limit` of them.
-fn load(conn: &mut DbConnection, owner: &str, filter: TaskFilter, limit: i64) -> Result<Vec<Task>> {
-    let mut query = tasks::table
-        .filter(tasks::user_id.eq(owner))
-        .select(Task::as_select())
-        .limit(limit)
-        .into_boxed();
-    query = match filter.order {
-        TaskOrder::NewestFirst => query.order((tasks::created_at.desc(), tasks::id.desc())),
-        TaskOrder::OldestFirst => query.order((tasks::created_at.asc(), tasks::id.asc())),
-    };
-    if let Some(completed) = filter.completed {
-        query = query.filter(tasks::completed.eq(completed));
-    }
-    if let Some(after) = filter.after {
-        // A row comparison, which PostgreSQL turns into an index bound (an
-        // OR of the two cases would scan from the start of the list).
-        let before = match filter.order {
-            TaskOrder::NewestFirst => "<",
-            TaskOrder::OldestFirst => ">",
+fn load(
+    conn: &mut impl ModelConnection,
+    owner: &str,
+    filter: TaskFilter,
+    limit: i64,
+) -> Result<Vec<Task>> {
+    let rows = on_concrete!(conn, |c| {
+        let mut query = tasks::table
+            .filter(tasks::user_id.eq(owner))
+            .select(Task::as_select())
+            .limit(limit)
+            .into_boxed();
+        query = match filter.order {
+            TaskOrder::NewestFirst => query.order((tasks::created_at.desc(), tasks::id.desc())),
+            TaskOrder::OldestFirst => query.order((tasks::created_at.asc(), tasks::id.asc())),
         };
-        query = query.filter(
-            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-                "(tasks.created_at, tasks.id) {before} ("
-            ))
-            .bind::<diesel::sql_types::Timestamp, _>(after.created_at)
-            .sql(", ")
-            .bind::<diesel::sql_types::Integer, _>(after.id)
-            .sql(")"),
-        );
-    }
-    Ok(query.load(conn)?)
+        if let Some(completed) = filter.completed {
+            query = query.filter(tasks::completed.eq(completed));
+        }
+        if let Some(after) = filter.after {
+            // A row comparison, which PostgreSQL turns into an index bound (an
+            // OR of the two cases would scan from the start of the list).
+            let before = match filter.order {
+                TaskOrder::NewestFirst => "<",
+                TaskOrder::OldestFirst => ">",
+            };
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "(tasks.created_at, tasks.id) {before} ("
+                ))
+                .bind::<diesel::sql_types::Timestamp, _>(after.created_at)
+                .sql(", ")
+                .bind::<diesel::sql_types::Integer, _>(after.id)
+                .sql(")"),
+            );
+        }
+        query.load(c)
+    })?;
+    Ok(rows)
 }
 
 /// One of `owner`'s tasks; `None` if it does not exist or is someone else's.
-pub fn get(conn: &mut DbConnection, owner: &str, id: i32) -> Result<Option<Task>> {
-    Ok(tasks::table
+pub fn get(conn: &mut impl ModelConnection, owner: &str, id: i32) -> Result<Option<Task>> {
+    Ok(on_concrete!(conn, |c| tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner))
         .select(Task::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Changes one of `owner`'s tasks and returns it as stored; `None` if it does
 /// not exist or is someone else's (nothing is changed then).
 pub fn update(
-    conn: &mut DbConnection,
+    conn: &mut impl ModelConnection,
     owner: &str,
     id: i32,
     changes: TaskChanges<'_>,
@@ -273,7 +280,7 @@ pub fn update(
     let target = tasks::table
         .filter(tasks::id.eq(id))
         .filter(tasks::user_id.eq(owner));
-    let task = with_backend!(conn, |c| diesel::update(target)
+    let task = on_concrete!(conn, |c| diesel::update(target)
         .set((&changes, tasks::updated_at.eq(now_utc())))
         .returning(Task::as_returning())
         .get_result(c)
@@ -283,7 +290,7 @@ pub fn update(
 
 /// Marks one of `owner`'s tasks done and returns it; `None` if it does not
 /// exist or is someone else's.
-pub fn complete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<Option<Task>> {
+pub fn complete(conn: &mut impl ModelConnection, owner: &str, id: i32) -> Result<Option<Task>> {
     update(
         conn,
         owner,
@@ -297,18 +304,16 @@ pub fn complete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<Option<
 
 /// Deletes one of `owner`'s tasks; false if it does not exist or is someone
 /// else's (nothing is deleted then).
-pub fn delete(conn: &mut DbConnection, owner: &str, id: i32) -> Result<bool> {
-    let deleted = diesel::delete(
-        tasks::table
-            .filter(tasks::id.eq(id))
-            .filter(tasks::user_id.eq(owner)),
-    )
-    .execute(conn)?;
+pub fn delete(conn: &mut impl ModelConnection, owner: &str, id: i32) -> Result<bool> {
+    let target = tasks::table
+        .filter(tasks::id.eq(id))
+        .filter(tasks::user_id.eq(owner));
+    let deleted = on_concrete!(conn, |c| diesel::delete(target).execute(c))?;
     Ok(deleted > 0)
 }
 
 /// How many tasks `owner` has.
-pub fn count(conn: &mut DbConnection, owner: &str) -> Result<i64> {
+pub fn count(conn: &mut impl ModelConnection, owner: &str) -> Result<i64> {
     count_matching(conn, owner, TaskFilter::default())
 }
 
@@ -316,13 +321,20 @@ pub fn count(conn: &mut DbConnection, owner: &str) -> Result<i64> {
 /// its `completed` condition counts; its limit, order and cursor do not
 /// (they choose a page, not the set), so the filter a handler lists with
 /// gives the total its client pages through.
-pub fn count_matching(conn: &mut DbConnection, owner: &str, filter: TaskFilter) -> Result<i64> {
-    let mut query = tasks::table
-        .filter(tasks::user_id.eq(owner))
-        .count()
-        .into_boxed();
-    if let Some(completed) = filter.completed {
-        query = query.filter(tasks::completed.eq(completed));
-    }
-    Ok(query.get_result(conn)?)
+pub fn count_matching(
+    conn: &mut impl ModelConnection,
+    owner: &str,
+    filter: TaskFilter,
+) -> Result<i64> {
+    let count = on_concrete!(conn, |c| {
+        let mut query = tasks::table
+            .filter(tasks::user_id.eq(owner))
+            .count()
+            .into_boxed();
+        if let Some(completed) = filter.completed {
+            query = query.filter(tasks::completed.eq(completed));
+        }
+        query.get_result(c)
+    })?;
+    Ok(count)
 }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{check_length, lower, now_utc, MAX_VARCHAR};
-use crate::db::DbConnection;
+use crate::db::{on_concrete, ModelConnection};
 use crate::error::{Error, Result};
 use crate::schema::users;
 
@@ -175,13 +175,13 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Creates a user, its password hashed at [`PasswordPolicy::DEFAULT`].
 /// Fails with [`Error::EmailTaken`] when the email exists in any letter
 /// case (the database enforces it; this only names the error).
-pub fn create(conn: &mut DbConnection, new: NewUser<'_>) -> Result<User> {
+pub fn create(conn: &mut impl ModelConnection, new: NewUser<'_>) -> Result<User> {
     create_with(conn, new, PasswordPolicy::DEFAULT)
 }
 
 /// [`create`] with the password hashed under `policy`.
 pub fn create_with(
-    conn: &mut DbConnection,
+    conn: &mut impl ModelConnection,
     new: NewUser<'_>,
     policy: PasswordPolicy,
 ) -> Result<User> {
@@ -193,7 +193,7 @@ pub fn create_with(
 /// Inserts a user whose password is already hashed (demo data reuses one
 /// hash for many users; adopting keeps existing hashes).
 pub fn insert_hashed(
-    conn: &mut DbConnection,
+    conn: &mut impl ModelConnection,
     id: Option<&str>,
     email: &str,
     password_hash: &str,
@@ -219,10 +219,10 @@ pub fn insert_hashed(
         password_hash,
         name,
     };
-    let inserted = diesel::insert_into(users::table)
+    let inserted = on_concrete!(&mut *conn, |c| diesel::insert_into(users::table)
         .values(&row)
-        .execute(conn)
-        .map_err(Error::from);
+        .execute(c))
+    .map_err(Error::from);
     match inserted {
         Err(e) if e.is_unique_violation() => {
             if find_by_id(conn, id)?.is_some() {
@@ -238,28 +238,32 @@ pub fn insert_hashed(
 }
 
 /// Finds a user by id.
-pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<User>> {
-    Ok(users::table
+pub fn find_by_id(conn: &mut impl ModelConnection, id: &str) -> Result<Option<User>> {
+    Ok(on_concrete!(conn, |c| users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The login lookup: email compared ignoring case, served by the
 /// `lower(email)` unique index on both backends.
-pub fn find_by_email(conn: &mut DbConnection, email: &str) -> Result<Option<User>> {
-    Ok(users::table
+pub fn find_by_email(conn: &mut impl ModelConnection, email: &str) -> Result<Option<User>> {
+    Ok(on_concrete!(conn, |c| users::table
         .filter(lower(users::email).eq(lower(email)))
         .select(User::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Checks an email and password. Returns the user on success and `None` for
 /// a wrong password or an unknown email alike; both cases spend one bcrypt
 /// verification, so response time does not reveal which emails exist.
-pub fn authenticate(conn: &mut DbConnection, email: &str, password: &str) -> Result<Option<User>> {
+pub fn authenticate(
+    conn: &mut impl ModelConnection,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>> {
     authenticate_with(conn, email, password, PasswordPolicy::DEFAULT)
 }
 
@@ -267,7 +271,7 @@ pub fn authenticate(conn: &mut DbConnection, email: &str, password: &str) -> Res
 /// email then costs one verification at that policy's cost, like a known
 /// one.
 pub fn authenticate_with(
-    conn: &mut DbConnection,
+    conn: &mut impl ModelConnection,
     email: &str,
     password: &str,
     policy: PasswordPolicy,
@@ -309,15 +313,15 @@ const FALLBACK_DUMMY_HASH: &str = "$2b$12$C6UzMDM.H6dfI/f/IKxGhuW1nP8l8sKc9j0v8M
 
 /// Deletes a user; the database deletes their tasks with them (ON DELETE
 /// CASCADE). Returns whether a user was deleted.
-pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool> {
-    Ok(diesel::delete(users::table.find(id)).execute(conn)? > 0)
+pub fn delete(conn: &mut impl ModelConnection, id: &str) -> Result<bool> {
+    Ok(on_concrete!(conn, |c| diesel::delete(users::table.find(id)).execute(c))? > 0)
 }
 
 /// Changes a user's display name; `updated_at` moves with it.
-pub fn rename(conn: &mut DbConnection, id: &str, name: Option<&str>) -> Result<bool> {
+pub fn rename(conn: &mut impl ModelConnection, id: &str, name: Option<&str>) -> Result<bool> {
     validate_name(name)?;
-    Ok(diesel::update(users::table.find(id))
+    Ok(on_concrete!(conn, |c| diesel::update(users::table.find(id))
         .set((users::name.eq(name), users::updated_at.eq(now_utc())))
-        .execute(conn)?
+        .execute(c))?
         > 0)
 }

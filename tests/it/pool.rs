@@ -265,3 +265,50 @@ fn with_test_on_check_out_a_terminated_connection_is_never_handed_out() {
     assert_ne!(backend_pid(&mut conn), old_pid);
     assert_eq!(count_users(&mut conn), 0);
 }
+
+/// What a checkout per query costs on the wire, through taskdb's pool in
+/// both its connection types: nothing but the query itself (no health
+/// check, no per-checkout settings), and the query prepared once per
+/// connection, then run from Diesel's statement cache. Counted by a proxy
+/// that reads the PostgreSQL protocol.
+#[test]
+fn a_checkout_per_query_sends_only_the_query_prepared_once() {
+    use common::wire_proxy::WireProxy;
+    use taskdb::models::user;
+
+    const LOGINS: usize = 20;
+    let db = common::TestDb::migrated(taskdb::Backend::Postgres);
+    let proxy = WireProxy::start("127.0.0.1:5432");
+    let url = taskdb::DatabaseUrl::parse(&proxy.url("postgres", db.pg_name().unwrap())).unwrap();
+    let check = |what: &str| {
+        let log = proxy.take();
+        let work: Vec<_> = log.iter().filter(|s| !s.is_connection_setup()).collect();
+        assert_eq!(work.len(), LOGINS, "{what}: {work:#?}");
+        assert!(
+            work.iter().all(|s| s.sql.contains("lower(")),
+            "{what}: only the login lookup: {work:#?}"
+        );
+        let parsed = work.iter().filter(|s| s.parsed).count();
+        assert_eq!(parsed, 1, "{what}: prepared once: {work:#?}");
+    };
+
+    let pool = taskdb::db::pool(&url, 2).unwrap();
+    for _ in 0..LOGINS {
+        let mut conn = pool.get().unwrap();
+        assert!(user::find_by_email(&mut conn, "nobody@example.com")
+            .unwrap()
+            .is_none());
+    }
+    drop(pool);
+    check("db::pool (AnyConnection)");
+
+    let pool = taskdb::db::pg_pool(&url, 2).unwrap();
+    for _ in 0..LOGINS {
+        let mut conn = pool.get().unwrap();
+        assert!(user::find_by_email(&mut conn, "nobody@example.com")
+            .unwrap()
+            .is_none());
+    }
+    drop(pool);
+    check("db::pg_pool (PgConnection)");
+}

@@ -603,3 +603,77 @@ both_backends!(
         assert!(page.next.is_some());
     }
 );
+
+/// A PostgreSQL-only app's types keep their meaning in a build with both
+/// backends: a `PgPool` hands out Diesel's `PgConnection`, on which the
+/// app's own PostgreSQL-only DSL compiles, and the typed queries take it.
+#[test]
+fn postgres_types_take_postgres_only_queries_and_the_typed_ones() {
+    use diesel::prelude::*;
+    use diesel::PgConnection;
+    use taskdb::models::Task;
+    use taskdb::schema::tasks;
+
+    fn search(conn: &mut PgConnection, owner: &str, text: &str) -> Vec<Task> {
+        tasks::table
+            .filter(tasks::user_id.eq(owner))
+            .filter(tasks::title.ilike(format!("%{text}%")))
+            .select(Task::as_select())
+            .load(conn)
+            .unwrap()
+    }
+
+    let db = common::TestDb::migrated(taskdb::Backend::Postgres);
+    let pool: taskdb::db::PgPool = taskdb::db::pg_pool(&db.database_url(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let owner = user::create(&mut conn, new_user("u1", "a@example.com")).unwrap();
+    let new = NewTask {
+        title: "Buy MILK",
+        ..Default::default()
+    };
+    task::create(&mut conn, &owner.id, new).unwrap();
+    assert_eq!(search(&mut conn, &owner.id, "milk").len(), 1);
+
+    // A bare connection, and `&mut` of one, too.
+    let mut bare: PgConnection = taskdb::db::connect_postgres(&db.database_url()).unwrap();
+    let by_ref = &mut bare;
+    assert_eq!(task::count(by_ref, "u1").unwrap(), 1);
+    assert_eq!(search(&mut bare, "u1", "MILK").len(), 1);
+}
+
+#[test]
+fn sqlite_types_take_the_typed_queries() {
+    let db = common::TestDb::migrated(taskdb::Backend::Sqlite);
+    let pool: taskdb::db::SqlitePool = taskdb::db::sqlite_pool(&db.database_url(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    user::create(&mut conn, new_user("u1", "a@example.com")).unwrap();
+    let mut bare = taskdb::db::connect_sqlite(&db.database_url()).unwrap();
+    assert!(user::find_by_email(&mut bare, "A@example.com")
+        .unwrap()
+        .is_some());
+    // With foreign keys on, as every taskdb connection.
+    assert!(matches!(
+        task::create(
+            &mut bare,
+            "nobody",
+            NewTask {
+                title: "t",
+                ..Default::default()
+            }
+        ),
+        Err(Error::UnknownOwner(_))
+    ));
+}
+
+#[test]
+fn a_backend_typed_pool_refuses_the_other_backends_url() {
+    let sqlite = common::TestDb::migrated(taskdb::Backend::Sqlite);
+    let err = taskdb::db::pg_pool(&sqlite.database_url(), 1).unwrap_err();
+    assert!(err.to_string().contains("PostgreSQL URL"), "{err}");
+    let postgres =
+        taskdb::DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/postgres").unwrap();
+    let Err(err) = taskdb::db::connect_sqlite(&postgres) else {
+        panic!("a SQLite connection opened to a PostgreSQL URL");
+    };
+    assert!(err.to_string().contains("SQLite URL"), "{err}");
+}

@@ -19,6 +19,9 @@ pub struct Statement {
     /// Which client connection (in accept order).
     pub connection: usize,
     pub sql: String,
+    /// The server parsed the SQL for this execution: a simple `Query`, or
+    /// an `Execute` after a `Parse` (not a cached prepared statement).
+    pub parsed: bool,
 }
 
 impl Statement {
@@ -138,6 +141,7 @@ fn record(
     let mut prepared: HashMap<String, String> = HashMap::new();
     let mut unnamed = String::new();
     let mut last_bound = String::new();
+    let mut parsed_since_execute = false;
     // Start-up packets (and an SSL or GSS request) have no type byte.
     let mut started = false;
     loop {
@@ -165,14 +169,19 @@ fn record(
             }
         } else {
             let strings = cstrings(&body);
-            let push = |sql: String| {
+            let push = |sql: String, parsed: bool| {
                 if let Ok(mut log) = log.lock() {
-                    log.push(Statement { connection, sql });
+                    log.push(Statement {
+                        connection,
+                        sql,
+                        parsed,
+                    });
                 }
             };
             match kind {
-                b'Q' => push(strings.first().cloned().unwrap_or_default()),
+                b'Q' => push(strings.first().cloned().unwrap_or_default(), true),
                 b'P' => {
+                    parsed_since_execute = true;
                     let name = strings.first().cloned().unwrap_or_default();
                     let sql = strings.get(1).cloned().unwrap_or_default();
                     if name.is_empty() {
@@ -190,7 +199,10 @@ fn record(
                         prepared.get(&statement).cloned().unwrap_or_default()
                     };
                 }
-                b'E' => push(last_bound.clone()),
+                b'E' => {
+                    push(last_bound.clone(), parsed_since_execute);
+                    parsed_since_execute = false;
+                }
                 _ => {}
             }
         }
