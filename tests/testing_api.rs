@@ -435,7 +435,9 @@ fn nothing_is_left_behind_when_a_test_process_exits() {
 #[test]
 fn a_used_database_is_reset_for_the_next_test_and_a_changed_one_is_not_reused() {
     // Sequential tests in one process: each gets a database as empty as
-    // a fresh clone, reused or not.
+    // a fresh clone; the second the first one's, reset (a test waits for
+    // a reset under way rather than clone).
+    let mut names = Vec::new();
     for i in 0..6 {
         let db = TestDb::postgres().unwrap();
         let mut conn = db.conn().unwrap();
@@ -454,10 +456,19 @@ fn a_used_database_is_reset_for_the_next_test_and_a_changed_one_is_not_reused() 
         .unwrap();
         assert_eq!(tables, 0, "test {i} got a database another test changed");
         exercise(&db);
+        names.push(db.name().unwrap().to_string());
         if i == 3 {
             conn.batch_execute("CREATE TABLE scratch (id INT)").unwrap();
         }
     }
+    assert_eq!(
+        names[1], names[0],
+        "the first test's database was not reused"
+    );
+    assert!(
+        !names[4..].contains(&names[3]),
+        "a changed database was reused"
+    );
 }
 
 /// Run in a child process (its TMPDIR set by the test): one migrated SQLite

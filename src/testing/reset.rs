@@ -38,11 +38,11 @@ const USER_SCHEMA: &str = "nspname NOT LIKE 'pg\\_%' AND nspname <> 'information
 fn catalog_fingerprint_sql() -> String {
     format!(
         "SELECT 'n ' || nspname || ' ' || COALESCE(nspacl::text, '') AS part FROM pg_namespace WHERE {USER_SCHEMA}
-UNION ALL SELECT 'r ' || c.oid::regclass::text || ' ' || c.relkind || c.relpersistence || ' '
-    || COALESCE(c.relacl::text, '') || COALESCE(c.reloptions::text, '') || c.relrowsecurity || c.relreplident
+UNION ALL SELECT 'r ' || c.oid::regclass::text || ' ' || c.relkind::text || c.relpersistence::text || ' '
+    || COALESCE(c.relacl::text, '') || COALESCE(c.reloptions::text, '') || c.relrowsecurity || c.relreplident::text
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMA}
 UNION ALL SELECT 'a ' || a.attrelid::regclass::text || ' ' || a.attnum || ' ' || a.attname || ' '
-    || format_type(a.atttypid, a.atttypmod) || a.attnotnull || a.attidentity || a.attgenerated
+    || format_type(a.atttypid, a.atttypmod) || a.attnotnull || a.attidentity::text || a.attgenerated::text
     || a.attisdropped || ' ' || COALESCE(pg_get_expr(d.adbin, d.adrelid), '') || COALESCE(a.attacl::text, '')
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -53,17 +53,17 @@ UNION ALL SELECT 'c ' || conrelid::regclass::text || ' ' || contypid::regtype::t
 UNION ALL SELECT 'i ' || pg_get_indexdef(indexrelid) || indisvalid || indisready
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE {USER_SCHEMA}
-UNION ALL SELECT 't ' || pg_get_triggerdef(t.oid) || t.tgenabled FROM pg_trigger t WHERE NOT t.tgisinternal
-UNION ALL SELECT 'f ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc) || p.provolatile || p.prosecdef
+UNION ALL SELECT 't ' || pg_get_triggerdef(t.oid) || t.tgenabled::text FROM pg_trigger t WHERE NOT t.tgisinternal
+UNION ALL SELECT 'f ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc) || p.provolatile::text || p.prosecdef
     || COALESCE(p.proconfig::text, '') || COALESCE(p.proacl::text, '')
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_SCHEMA}
-UNION ALL SELECT 'y ' || t.oid::regtype::text || t.typtype
+UNION ALL SELECT 'y ' || t.oid::regtype::text || t.typtype::text
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {USER_SCHEMA}
 UNION ALL SELECT 'e ' || enumtypid::regtype::text || ' ' || enumlabel || ' ' || enumsortorder FROM pg_enum
 UNION ALL SELECT 'v ' || r.ev_class::regclass::text || ' ' || r.rulename || ' ' || pg_get_ruledef(r.oid)
     FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE {USER_SCHEMA}
-UNION ALL SELECT 'p ' || polrelid::regclass::text || ' ' || polname || ' ' || polcmd
+UNION ALL SELECT 'p ' || polrelid::regclass::text || ' ' || polname || ' ' || polcmd::text
     || COALESCE(pg_get_expr(polqual, polrelid), '') || COALESCE(pg_get_expr(polwithcheck, polrelid), '')
     FROM pg_policy
 UNION ALL SELECT 's ' || seqrelid::regclass::text || ' ' || seqtypid || ' ' || seqstart || ' ' || seqincrement
@@ -75,7 +75,7 @@ UNION ALL SELECT 'g ' || setrole || ' ' || setconfig::text FROM pg_db_role_setti
     WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
 UNION ALL SELECT 'l ' || count(*) FROM pg_largeobject_metadata
 UNION ALL SELECT 'u ' || count(*) FROM pg_default_acl
-UNION ALL SELECT 'w ' || evtname || evtenabled FROM pg_event_trigger"
+UNION ALL SELECT 'w ' || evtname || evtenabled::text FROM pg_event_trigger"
     )
 }
 
@@ -113,7 +113,7 @@ pub(super) fn profile(url: &DatabaseUrl) -> Result<Profile> {
                 EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal \
                         AND t.tgtype & 8 <> 0) AS delete_trigger \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND {USER_SCHEMA}"
+         WHERE c.relkind::text = 'r' AND c.relpersistence::text <> 't' AND {USER_SCHEMA}"
     ))
     .load(&mut conn)?;
     let mut emptied = Vec::new();
