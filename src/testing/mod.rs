@@ -29,8 +29,9 @@
 //!   that every other test's commits then wait behind (module `reset`).
 //!   A test claims a ready database, or clones its own on a connection of
 //!   its own; none waits for another's set-up (module `pool`). The
-//!   databases a process made are dropped together, in parallel, when it
-//!   exits ([`SPARES_VARIABLE`] `=0`: no reuse, a clone per test, dropped
+//!   databases a process made are dropped together when it exits: the
+//!   drops are sent, and the server finishes them after the process
+//!   has gone ([`SPARES_VARIABLE`] `=0`: no reuse, a clone per test, dropped
 //!   in batches).
 //! - Each test process holds an advisory lock of its own (its owner key)
 //!   and its databases' names carry that key: the databases of a process

@@ -8,7 +8,8 @@
 //! at once (the test's thread does nothing more), which resets it (see
 //! `reset`) and makes it ready again, so a process clones about as many
 //! databases as it runs tests at once, and drops them (forcing a
-//! checkpoint, shared by drops at the same moment) in one batch at exit.
+//! checkpoint, shared by drops at the same moment) in one batch at exit,
+//! without waiting for the server to finish them.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, Once};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::owner::database_name;
 use super::reset::{self, Profile};
-use super::server::{connect_admin, drop_databases, rename_unused, with_admin};
+use super::server::{connect_admin, drop_databases, rename_unused, send_drops, with_admin};
 use super::template;
 use crate::db::DatabaseUrl;
 use crate::error::Result;
@@ -423,8 +424,9 @@ pub(super) fn sweep_done() {
 /// Registers, once, the drop of every database this process still owns
 /// when it exits (libtest's `main` returns or calls `process::exit`; both
 /// run C `atexit` handlers): the ready ones, the ones waiting for a drop,
-/// any a test still holds. A process killed before that leaves them to
-/// the next run's sweep.
+/// any a test still holds. The drops are sent, not waited for: the server
+/// finishes them (and their checkpoint) after the process has gone. A
+/// process killed before that leaves them to the next run's sweep.
 fn at_exit_once(server: &DatabaseUrl) {
     static REGISTERED: Once = Once::new();
     extern "C" {
@@ -451,7 +453,7 @@ fn at_exit_once(server: &DatabaseUrl) {
                 return;
             };
             drop(state);
-            drop_databases(&server, &names);
+            send_drops(&server, &names);
         });
     }
     REGISTERED.call_once(|| {

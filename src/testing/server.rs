@@ -118,6 +118,52 @@ pub(super) fn drop_databases(server: &DatabaseUrl, names: &[String]) {
     });
 }
 
+/// Sends `DROP DATABASE … WITH (FORCE)` for each of `names`, each on a
+/// connection of its own, and returns without waiting for them: the
+/// server completes a statement whose client has gone (unless
+/// `client_connection_check_interval` is set), so a process at exit does
+/// not wait out the checkpoints. One it does not complete is the next
+/// test process's to sweep (the owner lock goes with this process).
+#[cfg(feature = "postgres")]
+pub(super) fn send_drops(server: &DatabaseUrl, names: &[String]) {
+    use std::ffi::CString;
+    let Ok(conninfo) = CString::new(server.expose_secret()) else {
+        return drop_databases(server, names);
+    };
+    std::thread::scope(|scope| {
+        for name in names {
+            let conninfo = &conninfo;
+            scope.spawn(move || {
+                let Ok(sql) = CString::new(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                else {
+                    return;
+                };
+                // SAFETY: both strings are NUL-terminated and outlive the
+                // calls; the connection is used by this thread only and
+                // finished (freed) exactly once.
+                unsafe {
+                    let conn = pq_sys::PQconnectdb(conninfo.as_ptr());
+                    if conn.is_null() {
+                        return;
+                    }
+                    if pq_sys::PQstatus(conn) == pq_sys::ConnStatusType::CONNECTION_OK {
+                        // Sent and flushed (a blocking connection) on
+                        // success; the result is never read.
+                        pq_sys::PQsendQuery(conn, sql.as_ptr());
+                    }
+                    pq_sys::PQfinish(conn);
+                }
+            });
+        }
+    });
+}
+
+/// [`drop_databases`]: no libpq to send without waiting.
+#[cfg(not(feature = "postgres"))]
+pub(super) fn send_drops(server: &DatabaseUrl, names: &[String]) {
+    drop_databases(server, names)
+}
+
 /// `ALTER DATABASE name RENAME TO new` after ending the sessions still on
 /// it (as `DROP … WITH (FORCE)` does), retried while they exit.
 pub(super) fn rename_unused(admin: &mut DbConnection, name: &str, new: &str) -> Result<()> {
