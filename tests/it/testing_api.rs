@@ -71,13 +71,13 @@ fn exercise(db: &TestDb) {
 }
 
 #[test]
-fn a_postgres_test_database_is_migrated_and_dropped_with_its_guard() {
+fn a_postgres_test_database_is_migrated() {
+    // What happens to it after its guard drops: see the reset and exit
+    // tests below.
     let db = TestDb::postgres().unwrap();
-    let name = db.name().unwrap().to_string();
+    assert!(database_exists(db.name().unwrap()));
     assert_eq!(db.backend(), Backend::Postgres);
     exercise(&db);
-    drop(db);
-    assert!(!database_exists(&name));
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn an_empty_test_database_has_no_tables() {
 }
 
 #[test]
-fn thirty_two_parallel_tests_and_a_panicking_one_leave_nothing_behind() {
+fn thirty_two_parallel_tests_and_a_panicking_one_each_get_a_database() {
     let (names, created) = std::sync::mpsc::channel();
     let threads: Vec<_> = (0..32)
         .map(|i| {
@@ -133,15 +133,14 @@ fn thirty_two_parallel_tests_and_a_panicking_one_leave_nothing_behind() {
     assert_eq!(panicked, 1);
     let places: Vec<String> = created.iter().collect();
     assert_eq!(places.len(), 32);
-    for place in places {
-        if place.starts_with("taskdb_t_") {
-            assert!(!database_exists(&place), "{place} was left behind");
-        } else {
-            assert!(
-                !std::path::Path::new(&place).exists(),
-                "{place} was left behind"
-            );
-        }
+    // PostgreSQL databases are reused by later tests and dropped at exit
+    // (see `nothing_is_left_behind_when_a_test_process_exits`); SQLite
+    // files go with their guard.
+    for place in places.iter().filter(|p| !p.starts_with("taskdb_t_")) {
+        assert!(
+            !std::path::Path::new(place).exists(),
+            "{place} was left behind"
+        );
     }
 }
 
@@ -232,14 +231,133 @@ fn databases_of_a_killed_test_process_are_swept_by_the_next_one() {
 }
 
 #[test]
-fn a_template_of_other_migrations_is_replaced_not_reused() {
+fn an_unused_template_of_other_migrations_is_dropped_beyond_the_ones_kept() {
     // A template left by a build with other migrations, unused.
     let stale = "taskdb_tpl_000000000000";
     let _ = admin().batch_execute(&format!("CREATE DATABASE {stale}"));
     assert!(database_exists(stale));
-    let status = child("child_creating_a_test_database").status().unwrap();
+    let status = child("child_creating_a_test_database")
+        .env(taskdb::testing::TEMPLATES_VARIABLE, "1")
+        .status()
+        .unwrap();
     assert!(status.success());
     assert!(!database_exists(stale), "the stale template was dropped");
+}
+
+#[test]
+fn templates_of_two_migration_sets_coexist_and_one_in_use_is_never_dropped() {
+    // Another checkout's template, built with other migrations.
+    let other = "taskdb_tpl_0000000000aa";
+    let _ = admin().batch_execute(&format!("CREATE DATABASE {other}"));
+    assert!(database_exists(other));
+    let ours = taskdb::testing::postgres_template().unwrap();
+    // Kept by default (several sets of migrations may stay) …
+    assert!(child("child_creating_a_test_database")
+        .status()
+        .unwrap()
+        .success());
+    assert!(database_exists(other), "a recent template was dropped");
+    // … and, while that checkout's tests run (they hold its lock), even
+    // when only one template may stay.
+    let mut its_suite = admin();
+    let (class, key) = taskdb::testing::template_lock_key(other);
+    its_suite
+        .batch_execute(&format!("SELECT pg_advisory_lock_shared({class}, {key})"))
+        .unwrap();
+    assert!(child("child_creating_a_test_database")
+        .env(taskdb::testing::TEMPLATES_VARIABLE, "1")
+        .status()
+        .unwrap()
+        .success());
+    assert!(database_exists(other), "a template in use was dropped");
+    // Ours is in use by this process: a run of the other checkout must
+    // leave it (what `template_lock_key` guards).
+    let mut other_run = admin();
+    let (class, key) = taskdb::testing::template_lock_key(&ours);
+    let free: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "pg_try_advisory_lock({class}, {key})"
+    )))
+    .get_result(&mut other_run)
+    .unwrap();
+    assert!(!free, "this process does not hold its template");
+    // Once that checkout's suite ends, it goes.
+    drop(its_suite);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(child("child_creating_a_test_database")
+            .env(taskdb::testing::TEMPLATES_VARIABLE, "1")
+            .status()
+            .unwrap()
+            .success());
+        if !database_exists(other) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{other} was never evicted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(database_exists(&ours));
+}
+
+/// Run in a child process: a test that fails holding a database.
+#[test]
+#[ignore = "a helper process for the kept-database test"]
+fn child_failing_with_a_test_database() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    let db = TestDb::postgres().unwrap();
+    exercise(&db);
+    let _conn = db.conn().unwrap(); // a session still on it
+    panic!("a failing test");
+}
+
+#[test]
+fn a_failed_tests_database_is_kept_when_asked_and_survives_the_next_run() {
+    let out = child("child_failing_with_a_test_database")
+        .env(taskdb::testing::KEEP_VARIABLE, "failed")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the child test failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|l| {
+            l.split_once("kept the database")?
+                .1
+                .split_whitespace()
+                .nth(2)
+        })
+        .unwrap_or_else(|| panic!("no kept database named on stderr: {stderr}"))
+        .to_string();
+    assert!(kept.starts_with("taskdb_kept_"), "{kept}");
+    assert!(database_exists(&kept), "{kept} was not kept");
+    // The next test process's sweep leaves it, and it holds the failed
+    // test's rows.
+    assert!(child("child_creating_a_test_database")
+        .status()
+        .unwrap()
+        .success());
+    assert!(database_exists(&kept), "{kept} was swept");
+    let url = DatabaseUrl::parse(
+        &std::env::var(taskdb::testing::SERVER_VARIABLE)
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    )
+    .unwrap()
+    .with_database(&kept)
+    .unwrap();
+    let users: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT COUNT(*) FROM users)",
+    ))
+    .get_result(&mut db::connect(&url).unwrap())
+    .unwrap();
+    assert_eq!(users, 1);
+    let _ = admin().batch_execute(&format!("DROP DATABASE {kept} WITH (FORCE)"));
+    // Without the variable a failed test's database goes like any other.
+    let out = child("child_failing_with_a_test_database")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("kept the database"));
 }
 
 /// This process's PostgreSQL test databases: spares, retired ones and any
@@ -250,26 +368,56 @@ fn databases_of_process(pid: u32) -> i64 {
     ))
 }
 
-/// Run in a child process: uses two test databases, waits until the stock
-/// of spares holds one, then exits normally.
+/// Run in a child process: tests on four threads, with reused, spare,
+/// empty and schema-changed databases and a failing test, then a normal
+/// exit.
 #[test]
 #[ignore = "a helper process for the exit test"]
 fn child_using_test_databases_then_exiting() {
     if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
         return;
     }
-    drop(TestDb::postgres().unwrap());
-    drop(TestDb::postgres().unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..6 {
+                    let db = TestDb::postgres().unwrap();
+                    exercise(&db);
+                    if (t + i) % 5 == 0 {
+                        // Not what a fresh clone is: dropped, not reused.
+                        db.conn()
+                            .unwrap()
+                            .batch_execute("CREATE TABLE scratch (id INT)")
+                            .unwrap();
+                    }
+                }
+                drop(TestDb::empty(Backend::Postgres).unwrap());
+                if t == 3 {
+                    let _db = TestDb::postgres().unwrap();
+                    panic!("a failing test");
+                }
+            })
+        })
+        .collect();
+    let panicked = threads
+        .into_iter()
+        .map(|t| t.join())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(panicked, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while databases_of_process(std::process::id()) == 0 {
-        assert!(Instant::now() < deadline, "no spare was cloned");
+        assert!(Instant::now() < deadline, "no database was kept ready");
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("SPARES READY");
+    println!(
+        "DATABASES LEFT {}",
+        databases_of_process(std::process::id())
+    );
 }
 
 #[test]
-fn spares_and_retired_databases_are_dropped_when_the_process_exits() {
+fn nothing_is_left_behind_when_a_test_process_exits() {
     let mut cmd = child("child_using_test_databases_then_exiting");
     let child = cmd
         .env(taskdb::testing::SPARES_VARIABLE, "2")
@@ -279,8 +427,67 @@ fn spares_and_retired_databases_are_dropped_when_the_process_exits() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
-    assert!(out.contains("SPARES READY"), "{out}");
-    assert_eq!(databases_of_process(pid), 0, "left behind at exit");
+    assert!(out.contains("DATABASES LEFT"), "{out}");
+    // The drops are sent at exit; the server finishes them after.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while databases_of_process(pid) > 0 {
+        assert!(Instant::now() < deadline, "left behind at exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_used_database_is_reset_for_the_next_test_and_a_changed_one_is_not_reused() {
+    // A process of its own: no other test's database is ready before the
+    // first one's.
+    let status = child("child_running_tests_one_after_another")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Run in a child process: six tests one after another.
+#[test]
+#[ignore = "a helper process for the reset test"]
+fn child_running_tests_one_after_another() {
+    if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
+        return;
+    }
+    // Sequential tests in one process: each gets a database as empty as
+    // a fresh clone; the second the first one's, reset (a test waits for
+    // a reset under way rather than clone).
+    let mut names = Vec::new();
+    for i in 0..6 {
+        let db = TestDb::postgres().unwrap();
+        let mut conn = db.conn().unwrap();
+        let users: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM tasks)",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(users, 0, "test {i} got a used database");
+        let plan = MigrationPlan::load(&mut conn).unwrap();
+        assert!(plan.is_up_to_date());
+        let tables: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM pg_tables WHERE tablename = 'scratch')",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(tables, 0, "test {i} got a database another test changed");
+        exercise(&db);
+        names.push(db.name().unwrap().to_string());
+        if i == 3 {
+            conn.batch_execute("CREATE TABLE scratch (id INT)").unwrap();
+        }
+    }
+    assert_eq!(
+        names[1], names[0],
+        "the first test's database was not reused"
+    );
+    assert!(
+        !names[4..].contains(&names[3]),
+        "a changed database was reused"
+    );
 }
 
 /// Run in a child process (its TMPDIR set by the test): one migrated SQLite

@@ -1,47 +1,8 @@
-//! A fresh, fully migrated database per test, for the backend's own tests
-//! and taskdb's (behind the `testing` feature).
-//!
-//! ```no_run
-//! use taskdb::testing::TestDb;
-//! use taskdb::models::{user, NewUser};
-//!
-//! # fn main() -> taskdb::Result<()> {
-//! let db = TestDb::postgres()?;             // or TestDb::sqlite()
-//! let mut conn = db.pool()?.get()?;
-//! let alice = user::create_with(&mut conn, NewUser {
-//!     id: None, email: "alice@example.com", password: "pw", name: None,
-//! }, TestDb::PASSWORDS)?;                   // bcrypt's cheapest cost: fast tests
-//! # Ok(()) }
-//! ```
-//!
-//! - **PostgreSQL**: the first test builds a migrated template database
-//!   named after the checksums of the migrations (`taskdb_tpl_<hash>`), once
-//!   across every test process (under an advisory lock); each test then gets
-//!   `CREATE DATABASE … TEMPLATE` (tens of milliseconds instead of running
-//!   the migrations). A template of other migrations is never reused, and
-//!   is dropped once nothing uses it, as is a template build a failed or
-//!   killed run left. Each test process holds an advisory lock of its own
-//!   (its owner key) on a connection kept for the process's life, and a
-//!   test database's name carries that key: the server releases the lock
-//!   when the process dies (`kill -9` too), and only then does the next
-//!   test process drop its databases, whatever host, container or PID
-//!   namespace either runs in.
-//! - A background thread per test process (the keeper) keeps a small stock
-//!   of clones ready ([`SPARES_VARIABLE`], default [`DEFAULT_SPARES`]), so
-//!   a test claims one instead of waiting for the clone. When a [`TestDb`]
-//!   drops, also on a panic, its sessions are ended and the database is
-//!   renamed `…_gone` at once, and the keeper drops it in the background
-//!   (`DROP DATABASE` forces a checkpoint); past a few waiting, or with
-//!   spares off (`0`: the plain clone and drop per test), the test drops
-//!   its own. Spares and retired databases are named like any test
-//!   database (swept the same way) and dropped when the process exits.
-//! - **SQLite**: a migrated template file, built once per set of migrations
-//!   in the temp directory and checked once per process (a file of that
-//!   name holding any other migrations is built again), copied per test
-//!   into a directory of its own.
-//!
-//! The server is `TASKDB_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); its role needs CREATEDB.
+//! `taskdb::testing` as it was before per-test databases were reset and
+//! reused (taskdb 6221d64, `src/testing.rs`), PostgreSQL only, for the
+//! "before" rows: one admin connection behind one mutex, spares, renamed
+//! and dropped databases.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, Once, OnceLock};
@@ -50,10 +11,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use crate::db::{self, Backend, DatabaseUrl, DbConnection, Pool};
-use crate::error::{Error, Result};
-use crate::migrate::{self, MigrationPlan, MigrationState};
-use crate::models::user::PasswordPolicy;
+use taskdb::db::{self, Backend, DatabaseUrl, DbConnection};
+use taskdb::{Error, Result};
+use taskdb::migrate::{self, MigrationPlan, MigrationState};
+use taskdb::models::PasswordPolicy;
 
 /// The variable naming the PostgreSQL server tests create databases on.
 pub const SERVER_VARIABLE: &str = "TASKDB_TEST_DATABASE_URL";
@@ -98,8 +59,7 @@ impl TestDb {
         Self::new(Backend::Postgres)
     }
 
-    /// A migrated SQLite file (in a build with SQLite).
-    #[cfg(feature = "sqlite")]
+    /// A migrated SQLite file.
     pub fn sqlite() -> Result<Self> {
         Self::new(Backend::Sqlite)
     }
@@ -141,13 +101,6 @@ impl TestDb {
     /// One connection, set up as [`db::connect`] sets up every connection.
     pub fn conn(&self) -> Result<DbConnection> {
         db::connect(&self.url)
-    }
-
-    /// A small pool (up to 4 connections) to this database. Connections
-    /// open as the test asks for them, not all four up front: each costs a
-    /// server process on PostgreSQL, and most tests use one.
-    pub fn pool(&self) -> Result<Pool> {
-        db::build_pool(&self.url, db::pool_builder().max_size(4).min_idle(Some(0)))
     }
 
     fn postgres_database(migrated: bool) -> Result<Self> {
@@ -273,7 +226,7 @@ fn with_admin<T>(
         None => connect_admin(server)?,
     };
     let result = work(&mut admin);
-    let broken = crate::with_backend!(&mut admin, |c| diesel::r2d2::R2D2Connection::is_broken(c));
+    let broken = taskdb::with_backend!(&mut admin, |c| diesel::r2d2::R2D2Connection::is_broken(c));
     if !broken {
         *slot = Some(admin);
     }
@@ -728,7 +681,7 @@ fn template_key(backend: Backend) -> String {
         .iter()
         .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
         .collect();
-    format!("taskdb_tpl_{}", &crate::source::checksum(&all)[..12])
+    format!("taskdb_tpl_{}", &taskdb::source::checksum(&all)[..12])
 }
 
 /// The PostgreSQL template's name.
@@ -850,27 +803,3 @@ fn build_sqlite_template(path: &Path) -> Result<()> {
         .map_err(|e| Error::InvalidInput(format!("cannot put the SQLite template in place: {e}")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_template_build_leaves_no_database_behind() {
-        // Migrations fail where no schema can be created in; the server's
-        // own queries do not need one.
-        let text = std::env::var(SERVER_VARIABLE).unwrap_or_else(|_| DEFAULT_SERVER.to_string());
-        let glue = if text.contains('?') { '&' } else { '?' };
-        let server = DatabaseUrl::parse(&format!(
-            "{text}{glue}options=-c%20search_path%3Dtaskdb_no_such_schema"
-        ))
-        .unwrap();
-        let mut admin = connect_admin(&server).unwrap();
-        let name = format!(
-            "taskdb_tpl_probe{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        assert!(build_template(&server, &mut admin, &name).is_err());
-        let left = database_names(&mut admin, &format!("{name}%")).unwrap();
-        assert_eq!(left, Vec::<String>::new(), "left behind");
-    }
-}
