@@ -109,9 +109,7 @@ pub(super) fn profile(url: &DatabaseUrl) -> Result<Profile> {
 
     let mut conn = db::connect(url)?;
     let tables: Vec<Table> = diesel::sql_query(format!(
-        "SELECT c.oid::bigint AS oid, format('%I.%I', n.nspname, c.relname) AS name, \
-                EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal \
-                        AND t.tgtype & 8 <> 0) AS delete_trigger \
+        "SELECT format('%I.%I', n.nspname, c.relname) AS name \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind::text = 'r' AND c.relpersistence::text <> 't' AND {USER_SCHEMA}"
     ))
@@ -130,32 +128,19 @@ pub(super) fn profile(url: &DatabaseUrl) -> Result<Profile> {
             emptied.push(table);
         }
     }
-    let references: Vec<Reference> = diesel::sql_query(
-        "SELECT conrelid::bigint AS child, confrelid::bigint AS parent \
-         FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid",
-    )
-    .load(&mut conn)?;
     let sequences: Vec<Sequence> = diesel::sql_query(
         "SELECT format('%I.%I', schemaname, sequencename) AS name, start_value, last_value \
          FROM pg_sequences",
     )
     .load(&mut conn)?;
 
-    // Children before parents, so that no DELETE meets a reference; a
-    // cycle, or a table whose own triggers a DELETE would fire, and one
-    // TRUNCATE of them all does it instead (slower: new files).
-    let order = children_first(&emptied, &references);
+    // TRUNCATE, not DELETE: a deleted table keeps its pages, and the
+    // pre-flight (which estimates rows from them, as the planner does)
+    // would see a table of many rows in what should be a fresh clone.
     let mut reset_sql = String::from("BEGIN;\n");
-    match order {
-        Some(order) if !emptied.iter().any(|t| t.delete_trigger) => {
-            for name in order {
-                reset_sql.push_str(&format!("DELETE FROM {name};\n"));
-            }
-        }
-        _ => {
-            let all: Vec<&str> = emptied.iter().map(|t| t.name.as_str()).collect();
-            reset_sql.push_str(&format!("TRUNCATE {};\n", all.join(", ")));
-        }
+    if !emptied.is_empty() {
+        let all: Vec<&str> = emptied.iter().map(|t| t.name.as_str()).collect();
+        reset_sql.push_str(&format!("TRUNCATE {};\n", all.join(", ")));
     }
     for seq in &sequences {
         let name = seq.name.replace('\'', "''");
@@ -195,39 +180,8 @@ pub(super) fn profile(url: &DatabaseUrl) -> Result<Profile> {
 
 #[derive(QueryableByName)]
 struct Table {
-    #[diesel(sql_type = BigInt)]
-    oid: i64,
     #[diesel(sql_type = Text)]
     name: String,
-    /// Has a trigger of its own that a `DELETE` fires.
-    #[diesel(sql_type = Bool)]
-    delete_trigger: bool,
-}
-
-/// A foreign key: `child` references `parent`.
-#[derive(QueryableByName)]
-struct Reference {
-    #[diesel(sql_type = BigInt)]
-    child: i64,
-    #[diesel(sql_type = BigInt)]
-    parent: i64,
-}
-
-/// `tables` in an order that deletes no row another table still
-/// references, or `None` if their references form a cycle.
-fn children_first<'a>(tables: &'a [Table], references: &[Reference]) -> Option<Vec<&'a str>> {
-    let mut left: Vec<&Table> = tables.iter().collect();
-    let mut order = Vec::new();
-    while !left.is_empty() {
-        // A table no remaining table references.
-        let free = left.iter().position(|table| {
-            !references
-                .iter()
-                .any(|r| r.parent == table.oid && left.iter().any(|other| other.oid == r.child))
-        })?;
-        order.push(left.remove(free).name.as_str());
-    }
-    Some(order)
 }
 
 /// Readies database `name` (at `url`) for another test: ends the sessions

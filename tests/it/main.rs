@@ -45,7 +45,6 @@ mod pipes;
 mod pool;
 mod queries;
 mod query_plans;
-mod replicas;
 mod secrets;
 mod server_language;
 mod testing_api;

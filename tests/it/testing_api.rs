@@ -474,7 +474,27 @@ fn child_running_tests_one_after_another() {
         .get_result(&mut conn)
         .unwrap();
         assert_eq!(tables, 0, "test {i} got a database another test changed");
+        // As small to size estimates (the pre-flight's) as a fresh clone.
+        let pages: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT relpages::bigint FROM pg_class WHERE relname = 'tasks')",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(
+            pages, 0,
+            "test {i} got a database whose tasks still fill pages"
+        );
         exercise(&db);
+        if i == 0 {
+            // Enough rows for the table to fill pages, and statistics that
+            // say so.
+            conn.batch_execute(
+                "INSERT INTO users (id, email, password_hash) VALUES ('big', 'big@example.com', 'x');
+                 INSERT INTO tasks (user_id, title) SELECT 'big', 'task ' || g FROM generate_series(1, 20000) g;
+                 ANALYZE tasks;",
+            )
+            .unwrap();
+        }
         names.push(db.name().unwrap().to_string());
         if i == 3 {
             conn.batch_execute("CREATE TABLE scratch (id INT)").unwrap();

@@ -14,7 +14,6 @@ pub mod process;
 pub mod role;
 pub mod secrets;
 pub mod server;
-pub mod standby;
 pub mod wire_proxy;
 
 use std::path::{Path, PathBuf};

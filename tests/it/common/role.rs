@@ -11,7 +11,7 @@ use diesel::PgConnection;
 pub struct Role {
     pub name: String,
     /// Databases it may own objects in, to reassign them from on drop.
-    databases: Vec<String>,
+    pub(crate) databases: Vec<String>,
 }
 
 impl Role {
@@ -27,14 +27,6 @@ impl Role {
             name,
             databases: Vec::new(),
         }
-    }
-
-    /// Makes it the owner of database `db` (and so of its `public` schema).
-    pub fn own_database(&mut self, db: &str) {
-        super::admin()
-            .batch_execute(&format!("ALTER DATABASE \"{db}\" OWNER TO {}", self.name))
-            .unwrap();
-        self.databases.push(db.to_string());
     }
 
     /// Runs `sql` as the admin in database `db`, remembering the database.

@@ -1,5 +1,5 @@
 //! Running PostgreSQL server binaries for the clusters the suite starts
-//! itself (`cluster.rs`, `standby.rs`): the test server's own bin
+//! itself (`cluster.rs`, and `tests/replicas/standby.rs`): the test server's own bin
 //! directory, running them as `postgres` (initdb and pg_ctl refuse root),
 //! and stopping what a killed test process left behind.
 
@@ -95,14 +95,6 @@ pub fn run_as_postgres(program: &Path, args: &[&str]) {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn is_root() -> bool {

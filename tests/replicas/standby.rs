@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 
-use super::server::{bin_dir, free_port, is_root, path_str, run_as_postgres, stop};
+use crate::common::server::{bin_dir, is_root, path_str, run_as_postgres, stop};
 use diesel::prelude::*;
 use diesel::PgConnection;
 
@@ -120,7 +120,7 @@ impl Standby {
         // Debian keeps the configuration outside the data directory, so the
         // copy has none of its own: a minimal one. A hot standby needs these
         // limits at least as high as the primary's.
-        let mut primary = super::admin();
+        let mut primary = crate::common::admin();
         let mut conf = format!(
             "port = {port}\n\
              listen_addresses = '127.0.0.1'\n\
@@ -189,9 +189,11 @@ impl Standby {
     fn wait_until_streaming(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let state = super::query_lines(
-                &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap())
-                    .unwrap(),
+            let state = crate::common::query_lines(
+                &mut taskdb::db::connect(
+                    &taskdb::DatabaseUrl::parse(&crate::common::admin_url()).unwrap(),
+                )
+                .unwrap(),
                 &format!(
                     "SELECT state AS line FROM pg_stat_replication WHERE application_name = '{}'",
                     self.name
@@ -274,7 +276,7 @@ impl Drop for Standby {
 /// Drops a standby's replication slot, which would otherwise keep WAL on
 /// the shared server for ever.
 fn drop_slot(name: &str) {
-    if let Ok(mut admin) = PgConnection::establish(&super::admin_url()) {
+    if let Ok(mut admin) = PgConnection::establish(&crate::common::admin_url()) {
         let _ = admin.batch_execute(&format!(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
               WHERE slot_name = '{name}' AND NOT active"
@@ -306,8 +308,8 @@ impl Drop for ReplayPaused<'_> {
 
 /// The primary's current WAL position.
 pub fn lsn_now() -> String {
-    super::query_lines(
-        &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap())
+    crate::common::query_lines(
+        &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&crate::common::admin_url()).unwrap())
             .unwrap(),
         "SELECT pg_current_wal_lsn()::text AS line",
     )
@@ -318,9 +320,9 @@ pub fn lsn_now() -> String {
 /// its Drop ran): a paused one would hold up every migration on the
 /// server.
 fn stop_abandoned(bin: &Path) {
-    super::server::stop_abandoned(bin, DIR_PREFIX);
-    let slots = super::query_lines(
-        &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&super::admin_url()).unwrap())
+    crate::common::server::stop_abandoned(bin, DIR_PREFIX);
+    let slots = crate::common::query_lines(
+        &mut taskdb::db::connect(&taskdb::DatabaseUrl::parse(&crate::common::admin_url()).unwrap())
             .unwrap(),
         &format!(
             "SELECT slot_name::text AS line FROM pg_replication_slots
@@ -374,4 +376,12 @@ fn scalar_bool(conn: &mut PgConnection, sql: &str) -> bool {
         .get_result::<Value>(conn)
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .v
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

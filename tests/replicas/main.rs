@@ -1,21 +1,47 @@
 //! Migrations with a real hot standby attached: the lag gate between steps,
 //! the standbys in `status` and the dry run, and `verify` of a read-only
-//! standby. The standby is one per test binary (see common::standby); every
+//! standby. The standby is one per test binary (see standby.rs); every
 //! test here takes `standby::exclusive()`, since a paused replay would hold
 //! up any other migration on the server.
 
-use crate::common;
+// A crate of its own: the standby replays the whole server's WAL, and the
+// other tests' WAL (database clones above all) would put it past the
+// bounds these tests set. Cargo runs test crates one after another.
+#![cfg(all(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cli",
+    feature = "testing"
+))]
+
+// The suite's helpers; this crate uses a few of them.
+#[allow(dead_code)]
+#[path = "../it/common/mod.rs"]
+mod common;
+mod standby;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::standby::{self, Standby};
 use common::wire_proxy::WireProxy;
 use common::TestDb;
+use standby::Standby;
 use taskdb::migrate::{migrations, replicas};
 use taskdb::Backend;
+
+impl common::role::Role {
+    /// Makes it the owner of database `db` (and so of its `public` schema).
+    fn own_database(&mut self, db: &str) {
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut common::admin(),
+            &format!("ALTER DATABASE \"{db}\" OWNER TO {}", self.name),
+        )
+        .unwrap();
+        self.databases.push(db.to_string());
+    }
+}
 
 /// The migration before the first concurrent index build: `tasks`, `users`
 /// and the NOT VALID foreign key exist, the rest is pending.
