@@ -323,7 +323,7 @@ fn migrator() -> &'static sqlx::migrate::Migrator {
                     version,
                     Cow::Owned(name.to_string()),
                     sqlx::migrate::MigrationType::Simple,
-                    Cow::Borrowed(m.up_sql()),
+                    Cow::Owned(m.up_sql().to_string()),
                     !m.run_in_transaction(),
                 )
             })
