@@ -1,13 +1,19 @@
 //! Backfill migrations (`taskdb new --backfill`): the files written for
-//! both backends lint clean; SQLite runs it as one `UPDATE`.
+//! both backends lint clean; on PostgreSQL `taskdb migrate` runs the
+//! `UPDATE` in batches in key order and records it done, and after a
+//! `kill -9` part-way a second run resumes from the saved key and ends
+//! with the table one `UPDATE` gives; SQLite runs it as one `UPDATE`.
 //! Migrations are read from a copy of `migrations/` (`--migrations-dir`).
 
 use crate::common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::checkout::checkout_copy;
+use common::process::{signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use common::TestDb;
+use diesel::prelude::*;
 use predicates::str::contains;
 use taskdb::Backend;
 
@@ -58,6 +64,11 @@ fn migration_dir(project: &Path, backend: &str, name: &str) -> std::path::PathBu
         .unwrap_or_else(|| panic!("no {backend} migration {name}"))
 }
 
+fn version_of(dir: &Path) -> String {
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    name.split('_').next().unwrap().replace('-', "")
+}
+
 /// `rows` tasks of one user, every third one completed.
 fn with_tasks(backend: Backend, rows: u32) -> TestDb {
     let db = TestDb::migrated(backend);
@@ -76,6 +87,31 @@ fn migrate_args(project: &Path) -> Vec<String> {
         project.join("migrations").display().to_string(),
         "migrate".into(),
     ]
+}
+
+/// A checksum of `table`'s (id, priority), in id order.
+fn checksum(db: &TestDb, table: &str) -> Vec<String> {
+    db.rows(&format!(
+        "SELECT md5(string_agg(id || ':' || coalesce(priority::text, ''), ',' ORDER BY id)) AS line FROM {table}"
+    ))
+}
+
+/// The ledger's (state, rows walked) for `version`, `None` while it has
+/// no row (or no backfill columns yet).
+fn ledger_progress(db: &TestDb, version: &str) -> Option<(String, i64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+    }
+    diesel::sql_query(format!(
+        "SELECT state, coalesce(backfill_rows, 0) AS rows FROM __taskdb_ledger WHERE version = '{version}'"
+    ))
+    .get_result::<Row>(&mut db.conn())
+    .ok()
+    .map(|r| (r.state, r.rows))
 }
 
 #[test]
@@ -144,6 +180,97 @@ fn new_writes_a_backfill_for_both_backends_that_lints_clean() {
         .args(["new", "x", "--backfill", "tasks", "priority = 1"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn postgres_runs_a_backfill_in_batches_and_records_it_done() {
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let db = with_tasks(Backend::Postgres, 50_000);
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .stdout(contains("_fill_tasks_priority"))
+        .stdout(contains("batch of"));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority <> id % 7"),
+        0
+    );
+    // The predicate held: completed tasks were left alone.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE completed AND priority IS NOT NULL"),
+        0
+    );
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), 50_000))
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT count(*) FROM __diesel_schema_migrations WHERE version = '{version}'"
+        )),
+        1
+    );
+    // Nothing left to do.
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_killed_backfill_resumes_and_ends_as_one_update_would() {
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let rows = 300_000;
+    let db = with_tasks(Backend::Postgres, rows);
+    // The same table, changed by one UPDATE.
+    db.execute(&format!(
+        "CREATE TABLE tasks_expected AS SELECT id, completed FROM tasks;
+         ALTER TABLE tasks_expected ADD COLUMN priority integer;
+         UPDATE tasks_expected SET {SET} WHERE {PREDICATE};"
+    ));
+
+    // Short batches, so that there are many to stop between.
+    let mut args = migrate_args(project.path());
+    args.extend(["--backfill-batch-time".into(), "10ms".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn_taskdb_at(db.url(), &args);
+    wait_until("a batch is saved", Duration::from_secs(60), || {
+        ledger_progress(&db, &version).is_some_and(|(_, done)| done > 0)
+    });
+    signal(&child, "KILL");
+    wait_with_limit(child, Duration::from_secs(10));
+    let (state, done) = ledger_progress(&db, &version).unwrap();
+    assert_eq!(
+        state, "running",
+        "the backfill finished before it could be killed"
+    );
+    assert!(done < i64::from(rows), "{done}");
+
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .stdout(contains("resuming the backfill"));
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), i64::from(rows)))
+    );
+    assert_eq!(checksum(&db, "tasks"), checksum(&db, "tasks_expected"));
 }
 
 #[test]
