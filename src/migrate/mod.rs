@@ -17,6 +17,8 @@ pub(crate) mod lock;
 mod migrator;
 pub(crate) mod plan;
 pub mod replicas;
+// Read by the binary's progress line only.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub(crate) mod step_progress;
 
 use std::time::Duration;
