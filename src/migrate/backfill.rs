@@ -123,6 +123,19 @@ pub(super) fn apply(
     Ok(StepOutcome::Done(elapsed))
 }
 
+/// How far an unfinished backfill migration got, as its ledger row says:
+/// rows walked, and the table's rows as estimated now (at least as many).
+/// `None` when it saved no position (or the ledger predates positions).
+/// For `taskdb status`.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) fn saved_progress(conn: &mut DbConnection, m: &LocalMigration) -> Option<(u64, u64)> {
+    let spec = m.backfill().ok()??;
+    let saved = ledger::backfill_position(conn, &m.version()).ok()??;
+    let done = saved.rows.max(0) as u64;
+    let estimated = estimated_rows(conn, &spec.table).unwrap_or(0);
+    Some((done, estimated.max(done)))
+}
+
 /// One batch in its own transaction: the keys after `after` up to `rows`
 /// of them, updated where they match, and the position saved. `None` when
 /// no key is left.

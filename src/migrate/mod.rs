@@ -8,7 +8,7 @@
 //! costs one query after connecting: no lock, no DDL, no writes.
 
 pub(crate) mod apply;
-mod backfill;
+pub(crate) mod backfill;
 pub(crate) mod data_loss;
 pub(crate) mod existing_tables;
 mod if_not_exists;

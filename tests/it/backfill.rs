@@ -2,7 +2,8 @@
 //! both backends lint clean; on PostgreSQL `taskdb migrate` runs the
 //! `UPDATE` in batches in key order and records it done, and after a
 //! `kill -9` part-way a second run resumes from the saved key and ends
-//! with the table one `UPDATE` gives; SQLite runs it as one `UPDATE`.
+//! with the table one `UPDATE` gives; a lagging standby stops it between
+//! batches and a rerun resumes; SQLite runs it as one `UPDATE`.
 //! Migrations are read from a copy of `migrations/` (`--migrations-dir`).
 
 use crate::common;
@@ -191,6 +192,8 @@ fn postgres_runs_a_backfill_in_batches_and_records_it_done() {
         "_fill_tasks_priority",
     ));
     let db = with_tasks(Backend::Postgres, 50_000);
+    // A ledger from before backfills: migrate adds their columns.
+    db.execute("ALTER TABLE __taskdb_ledger DROP COLUMN IF EXISTS backfill_key, DROP COLUMN IF EXISTS backfill_rows");
     db.taskdb()
         .args(migrate_args(project.path()))
         .assert()
@@ -260,6 +263,28 @@ fn a_killed_backfill_resumes_and_ends_as_one_update_would() {
         "the backfill finished before it could be killed"
     );
     assert!(done < i64::from(rows), "{done}");
+    // Once the server has ended the killed run's session, status says how
+    // far it got.
+    wait_until(
+        "the killed run's session ends",
+        Duration::from_secs(30),
+        || {
+            db.scalar(
+                "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'taskdb-migrate-%'",
+            ) == 0
+        },
+    );
+    db.taskdb()
+        .args([
+            "--migrations-dir",
+            &project.path().join("migrations").display().to_string(),
+            "status",
+        ])
+        .assert()
+        .success()
+        .stdout(contains(format!("backfill rows {done}/")))
+        .stdout(contains("the next migrate resumes it there"));
 
     db.taskdb()
         .args(migrate_args(project.path()))
@@ -292,6 +317,52 @@ fn sqlite_runs_a_backfill_as_one_update() {
     );
     assert_eq!(
         db.scalar("SELECT count(*) FROM tasks WHERE completed AND priority IS NOT NULL"),
+        0
+    );
+}
+
+#[test]
+fn a_lagging_standby_stops_a_backfill_between_batches_and_a_rerun_resumes() {
+    let _serial = common::standby::exclusive();
+    let standby = common::standby::Standby::shared();
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let rows = 100_000;
+    let db = with_tasks(Backend::Postgres, rows);
+    standby.catch_up();
+    let paused = standby.pause_replay();
+
+    // Each batch's WAL puts the paused standby further behind.
+    let mut args = migrate_args(project.path());
+    args.extend(["--max-replica-lag", "1MB", "--replica-wait", "1s"].map(String::from));
+    let out = db.taskdb().args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped between two batches of a backfill"),
+        "{stderr}"
+    );
+    let (state, done) = ledger_progress(&db, &version).unwrap();
+    assert_eq!(state, "running");
+    assert!(done > 0 && done < i64::from(rows), "{done}");
+
+    paused.resume();
+    standby.catch_up();
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .stdout(contains("resuming the backfill"));
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), i64::from(rows)))
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
         0
     );
 }
