@@ -331,15 +331,32 @@ fn a_lagging_standby_stops_a_backfill_between_batches_and_a_rerun_resumes() {
         "postgres",
         "_fill_tasks_priority",
     ));
-    let rows = 100_000;
+    let rows = 300_000;
     let db = with_tasks(Backend::Postgres, rows);
     standby.catch_up();
-    let paused = standby.pause_replay();
 
-    // Each batch's WAL puts the paused standby further behind.
+    // Replay pauses once the backfill has started (the whole server's WAL
+    // counts, so a pause before it could stop the run before the step);
+    // each batch's WAL then puts the standby further behind.
     let mut args = migrate_args(project.path());
-    args.extend(["--max-replica-lag", "1MB", "--replica-wait", "1s"].map(String::from));
-    let out = db.taskdb().args(&args).output().unwrap();
+    args.extend(
+        [
+            "--max-replica-lag",
+            "1MB",
+            "--replica-wait",
+            "1s",
+            "--backfill-batch-time",
+            "10ms",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn_taskdb_at(db.url(), &args);
+    wait_until("a batch is saved", Duration::from_secs(60), || {
+        ledger_progress(&db, &version).is_some_and(|(_, done)| done > 0)
+    });
+    let paused = standby.pause_replay();
+    let out = wait_with_limit(child, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
