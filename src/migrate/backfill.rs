@@ -66,7 +66,7 @@ pub(super) fn apply(
     let mut size = BatchSize::new(settings.backfill_batch_time);
     let mut first = true;
     loop {
-        crate::interrupt::check()?;
+        crate::interrupt::check().map_err(|e| resumable(e, position.as_ref()))?;
         if !std::mem::take(&mut first) {
             replicas::wait_for_standbys(
                 conn,
@@ -74,7 +74,8 @@ pub(super) fn apply(
                 settings.replica_wait,
                 Gate::BetweenBatches,
                 report,
-            )?;
+            )
+            .map_err(|e| resumable(e, position.as_ref()))?;
         }
         let batch = size.rows();
         let batch_started = Instant::now();
@@ -188,9 +189,14 @@ fn run_batch(
     })
 }
 
-/// A failed batch was rolled back; the batches before it stay done.
+/// A failed or interrupted batch was rolled back; the batches before it
+/// stay done, and the next run resumes after them.
 fn resumable(e: Error, saved: Option<&BackfillPosition>) -> Error {
     match (e, saved) {
+        (Error::Interrupted { .. }, Some(p)) => Error::interrupted_leaving(format!(
+            "the backfill's batch in progress was rolled back; the first {} rows (up to key {}) are done and saved: `taskdb migrate` resumes after them",
+            p.rows, p.key
+        )),
         (Error::MigrationFailed { migration, reason }, Some(p)) => Error::MigrationFailed {
             migration,
             reason: format!(

@@ -2,8 +2,8 @@
 //! both backends lint clean; on PostgreSQL `taskdb migrate` runs the
 //! `UPDATE` in batches in key order and records it done, and after a
 //! `kill -9` part-way a second run resumes from the saved key and ends
-//! with the table one `UPDATE` gives; a lagging standby stops it between
-//! batches and a rerun resumes; SQLite runs it as one `UPDATE`.
+//! with the table one `UPDATE` gives; Ctrl-C or a lagging standby stops
+//! it between batches and a rerun resumes; SQLite runs it as one `UPDATE`.
 //! Migrations are read from a copy of `migrations/` (`--migrations-dir`).
 
 use crate::common;
@@ -381,5 +381,42 @@ fn a_lagging_standby_stops_a_backfill_between_batches_and_a_rerun_resumes() {
     assert_eq!(
         db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
         0
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_backfill_between_batches_saying_what_is_done() {
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let rows = 300_000;
+    let db = with_tasks(Backend::Postgres, rows);
+    let mut args = migrate_args(project.path());
+    args.extend(["--backfill-batch-time".into(), "10ms".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn_taskdb_at(db.url(), &args);
+    wait_until("a batch is saved", Duration::from_secs(60), || {
+        ledger_progress(&db, &version).is_some_and(|(_, done)| done > 0)
+    });
+    signal(&child, "INT");
+    let out = wait_with_limit(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("are done and saved"), "{stderr}");
+    let (state, done) = ledger_progress(&db, &version).unwrap();
+    assert_eq!(state, "running");
+    assert!(done > 0 && done < i64::from(rows), "{done}");
+
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .stdout(contains("resuming the backfill"));
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), i64::from(rows)))
     );
 }
