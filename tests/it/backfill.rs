@@ -12,8 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::checkout::checkout_copy;
-use common::process::{signal, spawn_taskdb_at, wait_until, wait_with_limit};
+use common::process::{finish, read_until, signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use common::TestDb;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use predicates::str::contains;
 use taskdb::Backend;
@@ -418,5 +419,49 @@ fn ctrl_c_stops_a_backfill_between_batches_saying_what_is_done() {
     assert_eq!(
         ledger_progress(&db, &version),
         Some(("applied".into(), i64::from(rows)))
+    );
+}
+
+#[test]
+fn a_batch_that_waits_on_a_row_lock_rolls_back_and_retries_under_the_lock_timeout() {
+    let project = project_with_backfill();
+    let add_column = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_add_tasks_priority",
+    ));
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let db = with_tasks(Backend::Postgres, 5_000);
+    let mut to = migrate_args(project.path());
+    to.extend(["--to".into(), add_column]);
+    db.taskdb().args(&to).assert().success();
+
+    // The app holds a row of the first batch.
+    let mut app = db.conn();
+    app.batch_execute("BEGIN; SELECT id FROM tasks WHERE id = 10 FOR UPDATE")
+        .unwrap();
+    let mut args = migrate_args(project.path());
+    args.extend(["--lock-timeout".into(), "50ms".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = spawn_taskdb_at(db.url(), &args);
+    let reader = read_until(&mut child, "waited too long");
+    assert_eq!(
+        ledger_progress(&db, &version).map(|(_, done)| done),
+        Some(0)
+    );
+    app.batch_execute("COMMIT").unwrap();
+    let (out, stdout) = finish(child, reader, Duration::from_secs(60));
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), 5_000))
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
+        0
     );
 }
