@@ -165,6 +165,11 @@ pub struct MigrateOpts {
     /// stopping between steps (exit 1, nothing half-applied)
     #[arg(long, value_name = "DURATION", env = "TASKDB_REPLICA_WAIT", default_value_t = DurationArg(crate::migrate::replicas::DEFAULT_REPLICA_WAIT))]
     pub replica_wait: DurationArg,
+
+    /// How long each batch of a backfill migration should take; the batch
+    /// size (100 to 50000 rows) adapts towards it (PostgreSQL)
+    #[arg(long, value_name = "DURATION", env = "TASKDB_BACKFILL_BATCH_TIME", default_value_t = DurationArg(crate::migrate::DEFAULT_BACKFILL_BATCH_TIME))]
+    pub backfill_batch_time: DurationArg,
 }
 
 impl MigrateOpts {
@@ -177,6 +182,7 @@ impl MigrateOpts {
             unsafe_threshold: self.unsafe_threshold,
             max_replica_lag: self.max_replica_lag,
             replica_wait: self.replica_wait.0,
+            backfill_batch_time: self.backfill_batch_time.0,
             // Who ran it, for people reading the ledger.
             applied_by: format!(
                 "taskdb {} ({})",

@@ -9,7 +9,8 @@ use clap::{ArgGroup, Args, ValueEnum};
 
 use super::output::Output;
 use crate::scaffold::{
-    self, AddCheck, AddColumn, AddForeignKey, AddIndex, Checkout, ColumnRef, OnDelete, Recipe,
+    self, AddCheck, AddColumn, AddForeignKey, AddIndex, Backfill, Checkout, ColumnRef, OnDelete,
+    Recipe,
 };
 
 pub const LONG_ABOUT: &str = "\
@@ -25,13 +26,14 @@ the matching SQLite form:
   --add-foreign-key  NOT VALID, then VALIDATE in a second migration
   --add-check        NOT VALID, then VALIDATE in a second migration
   --set-not-null     a validated CHECK, then SET NOT NULL and drop the check
+  --backfill         one UPDATE, which taskdb runs in short, resumable batches
 SQLite adds constraints by rebuilding the table (every row kept).
 
 Run it at the root of the crate (or below it). taskdb embeds its
 migrations at build time: rebuild before `taskdb migrate` applies them.";
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("kind").args(["add_column", "add_index", "add_foreign_key", "add_check", "set_not_null"])))]
+#[command(group(ArgGroup::new("kind").args(["add_column", "add_index", "add_foreign_key", "add_check", "set_not_null", "backfill"])))]
 pub struct Opts {
     /// The migration's name: lowercase letters, digits and underscores
     /// (e.g. add_tasks_due_date)
@@ -67,8 +69,9 @@ pub struct Opts {
     pub unique: bool,
 
     /// With --add-index: a partial index on the rows matching this
-    /// predicate (e.g. 'NOT completed')
-    #[arg(long = "where", value_name = "PREDICATE", requires = "add_index")]
+    /// predicate (e.g. 'NOT completed'). With --backfill: the rows still
+    /// to change (e.g. 'priority IS NULL'; required)
+    #[arg(long = "where", value_name = "PREDICATE")]
     pub predicate: Option<String>,
 
     /// Add a foreign key: NOT VALID, then validated by a second migration
@@ -88,6 +91,13 @@ pub struct Opts {
     /// NOT NULL and the check dropped (three migrations)
     #[arg(long, value_name = "TABLE.COLUMN")]
     pub set_not_null: Option<String>,
+
+    /// Fill in a column: one UPDATE of the rows matching --where, which
+    /// `taskdb migrate` runs on PostgreSQL in short batches in primary-key
+    /// order, resuming where it stopped (e.g. tasks 'priority = 0' --where
+    /// 'priority IS NULL')
+    #[arg(long, num_args = 2, value_names = ["TABLE", "SET_LIST"], requires = "predicate")]
+    pub backfill: Option<Vec<String>>,
 }
 
 /// `ON DELETE` actions.
@@ -118,6 +128,15 @@ impl Opts {
     /// The recipe the options ask for. clap has already made sure at most
     /// one kind is given, each with its number of values.
     pub fn recipe(&self) -> scaffold::Result<Recipe> {
+        if let (Some([table, set]), Some(predicate)) =
+            (self.backfill.as_deref(), self.predicate.as_ref())
+        {
+            return Ok(Recipe::Backfill(Backfill {
+                table: table.clone(),
+                set: set.clone(),
+                predicate: predicate.clone(),
+            }));
+        }
         if let Some([table, column, sql_type]) = self.add_column.as_deref() {
             return Ok(Recipe::AddColumn(AddColumn {
                 table: table.clone(),
@@ -160,6 +179,13 @@ impl Opts {
 }
 
 pub fn run(opts: &Opts, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+    if opts.predicate.is_some() && opts.add_index.is_none() && opts.backfill.is_none() {
+        return Err(super::Usage {
+            message: "--where goes with --add-index or --backfill".to_string(),
+            help: "taskdb new --help",
+        }
+        .into());
+    }
     let recipe = opts.recipe()?;
     let cwd = std::env::current_dir()?;
     let checkout = Checkout::find(&cwd)?;

@@ -201,6 +201,22 @@ impl MigrationProgress {
             }
             return;
         }
+        if let Event::BackfillProgress {
+            rows_done,
+            rows_estimated,
+            batch_size,
+            ..
+        } = event
+        {
+            // The step's line stays; its detail is the backfill's progress.
+            if let Some(t) = &self.current {
+                t.set_detail(format!(
+                    "backfill {}, batches of {batch_size}",
+                    format_rows(*rows_done, (*rows_estimated).max(*rows_done))
+                ));
+            }
+            return;
+        }
         self.current = None;
         let (label, step) = match event {
             Event::Applying { migration } => (migration.dir_name().to_string(), Some(migration)),
@@ -214,7 +230,8 @@ impl MigrationProgress {
         // Only a build outside a transaction (CONCURRENTLY) can be watched
         // from another connection.
         let poll = (self.url.backend() == Backend::Postgres
-            && step.is_some_and(|m| !m.run_in_transaction()))
+            && step
+                .is_some_and(|m| !m.run_in_transaction() && m.backfill().ok().flatten().is_none()))
         .then(|| self.url.clone());
         self.current = Ticker::start(label, poll);
     }

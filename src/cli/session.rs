@@ -10,14 +10,30 @@ use super::progress;
 use super::{Database, MigrateOpts};
 use crate::migrate::{Event, LocalMigration, Migrator};
 
+/// How often a backfill's progress is printed when there is no live line.
+const BACKFILL_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A migrator for `db` that prints progress to stdout.
 pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
     let options = opts.options(db);
     let mut progress = progress::MigrationProgress::new(db.url.clone());
+    let mut backfill_line: Option<std::time::Instant> = None;
     Migrator::new(db.url.clone())
         .with_options(options)
         .with_source(db.migrations.clone())
         .on_event(move |event| {
+            if let Event::BackfillProgress { .. } = event {
+                // Shown live on the progress line at a terminal; printed at
+                // most once a second otherwise.
+                if !progress::enabled()
+                    && backfill_line.is_none_or(|t| t.elapsed() >= BACKFILL_LINE_EVERY)
+                {
+                    backfill_line = Some(std::time::Instant::now());
+                    print_event(event);
+                }
+                progress.observe(&event);
+                return;
+            }
             // A standby wait keeps its one line, updated in place.
             if !progress::continues_wait(&event) {
                 progress.clear();
@@ -33,7 +49,7 @@ pub fn print_event(event: Event<'_>) {
     let mut out = io::stdout();
     let _ = match event {
         Event::LockWaiting => writeln!(out, "Waiting for another migrator to finish…"),
-        Event::Backfilled { migration } => writeln!(
+        Event::FoundApplied { migration } => writeln!(
             out,
             "Recorded {} (applied by another tool) in taskdb's ledger",
             migration.dir_name()
@@ -84,6 +100,17 @@ pub fn print_event(event: Event<'_>) {
             out,
             "  waiting for standby {standby} to replay ({}) before the next step",
             progress::format_replica_lag(replay_lag, bytes_behind)
+        ),
+        Event::BackfillResuming { migration, rows_done } => writeln!(
+            out,
+            "  {}: resuming the backfill after the {rows_done} rows an earlier run did",
+            migration.dir_name()
+        ),
+        Event::BackfillProgress { migration, rows_done, rows_estimated, batch_size, next_batch_size } => writeln!(
+            out,
+            "  {}: {}, batch of {batch_size} rows (next {next_batch_size})",
+            migration.name(),
+            progress::format_rows(rows_done, rows_estimated.max(rows_done))
         ),
         // On stderr: a finding that proceeds is a warning.
         Event::LintProceeding { line } => {

@@ -1,5 +1,6 @@
 //! `taskdb status`: every migration, its state and when it was applied.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -7,8 +8,10 @@ use clap::Args;
 
 use super::output::{self, Output};
 use super::Database;
+use crate::db::Backend;
+use crate::migrate::backfill;
 use crate::migrate::replicas::{self, Standby};
-use crate::migrate::{MigrationPlan, MigrationState};
+use crate::migrate::{MigrationPlan, MigrationState, PlanEntry};
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -36,10 +39,11 @@ pub struct Opts {
 }
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
-    let (plan, standbys) = if db.url.is_missing_sqlite_file() {
+    let (plan, standbys, backfills) = if db.url.is_missing_sqlite_file() {
         (
             MigrationPlan::for_new_database(db.url.backend(), &db.migrations)?,
             Vec::new(),
+            BTreeMap::new(),
         )
     } else {
         let mut conn = db.connect()?;
@@ -47,12 +51,25 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         plan.observe_running(&mut conn)?;
         // Best effort: the standbys are context, not the status itself.
         let standbys = replicas::standbys(&mut conn).unwrap_or_default();
-        (plan, standbys)
+        // Unfinished backfills: how far they got.
+        let mut backfills = BTreeMap::new();
+        if db.url.backend() == Backend::Postgres {
+            for entry in &plan.entries {
+                if let (MigrationState::Interrupted | MigrationState::Running, Some(m)) =
+                    (entry.state, &entry.local)
+                {
+                    if let Some(progress) = backfill::saved_progress(&mut conn, m) {
+                        backfills.insert(entry.version.clone(), progress);
+                    }
+                }
+            }
+        }
+        (plan, standbys, backfills)
     };
     if opts.format == super::OutputFormat::Json {
         json::print(&plan, &standbys, db, out)?;
     } else {
-        print_plan(&plan, out)?;
+        print_plan(&plan, &backfills, out)?;
         print_standbys(&standbys, out)?;
     }
     // A database ahead of this build (a later release's migrations) is
@@ -68,7 +85,13 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     })
 }
 
-fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> {
+/// `backfills`: rows done and estimated of each unfinished backfill, by
+/// version.
+fn print_plan(
+    plan: &MigrationPlan,
+    backfills: &BTreeMap<String, (u64, u64)>,
+    out: &mut Output<'_>,
+) -> anyhow::Result<()> {
     let recorded = plan.applied().count();
     writeln!(out, "Total migrations: {}", plan.entries.len())?;
     writeln!(out, "Applied: {recorded}")?;
@@ -98,18 +121,18 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
             .applied_at()
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default();
-        let extra = match entry.state {
-            MigrationState::Dirty => entry
-                .error()
-                .map(|e| format!("  ({e})"))
-                .unwrap_or_default(),
-            MigrationState::Interrupted if entry.is_interrupted_revert() => {
-                "  (its revert was cut off: `taskdb rollback` finishes the revert, `taskdb migrate` re-applies it)".into()
+        let backfill = backfills.get(&entry.version).map(|(done, estimated)| {
+            format!(
+                "backfill {}",
+                super::progress::format_rows(*done, *estimated)
+            )
+        });
+        let extra = match (entry.state, backfill) {
+            (MigrationState::Interrupted, Some(b)) => {
+                format!("  ({b}; cut off, the next migrate resumes it there)")
             }
-            MigrationState::Interrupted => "  (cut off; the next migrate finishes it)".into(),
-            MigrationState::Running => "  (in progress on the server right now)".into(),
-            MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
-            _ => String::new(),
+            (MigrationState::Running, Some(b)) => format!("  ({b}; in progress right now)"),
+            _ => state_note(entry),
         };
         writeln!(
             out,
@@ -119,6 +142,23 @@ fn print_plan(plan: &MigrationPlan, out: &mut Output<'_>) -> anyhow::Result<()> 
         )?;
     }
     Ok(())
+}
+
+/// What an entry's state adds to its line.
+fn state_note(entry: &PlanEntry) -> String {
+    match entry.state {
+        MigrationState::Dirty => entry
+            .error()
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default(),
+        MigrationState::Interrupted if entry.is_interrupted_revert() => {
+            "  (its revert was cut off: `taskdb rollback` finishes the revert, `taskdb migrate` re-applies it)".into()
+        }
+        MigrationState::Interrupted => "  (cut off; the next migrate finishes it)".into(),
+        MigrationState::Running => "  (in progress on the server right now)".into(),
+        MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
+        _ => String::new(),
+    }
 }
 
 /// The streaming standbys (PostgreSQL), each with how far behind it is:

@@ -404,6 +404,22 @@ fn lint_one(
     if let Some(error) = &meta.error {
         out.push(base(Rule::ParseError, &meta_file, 1, 1, error.clone()));
     }
+    // A backfill's [backfill] must describe up.sql's UPDATE: taskdb runs
+    // the former, the diesel CLI the latter.
+    match m.backfill() {
+        Err(e) => out.push(base(Rule::ParseError, &meta_file, 1, 1, e.to_string())),
+        Ok(Some(b)) if !b.matches_up_sql(m.up_sql()) => out.push(base(
+            Rule::ParseError,
+            &meta_file,
+            1,
+            1,
+            format!(
+                "[backfill] describes `{};`, which is not up.sql's statement: taskdb refuses to run it; make them the same change",
+                b.update_sql()
+            ),
+        )),
+        _ => {}
+    }
     for (rule, reason) in &meta.allow {
         if Rule::from_name(rule).is_none() {
             out.push(base(

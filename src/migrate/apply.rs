@@ -47,6 +47,11 @@ pub fn apply(
     pooled: bool,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<StepOutcome> {
+    if !m.run_in_transaction() && conn.backend() == Backend::Postgres {
+        if let Some(spec) = m.backfill()? {
+            return super::backfill::apply(conn, m, &spec, settings, report);
+        }
+    }
     if m.run_in_transaction() {
         with_lock_retries(m, settings, report, || {
             let started = Instant::now();
@@ -274,7 +279,7 @@ pub(crate) fn in_write_transaction<T>(
 /// Retries `step` while it fails on the lock timeout, backing off from
 /// 100 ms to 5 s between attempts (with jitter, so racing migrators and
 /// the app's own retries do not fall into step).
-fn with_lock_retries(
+pub(super) fn with_lock_retries(
     m: &LocalMigration,
     settings: &MigrateOptions,
     report: &mut dyn FnMut(Event<'_>),
@@ -395,7 +400,7 @@ fn is_lock_timeout(e: &Error) -> bool {
 /// A step's SQL failed. A lock timeout and a lost connection keep the
 /// driver's error, so the retry loop and the caller can tell them by kind;
 /// anything else is the migration's failure, in the server's words.
-fn failed(m: &LocalMigration, e: diesel::result::Error) -> Error {
+pub(super) fn failed(m: &LocalMigration, e: diesel::result::Error) -> Error {
     if is_trapped_lock_timeout(&e) || sqlstate::is_connection_lost(&e) {
         return Error::Query(e);
     }
@@ -420,7 +425,7 @@ fn failed_outside_transaction(m: &LocalMigration, e: diesel::result::Error) -> E
     failed(m, e)
 }
 
-fn millis(d: Duration) -> i64 {
+pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 

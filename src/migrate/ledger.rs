@@ -3,18 +3,24 @@
 //! What Diesel does not keep lives in taskdb's `__taskdb_ledger`: the
 //! checksum of each applied `up.sql`, how long it ran, who ran it and when,
 //! and whether a migration that cannot run in a transaction is still running
-//! or failed part-way. (Names starting with `__` are skipped by
-//! `diesel print-schema`.)
+//! or failed part-way, and how far a backfill migration got (PostgreSQL:
+//! `backfill_key`, `backfill_rows`, added to ledgers from before them).
+//! (Names starting with `__` are skipped by `diesel print-schema`.)
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
-use crate::db::{sqlstate, DbConnection};
+use crate::db::{sqlstate, Backend, DbConnection, HasBackend as _};
 use crate::error::Result;
 use crate::models::now_utc;
 use crate::source::LocalMigration;
+
+/// The shape of taskdb's tracking tables. Change it with them: a per-test
+/// template database is keyed by it too, so a template built by a taskdb
+/// with other tracking tables is not reused.
+pub(crate) const TRACKING_TABLES: &str = "ledger 2 (backfill_key, backfill_rows)";
 
 /// Diesel's table, created exactly as the diesel CLI creates it.
 const CREATE_DIESEL_TABLE: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
@@ -192,6 +198,82 @@ fn missing_tables(conn: &mut DbConnection) -> Result<(bool, bool)> {
 pub fn create_tables(conn: &mut DbConnection) -> Result<()> {
     conn.batch_execute(CREATE_DIESEL_TABLE)?;
     conn.batch_execute(CREATE_LEDGER_TABLE)?;
+    if conn.backend() == Backend::Postgres {
+        add_backfill_columns(conn)?;
+    }
+    Ok(())
+}
+
+/// Adds the backfill position's columns to a ledger created before them.
+/// Asked first, so an up-to-date ledger takes no table lock.
+fn add_backfill_columns(conn: &mut DbConnection) -> Result<()> {
+    #[derive(QueryableByName)]
+    struct Present {
+        #[diesel(sql_type = Bool)]
+        present: bool,
+    }
+    let row: Present = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                         WHERE attrelid = to_regclass('__taskdb_ledger')
+                           AND attname = 'backfill_rows' AND NOT attisdropped) AS present",
+    )
+    .get_result(conn)?;
+    if !row.present {
+        conn.batch_execute(
+            "ALTER TABLE __taskdb_ledger
+                 ADD COLUMN IF NOT EXISTS backfill_key TEXT,
+                 ADD COLUMN IF NOT EXISTS backfill_rows BIGINT",
+        )?;
+    }
+    Ok(())
+}
+
+/// Where a backfill migration stands: the last key done and the rows
+/// walked up to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillPosition {
+    pub key: String,
+    pub rows: i64,
+}
+
+/// The position saved for `version`'s backfill, if any (PostgreSQL).
+pub fn backfill_position(
+    conn: &mut DbConnection,
+    version: &str,
+) -> Result<Option<BackfillPosition>> {
+    #[derive(QueryableByName)]
+    struct Saved {
+        #[diesel(sql_type = Text)]
+        backfill_key: String,
+        #[diesel(sql_type = BigInt)]
+        backfill_rows: i64,
+    }
+    let row: Option<Saved> = diesel::sql_query(
+        "SELECT backfill_key, backfill_rows FROM __taskdb_ledger
+          WHERE version = $1 AND backfill_key IS NOT NULL AND backfill_rows IS NOT NULL",
+    )
+    .bind::<Text, _>(version)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| BackfillPosition {
+        key: r.backfill_key,
+        rows: r.backfill_rows,
+    }))
+}
+
+/// Saves `version`'s backfill position (in the batch's transaction).
+pub fn save_backfill_position(
+    conn: &mut DbConnection,
+    version: &str,
+    position: &BackfillPosition,
+) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE __taskdb_ledger SET backfill_key = $2, backfill_rows = $3 WHERE version = $1",
+    )
+    .bind::<Text, _>(version)
+    .bind::<Text, _>(&position.key)
+    .bind::<BigInt, _>(position.rows)
+    .execute(conn)?;
     Ok(())
 }
 
@@ -263,7 +345,7 @@ pub fn write_ledger(
 
 /// Gives a version applied by someone else (the diesel CLI) its ledger row,
 /// with the checksum of the SQL compiled into this taskdb.
-pub fn backfill(conn: &mut DbConnection, migration: &LocalMigration) -> Result<()> {
+pub fn record_found_applied(conn: &mut DbConnection, migration: &LocalMigration) -> Result<()> {
     diesel::sql_query(
         "INSERT INTO __taskdb_ledger
              (version, name, checksum, state, error, execution_ms, applied_by, applied_at)

@@ -194,8 +194,8 @@ impl<'r> Migrator<'r> {
         self.create_tracking_tables()?;
         for entry in plan.entries.iter().filter(|e| e.needs_ledger_row()) {
             if let Some(m) = &entry.local {
-                ledger::backfill(self.connection()?, m)?;
-                (self.report)(Event::Backfilled { migration: m });
+                ledger::record_found_applied(self.connection()?, m)?;
+                (self.report)(Event::FoundApplied { migration: m });
             }
         }
         let steps = self.apply_each(&mut lock, &todo)?;
@@ -402,7 +402,7 @@ impl<'r> Migrator<'r> {
                 (MigrationState::Modified, Some(m)) => {
                     apply::in_write_transaction(conn, settings, |c| {
                         ledger::forget_ledger(c, &entry.version)?;
-                        ledger::backfill(c, m)
+                        ledger::record_found_applied(c, m)
                     })?;
                     "re-recorded the checksum of its current up.sql"
                 }

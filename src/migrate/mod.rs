@@ -8,6 +8,7 @@
 //! costs one query after connecting: no lock, no DDL, no writes.
 
 pub(crate) mod apply;
+pub(crate) mod backfill;
 pub(crate) mod data_loss;
 pub(crate) mod existing_tables;
 mod if_not_exists;
@@ -61,13 +62,17 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
 /// (with backoff from 100 ms to 5 s: about two minutes in all).
 pub const DEFAULT_LOCK_RETRIES: u32 = 30;
 
+/// Default for how long one batch of a backfill should take: row locks
+/// held this long are a short wait for the app's writes.
+pub const DEFAULT_BACKFILL_BATCH_TIME: Duration = Duration::from_millis(100);
+
 /// Progress of a run, for whoever shows it.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// Another migrator holds the lock; this one waits.
     LockWaiting,
     /// A version applied elsewhere (the diesel CLI) got its ledger row.
-    Backfilled {
+    FoundApplied {
         migration: &'a LocalMigration,
     },
     Applying {
@@ -129,6 +134,24 @@ pub enum Event<'a> {
     ReplicasCaughtUp {
         waited: Duration,
     },
+    /// A batch of a backfill migration committed, its position saved.
+    BackfillProgress {
+        migration: &'a LocalMigration,
+        /// Rows walked so far (in key order, matching or not), this run
+        /// and the runs it resumed.
+        rows_done: u64,
+        /// The table's size as the planner estimates it.
+        rows_estimated: u64,
+        /// Rows in the batch just done.
+        batch_size: u64,
+        /// Rows in the next batch.
+        next_batch_size: u64,
+    },
+    /// A backfill resumes after the key an earlier run saved.
+    BackfillResuming {
+        migration: &'a LocalMigration,
+        rows_done: u64,
+    },
     /// A pending migration has a lint finding on a table at most
     /// `unsafe_threshold` rows big: it proceeds, and says so.
     LintProceeding {
@@ -158,6 +181,9 @@ pub struct MigrateOptions {
     /// How long to wait for a lagging standby before stopping between
     /// steps.
     pub replica_wait: Duration,
+    /// How long each batch of a backfill migration should take: the batch
+    /// size grows and shrinks towards it.
+    pub backfill_batch_time: Duration,
 }
 
 impl Default for MigrateOptions {
@@ -170,6 +196,7 @@ impl Default for MigrateOptions {
             unsafe_threshold: crate::lint::DEFAULT_UNSAFE_THRESHOLD,
             max_replica_lag: replicas::LagBound::default(),
             replica_wait: replicas::DEFAULT_REPLICA_WAIT,
+            backfill_batch_time: DEFAULT_BACKFILL_BATCH_TIME,
         }
     }
 }

@@ -285,6 +285,9 @@ pub enum Gate {
     BeforeStep,
     /// After the run's last step: nothing is left to stop.
     AfterLastStep,
+    /// Between two batches of a backfill step: giving up stops the run
+    /// there, the backfill's position saved.
+    BetweenBatches,
 }
 
 /// Waits until every standby is within `bound`, reporting
@@ -318,6 +321,7 @@ pub fn wait_for_standbys(
                 outcome: match gate {
                     Gate::BeforeStep => "stopped before the next migration, nothing is half-applied",
                     Gate::AfterLastStep => "every migration is applied, but whether the standbys have replayed them is unknown",
+                    Gate::BetweenBatches => "stopped between two batches of a backfill, its position saved",
                 },
             });
         }
@@ -343,6 +347,7 @@ pub fn wait_for_standbys(
                 outcome: match gate {
                     Gate::BeforeStep => "stopped between migrations, nothing is half-applied; run `taskdb migrate` again once it has caught up",
                     Gate::AfterLastStep => "every migration is applied, but the standby has yet to replay the last one (`taskdb verify` against it tells when it has)",
+                    Gate::BetweenBatches => "stopped between two batches of a backfill, its position saved; run `taskdb migrate` again once it has caught up, and the backfill resumes there",
                 },
                 waited,
             });

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 
 pub use recipes::{
-    is_constant_default, AddCheck, AddColumn, AddForeignKey, AddIndex, ColumnRef, OnDelete, Recipe,
+    is_constant_default, AddCheck, AddColumn, AddForeignKey, AddIndex, Backfill, ColumnRef,
+    OnDelete, Recipe,
 };
 
 /// The two migration directories, relative to the crate root.

@@ -19,6 +19,8 @@ use super::{Result, ScaffoldError};
 pub struct Column {
     pub name: String,
     pub not_null: bool,
+    /// Its position in the primary key (1 for the first), 0 outside it.
+    pub primary_key: i32,
 }
 
 /// A table and what a rebuild must carry over.
@@ -41,6 +43,15 @@ impl Table {
         self.columns
             .iter()
             .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The primary key's one column; `None` for a composite key or none.
+    pub fn primary_key(&self) -> Option<&Column> {
+        let mut key = self.columns.iter().filter(|c| c.primary_key > 0);
+        match (key.next(), key.next()) {
+            (Some(column), None) => Some(column),
+            _ => None,
+        }
     }
 
     /// The part of `CREATE TABLE x (…)` between the outer parentheses.
@@ -75,6 +86,8 @@ struct ColumnRow {
     name: String,
     #[diesel(sql_type = Integer)]
     notnull: i32,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
 }
 
 #[derive(QueryableByName)]
@@ -112,7 +125,7 @@ impl SqliteSchema {
         let mut tables = BTreeMap::new();
         for row in rows.iter().filter(|r| r.kind == "table") {
             let columns: Vec<ColumnRow> =
-                diesel::sql_query("SELECT name, \"notnull\" FROM pragma_table_info(?)")
+                diesel::sql_query("SELECT name, \"notnull\", pk FROM pragma_table_info(?)")
                     .bind::<Text, _>(&row.name)
                     .load(conn)?;
             tables.insert(
@@ -124,6 +137,7 @@ impl SqliteSchema {
                         .map(|c| Column {
                             name: c.name,
                             not_null: c.notnull != 0,
+                            primary_key: c.pk,
                         })
                         .collect(),
                     ..Table::default()

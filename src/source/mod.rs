@@ -5,6 +5,7 @@
 //! migration without rebuilding taskdb). Migrate, lint, the pre-flight,
 //! verify and `taskdb new` all read migrations through it.
 
+mod backfill;
 mod dir;
 
 use std::borrow::Cow;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::db::Backend;
 use crate::error::{Error, Result};
 
+pub use backfill::Backfill;
 pub use dir::{read_backend_dir, NotUtf8};
 
 /// The files of one migration directory: compiled in (borrowed) or read at
@@ -225,6 +227,12 @@ impl LocalMigration {
     /// belong to no user. `migrate` looks for those right before it.
     pub fn checks_task_owners(&self) -> bool {
         checks_task_owners(&self.sql.up)
+    }
+
+    /// The `[backfill]` of its `metadata.toml`: an `UPDATE` taskdb runs in
+    /// batches on PostgreSQL. An error when that table is incomplete.
+    pub fn backfill(&self) -> Result<Option<Backfill>> {
+        Backfill::from_metadata(self.metadata(), self.location())
     }
 
     /// False when `metadata.toml` says `run_in_transaction = false`.

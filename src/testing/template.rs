@@ -23,14 +23,16 @@ use crate::migrate;
 /// Advisory lock key under which templates are built ("tdbtpl").
 const BUILD_LOCK: i64 = 0x7464_6274_706c;
 
-/// `taskdb_tpl_<hash>` over each of `backend`'s migrations: its directory
-/// name and its `up.sql` checksum (the name too, so a migration renamed to
-/// another version gets a template of its own).
+/// `taskdb_tpl_<hash>` over each of `backend`'s migrations (its directory
+/// name and its `up.sql` checksum: the name too, so a migration renamed to
+/// another version gets a template of its own) and over the shape of
+/// taskdb's own tracking tables.
 pub(super) fn template_key(backend: Backend) -> String {
-    let all: String = migrate::migrations(backend)
+    let mut all: String = migrate::migrations(backend)
         .iter()
         .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
         .collect();
+    all.push_str(crate::migrate::ledger::TRACKING_TABLES);
     format!("{PREFIX}{}", &crate::source::checksum(&all)[..12])
 }
 

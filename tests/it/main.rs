@@ -17,6 +17,7 @@ mod common;
 mod rows;
 
 mod adopt;
+mod backfill;
 mod bad_input;
 mod build_script;
 mod cli;

@@ -439,7 +439,8 @@ fn a_migration_added_to_one_backend_only_is_caught() {
 /// Checks the PostgreSQL migrations numbered above `after` in `dir` have
 /// the shapes `taskdb lint` accepts: an index built or dropped
 /// CONCURRENTLY, alone, outside a transaction; a foreign key or CHECK added
-/// NOT VALID; SET NOT NULL only after a validated CHECK; constant defaults.
+/// NOT VALID; SET NOT NULL only after a validated CHECK; constant defaults;
+/// a backfill's one UPDATE outside a transaction of Diesel's.
 /// Once `taskdb lint` exists, it runs here too.
 fn assert_lints_clean(dir: &Path, after: u32) {
     let pg = dir.join("migrations/postgres");
@@ -465,6 +466,14 @@ fn assert_lints_clean(dir: &Path, after: u32) {
             .any(|l| l.replace(' ', "") == "run_in_transaction=false");
         if sql.contains(" INDEX ") {
             assert!(sql.contains("INDEX CONCURRENTLY"), "{name}: {up}");
+            assert_eq!(sql.matches(';').count(), 1, "{name}: one statement only");
+            assert!(
+                outside_transaction,
+                "{name}: needs run_in_transaction = false"
+            );
+        } else if metadata.contains("[backfill]") {
+            // taskdb runs it in batches, each its own transaction.
+            assert!(sql.starts_with("UPDATE "), "{name}: {up}");
             assert_eq!(sql.matches(';').count(), 1, "{name}: one statement only");
             assert!(
                 outside_transaction,
@@ -532,7 +541,7 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
     let before = listing(&dir);
     // Columns of its own (probe_*), so that a real migration adding the same
     // column one day does not break this test.
-    let kinds: [&[&str]; 9] = [
+    let kinds: [&[&str]; 12] = [
         &[
             "probe_add_due_date",
             "--add-column",
@@ -603,12 +612,33 @@ fn every_kind_applies_reverts_and_reapplies_on_both_backends_with_rows() {
             "--set-not-null",
             "tasks.probe_label",
         ],
+        // The backfill recipe: nullable, filled in, then NOT NULL.
+        &[
+            "probe_add_score",
+            "--add-column",
+            "tasks",
+            "probe_score",
+            "integer",
+        ],
+        &[
+            "probe_fill_score",
+            "--backfill",
+            "tasks",
+            "probe_score = length(title)",
+            "--where",
+            "probe_score IS NULL",
+        ],
+        &[
+            "probe_score_not_null",
+            "--set-not-null",
+            "tasks.probe_score",
+        ],
     ];
     for args in kinds {
         new_in(&dir).args(args).assert().success();
     }
     let steps = added(&dir, &before).len() / 2;
-    assert_eq!(steps, 13);
+    assert_eq!(steps, 18);
     assert_eq!(unpaired(&dir), Vec::<String>::new());
     assert_lints_clean(&dir, newest_number());
 

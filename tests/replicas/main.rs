@@ -25,8 +25,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::backfill::{
+    ledger_progress, migrate_args, migration_dir, project_with_backfill, version_of, with_tasks,
+};
+use common::process::{spawn_taskdb_at, wait_until, wait_with_limit};
 use common::wire_proxy::WireProxy;
 use common::TestDb;
+use predicates::str::contains;
 use standby::Standby;
 use taskdb::migrate::{migrations, replicas};
 use taskdb::Backend;
@@ -613,4 +618,67 @@ fn a_role_that_cannot_see_standby_lag_is_shown_unknown_and_migrate_refuses_by_de
         .success();
     paused.resume();
     standby.catch_up();
+}
+
+#[test]
+fn a_lagging_standby_stops_a_backfill_between_batches_and_a_rerun_resumes() {
+    let _serial = standby::exclusive();
+    let standby = Standby::shared();
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let rows = 300_000;
+    let db = with_tasks(Backend::Postgres, rows);
+    standby.catch_up();
+
+    // Replay pauses once the backfill has started (the whole server's WAL
+    // counts, so a pause before it could stop the run before the step);
+    // each batch's WAL then puts the standby further behind.
+    let mut args = migrate_args(project.path());
+    args.extend(
+        [
+            "--max-replica-lag",
+            "1MB",
+            "--replica-wait",
+            "1s",
+            "--backfill-batch-time",
+            "10ms",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn_taskdb_at(db.url(), &args);
+    wait_until("a batch is saved", Duration::from_secs(60), || {
+        ledger_progress(&db, &version).is_some_and(|(_, done)| done > 0)
+    });
+    let paused = standby.pause_replay();
+    let out = wait_with_limit(child, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped between two batches of a backfill"),
+        "{stderr}"
+    );
+    let (state, done) = ledger_progress(&db, &version).unwrap();
+    assert_eq!(state, "running");
+    assert!(done > 0 && done < i64::from(rows), "{done}");
+
+    paused.resume();
+    standby.catch_up();
+    db.taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .stdout(contains("resuming the backfill"));
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), i64::from(rows)))
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
+        0
+    );
 }

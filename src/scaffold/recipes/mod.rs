@@ -22,6 +22,7 @@
 
 mod add_column;
 mod add_index;
+mod backfill;
 mod checks;
 mod constraint;
 mod set_not_null;
@@ -30,6 +31,7 @@ mod sqlite_rebuild;
 
 use self::add_column::add_column;
 use self::add_index::add_index;
+use self::backfill::backfill;
 use self::constraint::{add_check, add_foreign_key};
 use self::set_not_null::set_not_null;
 use self::skeleton::skeleton;
@@ -49,6 +51,7 @@ pub enum Recipe {
     AddForeignKey(AddForeignKey),
     AddCheck(AddCheck),
     SetNotNull(ColumnRef),
+    Backfill(Backfill),
 }
 
 /// `table.column`.
@@ -90,6 +93,16 @@ pub struct AddIndex {
     pub unique: bool,
     /// A partial index's `WHERE` predicate.
     pub predicate: Option<String>,
+}
+
+/// `UPDATE table SET set WHERE predicate`, run by taskdb in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    pub table: String,
+    /// The `SET` list, e.g. `priority = 0`.
+    pub set: String,
+    /// The rows to change, e.g. `priority IS NULL`.
+    pub predicate: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +157,7 @@ pub fn build(name: &str, recipe: &Recipe, schema: &SqliteSchema) -> Result<Vec<S
         Recipe::AddForeignKey(fk) => add_foreign_key(name, fk, schema),
         Recipe::AddCheck(check) => add_check(name, check, schema),
         Recipe::SetNotNull(c) => set_not_null(name, c, schema),
+        Recipe::Backfill(b) => backfill(name, b, schema),
     }
 }
 
