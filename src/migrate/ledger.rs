@@ -20,6 +20,7 @@ use crate::source::LocalMigration;
 /// The shape of taskdb's tracking tables. Change it with them: a per-test
 /// template database is keyed by it too, so a template built by a taskdb
 /// with other tracking tables is not reused.
+#[cfg(feature = "testing")]
 pub(crate) const TRACKING_TABLES: &str = "ledger 2 (backfill_key, backfill_rows)";
 
 /// Diesel's table, created exactly as the diesel CLI creates it.
