@@ -48,6 +48,29 @@ static GUARDS: Mutex<Vec<Guarded>> = Mutex::new(Vec::new());
 /// How often, and how long, the backends are cancelled after a signal: a
 /// statement sent just after one cancel would still block.
 const CANCEL_EVERY: Duration = Duration::from_millis(250);
+const CANCEL_SLICE: Duration = Duration::from_millis(10);
+
+/// The thread that keeps cancelling after a signal, and its stop flag:
+/// the process must not exit while it is inside libpq (exit tears down
+/// what a connection in progress still uses, and the process then dies
+/// of a signal instead of exiting 130 / 143).
+#[cfg(feature = "ctrl-c")]
+static CANCELLER: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+#[cfg(feature = "ctrl-c")]
+static STOP_CANCELLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops the cancelling thread a signal started, and waits for it: call
+/// before the process exits after an interruption.
+pub fn stop_cancelling() {
+    #[cfg(feature = "ctrl-c")]
+    {
+        STOP_CANCELLING.store(true, Ordering::SeqCst);
+        let thread = CANCELLER.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
 const CANCEL_ROUNDS: u32 = 40;
 
 /// One guard's server and the backends it cancels.
@@ -98,14 +121,25 @@ fn on_signal(signal: i32) {
     if first && guarded {
         // Keep cancelling until the work has rolled back and the process
         // exits (on a thread of its own, so a second signal is still heard).
-        let _ = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("taskdb-cancel".into())
             .spawn(|| {
                 for _ in 0..CANCEL_ROUNDS {
+                    if STOP_CANCELLING.load(Ordering::SeqCst) {
+                        return;
+                    }
                     cancel_watched();
-                    std::thread::sleep(CANCEL_EVERY);
+                    // In slices, so that `stop_cancelling` waits little.
+                    let mut slept = Duration::ZERO;
+                    while slept < CANCEL_EVERY && !STOP_CANCELLING.load(Ordering::SeqCst) {
+                        std::thread::sleep(CANCEL_SLICE);
+                        slept += CANCEL_SLICE;
+                    }
                 }
             });
+        if let (Ok(thread), Ok(mut slot)) = (thread, CANCELLER.lock()) {
+            *slot = Some(thread);
+        }
         return;
     }
     // Nothing to clean up, asked twice, or SQLite (whose unfinished

@@ -334,6 +334,7 @@ fn report(e: &anyhow::Error, url: Option<&crate::db::DatabaseUrl>) -> ExitCode {
         return ExitCode::from(2);
     }
     if let Some(signal) = crate::interrupt::received() {
+        crate::interrupt::stop_cancelling();
         // Whatever handled the interruption says what it left behind;
         // otherwise it was a migration step, rolled back.
         let left_behind = match e.downcast_ref::<crate::Error>() {

@@ -245,7 +245,7 @@ fn ctrl_c_stops_a_backfill_between_batches_saying_what_is_done() {
     signal(&child, "INT");
     let out = wait_with_limit(child, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{:?}: {stderr}", out.status);
     assert!(stderr.contains("are done and saved"), "{stderr}");
     let (state, done) = ledger_progress(&db, &version).unwrap();
     assert_eq!(state, "running");
