@@ -94,23 +94,25 @@ struct ServerBackend {
 }
 
 /// Routes SIGINT and SIGTERM to a thread that records them and cancels the
-/// guarded statements. Call once, from a binary.
+/// guarded statements. Call once. With `say_why`, a signal that ends the
+/// process at once first prints one line saying so (the binary's choice;
+/// the library ends the process silently).
 #[cfg(feature = "ctrl-c")]
-pub fn install() -> std::io::Result<()> {
+pub fn install(say_why: bool) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("taskdb-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                on_signal(signal);
+                on_signal(signal, say_why);
             }
         })?;
     Ok(())
 }
 
 #[cfg(feature = "ctrl-c")]
-fn on_signal(signal: i32) {
+fn on_signal(signal: i32, say_why: bool) {
     let first = SIGNAL
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
         .is_ok();
@@ -145,10 +147,12 @@ fn on_signal(signal: i32) {
     // Nothing to clean up, asked twice, or SQLite (whose unfinished
     // transaction is discarded when the process ends, while its thread may
     // sit in a busy wait no other thread can cut short): stop now.
-    eprintln!(
-        "error: interrupted by {}; nothing unfinished was kept",
-        signal_name(signal)
-    );
+    if say_why {
+        eprintln!(
+            "error: interrupted by {}; nothing unfinished was kept",
+            signal_name(signal)
+        );
+    }
     std::process::exit(exit_code(signal))
 }
 

@@ -312,7 +312,7 @@ fn run_process(url_in_use: &mut Option<crate::db::DatabaseUrl>) -> anyhow::Resul
     }
     // Ctrl-C / SIGTERM during a migration roll back the step in progress
     // (see taskdb::interrupt); elsewhere they end the process as usual.
-    let _ = crate::interrupt::install();
+    let _ = crate::interrupt::install(true);
     let dotenv = dotenv.map_err(anyhow::Error::msg)?;
     let db = Database::resolve(flag.as_deref(), &dotenv, cli.command.prefers_direct_url())?
         .with_wait(cli.global.wait)

@@ -42,7 +42,7 @@ use crate::error::Result;
 /// whole process (the `ctrl-c` feature; the `taskdb` binary always does).
 #[cfg(feature = "ctrl-c")]
 pub fn cancel_on_ctrl_c() -> std::io::Result<()> {
-    crate::interrupt::install()
+    crate::interrupt::install(false)
 }
 
 /// The PostgreSQL migrations for Diesel's own harness (`MigrationHarness`),
