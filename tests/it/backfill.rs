@@ -11,8 +11,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::backfill::{
-    checksum, ledger_progress, migrate_args, migration_dir, project_with_backfill, version_of,
-    with_tasks, PREDICATE, SET,
+    assert_filled, checksum, ledger_progress, migrate_args, migration_dir, project_with_backfill,
+    version_of, with_tasks, PREDICATE, SET,
 };
 use common::process::{finish, read_until, signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use diesel::connection::SimpleConnection;
@@ -104,19 +104,7 @@ fn postgres_runs_a_backfill_in_batches_and_records_it_done() {
         .success()
         .stdout(contains("_fill_tasks_priority"))
         .stdout(contains("batch of"));
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
-        0
-    );
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority <> id % 7"),
-        0
-    );
-    // The predicate held: completed tasks were left alone.
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE completed AND priority IS NOT NULL"),
-        0
-    );
+    assert_filled(&db);
     assert_eq!(
         ledger_progress(&db, &version),
         Some(("applied".into(), 50_000))
@@ -211,18 +199,7 @@ fn sqlite_runs_a_backfill_as_one_update() {
         .assert()
         .success()
         .stdout(contains("_fill_tasks_priority"));
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
-        0
-    );
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority <> id % 7"),
-        0
-    );
-    assert_eq!(
-        db.scalar("SELECT count(*) FROM tasks WHERE completed AND priority IS NOT NULL"),
-        0
-    );
+    assert_filled(&db);
 }
 
 #[test]

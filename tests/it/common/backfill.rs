@@ -106,3 +106,25 @@ pub fn ledger_progress(db: &TestDb, version: &str) -> Option<(String, i64)> {
     .ok()
     .map(|r| (r.state, r.rows))
 }
+
+/// Every open task got `SET`'s value and the completed ones (outside the
+/// predicate) were left alone.
+pub fn assert_filled(db: &TestDb) {
+    for (rows, what) in [
+        (
+            "NOT completed AND priority IS NULL",
+            "open tasks left unfilled",
+        ),
+        (
+            "NOT completed AND priority <> id % 7",
+            "open tasks filled wrong",
+        ),
+        (
+            "completed AND priority IS NOT NULL",
+            "completed tasks touched",
+        ),
+    ] {
+        let count = db.scalar(&format!("SELECT count(*) FROM tasks WHERE {rows}"));
+        assert_eq!(count, 0, "{what}");
+    }
+}
