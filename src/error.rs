@@ -3,6 +3,8 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+pub use crate::versions::DuplicateVersion;
+
 /// Result alias used throughout taskdb.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -99,7 +101,7 @@ pub enum Error {
 
     /// Two migration directories share a version: Diesel would run only one.
     #[error("refusing to migrate: {0}")]
-    DuplicateVersion(#[from] crate::versions::DuplicateVersion),
+    DuplicateVersion(#[from] DuplicateVersion),
 
     /// A version given by the user names no migration.
     #[error("unknown migration version `{0}` (see `taskdb status` for the list)")]

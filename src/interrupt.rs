@@ -24,6 +24,7 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
+#[cfg(feature = "ctrl-c")]
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -47,7 +48,9 @@ static GUARDS: Mutex<Vec<Guarded>> = Mutex::new(Vec::new());
 
 /// How often, and how long, the backends are cancelled after a signal: a
 /// statement sent just after one cancel would still block.
+#[cfg(feature = "ctrl-c")]
 const CANCEL_EVERY: Duration = Duration::from_millis(250);
+#[cfg(feature = "ctrl-c")]
 const CANCEL_SLICE: Duration = Duration::from_millis(10);
 
 /// The thread that keeps cancelling after a signal, and its stop flag:
@@ -61,6 +64,7 @@ static STOP_CANCELLING: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 
 /// Stops the cancelling thread a signal started, and waits for it: call
 /// before the process exits after an interruption.
+#[cfg(feature = "cli")]
 pub fn stop_cancelling() {
     #[cfg(feature = "ctrl-c")]
     {
@@ -71,11 +75,14 @@ pub fn stop_cancelling() {
         }
     }
 }
+#[cfg(feature = "ctrl-c")]
 const CANCEL_ROUNDS: u32 = 40;
 
 /// One guard's server and the backends it cancels.
 struct Guarded {
     id: u64,
+    // The server the signal thread connects to, to cancel.
+    #[cfg_attr(not(feature = "ctrl-c"), allow(dead_code))]
     url: DatabaseUrl,
     backends: Vec<ServerBackend>,
 }
@@ -214,6 +221,7 @@ pub fn check() -> Result<()> {
 }
 
 /// The shell's convention: 128 + signal number (130 SIGINT, 143 SIGTERM).
+#[cfg(feature = "ctrl-c")]
 pub fn exit_code(signal: i32) -> i32 {
     128 + signal
 }
@@ -278,6 +286,7 @@ impl CancelGuard {
     /// Stops cancelling this guard's backends, so the clean-up after an
     /// interruption (e.g. dropping a scratch database on a watched
     /// connection) is not cancelled in turn. The guard stays armed.
+    #[cfg(feature = "cli")]
     pub fn unwatch_all(&self) {
         if let Ok(mut guards) = GUARDS.lock() {
             if let Some(g) = guards.iter_mut().find(|g| g.id == self.id) {

@@ -34,40 +34,60 @@
 //!   as `--sqlite-busy-timeout`. Library code sets this wait with
 //!   [`db::set_sqlite_busy_timeout`].
 
+// What a backend uses: the pool and typed queries, the migration runner,
+// per-test databases, async wrappers, and the error type.
+pub mod db;
+pub mod error;
+pub mod migrate;
+pub mod models;
+#[cfg(feature = "tokio")]
+pub mod nonblocking;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+// The layers of the `taskdb` binary. In the binary's build (the `cli`
+// feature, on by default) they are public for its commands, tests and
+// benchmarks, but hidden from the docs and not part of the library's API;
+// in a backend's build (`default-features = false`) the ones the runner
+// needs are private to the crate and the rest are not compiled.
+macro_rules! binary_layer {
+    ($($(#[$attr:meta])* mod $name:ident;)*) => {$(
+        #[cfg(feature = "cli")]
+        #[doc(hidden)]
+        $(#[$attr])*
+        pub mod $name;
+        #[cfg(not(feature = "cli"))]
+        $(#[$attr])*
+        pub(crate) mod $name;
+    )*};
+}
+binary_layer! {
+    mod catalog;
+    // Signals while the schema changes. A backend's entry point is
+    // `migrate::cancel_on_ctrl_c` (the `ctrl-c` feature).
+    mod interrupt;
+    mod lint;
+    mod orphans;
+    mod seed;
+    mod source;
+    mod versions;
+}
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod adopt;
-pub mod catalog;
-// The `taskdb` binary's commands: not library API.
+// The binary's commands (`src/main.rs` calls `cli::main`).
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
-pub mod db;
-pub mod error;
-// Signals while the schema changes. A backend's entry point is
-// `migrate::cancel_on_ctrl_c` (the `ctrl-c` feature); the rest serves the
-// migration runner and the binary.
+// `taskdb new`.
 #[cfg(feature = "cli")]
 #[doc(hidden)]
-pub mod interrupt;
-#[cfg(not(feature = "cli"))]
-#[allow(dead_code)]
-mod interrupt;
-pub mod lint;
-pub mod migrate;
-pub mod models;
-pub mod orphans;
-// `taskdb new`.
-#[cfg(feature = "tokio")]
-pub mod nonblocking;
-#[cfg(feature = "cli")]
 pub mod scaffold;
-pub mod schema;
-pub mod seed;
 mod settings;
-pub mod source;
-#[cfg(feature = "testing")]
-pub mod testing;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod verify;
-pub mod versions;
 
 // Compiles the Rust snippets of README.md and docs/ as doc tests, so they
 // stay true (in the default build: they show both backends and

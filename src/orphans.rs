@@ -166,6 +166,7 @@ fn remedy(owners: usize, dev_user_tasks: i64) -> String {
 
 /// What a fix changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(feature = "cli")]
 pub struct Fixed {
     /// Tasks changed (reassigned or deleted).
     pub tasks: u64,
@@ -175,6 +176,7 @@ pub struct Fixed {
 
 /// Gives every orphaned task to `user_id`, which must exist. Only orphaned
 /// tasks change; one transaction.
+#[cfg(feature = "cli")]
 pub fn assign_to(conn: &mut DbConnection, user_id: &str) -> Result<Fixed> {
     let found = find(conn)?;
     conn.transaction(|conn| {
@@ -205,6 +207,7 @@ pub fn assign_to(conn: &mut DbConnection, user_id: &str) -> Result<Fixed> {
 }
 
 /// Deletes every orphaned task. Only orphaned tasks go; one transaction.
+#[cfg(feature = "cli")]
 pub fn delete(conn: &mut DbConnection) -> Result<Fixed> {
     let found = find(conn)?;
     conn.transaction(|conn| {

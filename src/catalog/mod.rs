@@ -75,11 +75,14 @@ pub enum ConstraintKind {
     PrimaryKey,
     Unique,
     ForeignKey,
+    // Read from PostgreSQL's catalog only.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Check,
 }
 
 impl ConstraintKind {
     /// `primary key`, `unique constraint`, `foreign key`, `check constraint`.
+    #[cfg(feature = "cli")]
     pub fn label(self) -> &'static str {
         match self {
             ConstraintKind::PrimaryKey => "primary key",
@@ -111,6 +114,7 @@ pub struct Constraint {
 impl Constraint {
     /// What identifies the rule regardless of its name: kind and columns
     /// (and target, for a foreign key; expression, for a check).
+    #[cfg(feature = "cli")]
     pub fn signature(&self) -> String {
         match self.kind {
             ConstraintKind::ForeignKey => {

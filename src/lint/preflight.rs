@@ -19,7 +19,9 @@ use super::rules::Holds;
 use super::{Finding, Level, TableSize};
 use crate::db::{Backend, DbConnection, HasBackend as _};
 use crate::error::{Error, Result};
-use crate::source::{checksum, LocalMigration, MigrationSource};
+#[cfg(feature = "cli")]
+use crate::source::checksum;
+use crate::source::{LocalMigration, MigrationSource};
 
 /// Default `--unsafe-threshold`, in rows. A full scan or rewrite of `tasks`
 /// ran at about 400,000 rows/s here (4M rows in 10.4 s, BENCHMARKS.md), so
@@ -42,6 +44,7 @@ pub struct MigrationFacts {
 }
 
 /// The facts file's text for these PostgreSQL migrations.
+#[cfg(feature = "cli")]
 pub fn facts_json(migrations: &[LocalMigration]) -> String {
     let findings = super::lint_migrations(Backend::Postgres, migrations);
     let facts = Facts {
@@ -127,6 +130,8 @@ pub fn findings_of(source: &MigrationSource, pending: &[LocalMigration]) -> Vec<
 
 /// What the pre-flight decided for one finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Sizes are judged on PostgreSQL only.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub enum Verdict {
     /// An error on a table above the threshold: the run is refused.
     Refused,
@@ -219,6 +224,7 @@ impl PreflightReport {
 }
 
 /// Joins a table's live size with a finding: what it means at that size.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub fn consequence(f: &Finding, size: TableSize) -> String {
     let table = f.table.as_deref().unwrap_or("the table");
     let lock = f.lock.as_deref().unwrap_or("its lock");
@@ -257,6 +263,7 @@ pub fn table_sizes(
 }
 
 /// Adds each finding's live table size and consequence (`taskdb lint --database-url`).
+#[cfg(feature = "cli")]
 pub fn annotate(conn: &mut DbConnection, findings: &mut [Finding]) -> Result<()> {
     crate::db::on_backend!(conn,
         Postgres(pg) => {
@@ -432,6 +439,7 @@ pub fn check_findings(
 }
 
 /// What the pre-flight would say, for `migrate --dry-run` (never refuses).
+#[cfg(feature = "cli")]
 pub fn dry_run_lines(
     source: &MigrationSource,
     pending: &[LocalMigration],
@@ -451,6 +459,7 @@ pub fn dry_run_lines(
 
 /// Checks a PostgreSQL migration directory's facts against a facts file:
 /// `Err` names what differs.
+#[cfg(feature = "cli")]
 pub fn check_facts(
     migrations: &[LocalMigration],
     file_text: &str,
@@ -492,6 +501,7 @@ pub fn check_facts(
 
 /// The embedded facts, for tests: `Err` names what differs from the
 /// migrations compiled into this build.
+#[cfg(feature = "cli")]
 pub fn check_embedded_facts() -> std::result::Result<(), String> {
     let compiled = facts_of(&MigrationSource::Embedded);
     for m in crate::source::migrations(Backend::Postgres) {

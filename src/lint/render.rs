@@ -1,10 +1,14 @@
 //! Findings for people (rustc-style) and for scripts (one JSON document).
 
+#[cfg(feature = "cli")]
 use std::fmt::Write as _;
 
-use super::{Finding, Level, Report, TableSize};
+#[cfg(feature = "cli")]
+use super::{Finding, Level, Report};
+use super::TableSize;
 
 /// `4.0M rows, 420 MB`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub fn describe_size(size: TableSize) -> String {
     let rows = size.rows as f64;
     let rows = if rows >= 1e6 {
@@ -26,6 +30,7 @@ pub fn describe_size(size: TableSize) -> String {
 }
 
 /// One finding the way rustc shows a diagnostic.
+#[cfg(feature = "cli")]
 pub fn human(f: &Finding) -> String {
     let mut s = String::new();
     let level = match (f.level, f.allowed) {
@@ -71,6 +76,7 @@ pub fn human(f: &Finding) -> String {
 }
 
 /// The whole report for people, with a closing summary line.
+#[cfg(feature = "cli")]
 pub fn human_report(report: &Report) -> String {
     let mut s = String::new();
     for f in &report.findings {
@@ -89,6 +95,7 @@ pub fn human_report(report: &Report) -> String {
 }
 
 /// One JSON document: `{ "migrations": N, "errors": N, "warnings": N, "allowed": N, "findings": [...] }`.
+#[cfg(feature = "cli")]
 pub fn json_report(report: &Report) -> String {
     let doc = serde_json::json!({
         "migrations": report.migrations,

@@ -69,6 +69,7 @@ pub struct MigrationLock {
 
 impl MigrationLock {
     /// Takes the lock, calling `on_wait` once if another migrator holds it.
+    #[cfg(feature = "cli")]
     pub fn acquire(url: &DatabaseUrl, on_wait: impl FnMut()) -> Result<Self> {
         Self::acquire_watched(url, None, on_wait)
     }

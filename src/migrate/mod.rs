@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
-pub use crate::source::{migrations, resolve, LocalMigration, MigrationSource};
+pub use crate::source::{migrations, resolve, Backfill, LocalMigration, MigrationSource};
 pub use data_loss::TableLoss;
 pub use lock::ADVISORY_LOCK_KEY;
 pub use migrator::Migrator;

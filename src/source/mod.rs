@@ -18,7 +18,9 @@ use crate::db::Backend;
 use crate::error::{Error, Result};
 
 pub use backfill::Backfill;
-pub use dir::{read_backend_dir, NotUtf8};
+pub use dir::read_backend_dir;
+#[cfg(feature = "cli")]
+pub use dir::NotUtf8;
 
 /// The files of one migration directory: compiled in (borrowed) or read at
 /// run time (owned).

@@ -8,38 +8,67 @@
 //! behind (tables, columns, indexes, constraints) is tracked in
 //! [`track`], after the rules have seen the state before it.
 
+// Without the parser (a backend's build: no `cli` feature) the rules never
+// run: SQLite's checks and the facts file give the findings. What they
+// share with those (the finding, what a lock blocks) is always here.
+#[cfg(feature = "cli")]
 use std::collections::{HashMap, HashSet};
 
+#[cfg(feature = "cli")]
 use super::model::{AlterCmd, Stmt, StmtKind, TypeInfo};
 use super::Rule;
 
+#[cfg(feature = "cli")]
 mod add_column_not_null_without_default;
+#[cfg(feature = "cli")]
 mod add_column_volatile_default;
+#[cfg(feature = "cli")]
 mod cluster;
+#[cfg(feature = "cli")]
 mod column_type_rewrite;
+#[cfg(feature = "cli")]
 mod concurrently_in_transaction;
+#[cfg(feature = "cli")]
 mod constraint_without_not_valid;
+#[cfg(feature = "cli")]
 mod index_without_concurrently;
+#[cfg(feature = "cli")]
 mod lock_table;
+#[cfg(feature = "cli")]
 mod opaque_statement;
+#[cfg(feature = "cli")]
 mod refresh_without_concurrently;
+#[cfg(feature = "cli")]
 mod rename_or_drop;
+#[cfg(feature = "cli")]
 mod set_not_null_without_check;
+#[cfg(feature = "cli")]
 mod table_rewrite;
+#[cfg(feature = "cli")]
 mod timeout_override;
+#[cfg(feature = "cli")]
 mod track;
+#[cfg(feature = "cli")]
 mod truncate;
+#[cfg(feature = "cli")]
 mod unbatched_backfill;
+#[cfg(feature = "cli")]
 mod unique_constraint_under_lock;
+#[cfg(feature = "cli")]
 mod vacuum_full;
 
 #[cfg(all(test, feature = "cli"))]
+#[cfg(feature = "cli")]
 mod test_support;
 
 /// Locks as PostgreSQL names them (docs: "Explicit Locking").
+#[cfg(feature = "cli")]
 pub const ACCESS_EXCLUSIVE: &str = "ACCESS EXCLUSIVE";
+#[cfg(feature = "cli")]
 pub const SHARE: &str = "SHARE";
+#[cfg(feature = "cli")]
 pub const SHARE_ROW_EXCLUSIVE: &str = "SHARE ROW EXCLUSIVE";
+#[cfg(feature = "cli")]
 pub const ROW_EXCLUSIVE: &str = "ROW EXCLUSIVE";
 
 /// What a lock keeps the app from doing while it is held.
@@ -88,16 +117,21 @@ pub struct RawFinding {
 /// What earlier migrations (in order) left behind, as far as the rules care.
 #[derive(Debug, Default, Clone)]
 pub struct Schema {
+    #[cfg(feature = "cli")]
     columns: HashMap<(String, String), TypeInfo>,
     /// (table, column) with a validated `CHECK (column IS NOT NULL)`.
+    #[cfg(feature = "cli")]
     validated_not_null: HashSet<(String, String)>,
     /// (table, constraint) → column, for `CHECK (column IS NOT NULL) NOT VALID`.
+    #[cfg(feature = "cli")]
     pending_not_null: HashMap<(String, String), String>,
     /// Index → its table.
+    #[cfg(feature = "cli")]
     indexes: HashMap<String, String>,
 }
 
 /// One migration file being checked.
+#[cfg(feature = "cli")]
 #[derive(Debug, Default)]
 pub struct FileState {
     created_tables: HashSet<String>,
@@ -106,6 +140,7 @@ pub struct FileState {
     added_not_valid: HashSet<(String, String)>,
 }
 
+#[cfg(feature = "cli")]
 impl FileState {
     fn is_new(&self, table: &str) -> bool {
         self.created_tables.contains(table)
@@ -114,6 +149,7 @@ impl FileState {
 
 /// What a rule sees: the statement, the migration's transaction setting,
 /// and the state before the statement.
+#[cfg(feature = "cli")]
 pub struct Ctx<'a> {
     pub stmt: &'a Stmt,
     pub in_transaction: bool,
@@ -122,10 +158,13 @@ pub struct Ctx<'a> {
 }
 
 /// A rule over a whole statement.
+#[cfg(feature = "cli")]
 type StatementRule = fn(&Ctx<'_>) -> Vec<RawFinding>;
 /// A rule over one subcommand of `ALTER TABLE table …`.
+#[cfg(feature = "cli")]
 type AlterRule = fn(&Ctx<'_>, &str, &AlterCmd) -> Vec<RawFinding>;
 
+#[cfg(feature = "cli")]
 const STATEMENT_RULES: &[StatementRule] = &[
     concurrently_in_transaction::check,
     index_without_concurrently::check,
@@ -140,6 +179,7 @@ const STATEMENT_RULES: &[StatementRule] = &[
     opaque_statement::check,
 ];
 
+#[cfg(feature = "cli")]
 const ALTER_RULES: &[AlterRule] = &[
     add_column_volatile_default::check,
     add_column_not_null_without_default::check,
@@ -153,6 +193,7 @@ const ALTER_RULES: &[AlterRule] = &[
 
 /// Checks one statement; `in_transaction` is the migration's setting.
 /// Updates `file` and `schema` with what the statement leaves behind.
+#[cfg(feature = "cli")]
 pub fn check(
     stmt: &Stmt,
     in_transaction: bool,
@@ -192,6 +233,7 @@ pub fn check(
 }
 
 /// A finding with every field a locking rule fills.
+#[cfg(feature = "cli")]
 fn finding(
     rule: Rule,
     table: &str,
@@ -212,10 +254,12 @@ fn finding(
     }
 }
 
+#[cfg(feature = "cli")]
 const OWN_MIGRATION: &str =
     "-- in a migration of its own, with metadata.toml: run_in_transaction = false";
 
 /// The statement with `NOT VALID` added, when it holds one subcommand.
+#[cfg(feature = "cli")]
 fn with_not_valid(stmt: &Stmt, fallback: String) -> String {
     match &stmt.kind {
         StmtKind::AlterTable { cmds, .. } if cmds.len() == 1 => format!("{} NOT VALID;", stmt.text),
@@ -223,6 +267,7 @@ fn with_not_valid(stmt: &Stmt, fallback: String) -> String {
     }
 }
 
+#[cfg(feature = "cli")]
 impl Stmt {
     /// Statements PostgreSQL refuses inside a transaction block.
     pub fn refuses_transaction(&self) -> bool {
