@@ -170,6 +170,22 @@ pub struct MigrateOpts {
     /// size (100 to 50000 rows) adapts towards it (PostgreSQL)
     #[arg(long, value_name = "DURATION", env = "TASKDB_BACKFILL_BATCH_TIME", default_value_t = DurationArg(crate::migrate::DEFAULT_BACKFILL_BATCH_TIME))]
     pub backfill_batch_time: DurationArg,
+
+    /// Cap the server's WAL rate while a backfill runs: it sleeps between
+    /// batches to stay under it, e.g. 20MB/s (sizes in powers of 1024), or
+    /// `off` (PostgreSQL)
+    #[arg(long, value_name = "RATE", env = "TASKDB_MAX_WAL_RATE", default_value = "off", value_parser = WalRateArg::parse)]
+    pub max_wal_rate: WalRateArg,
+}
+
+/// `--max-wal-rate`: a WAL rate, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalRateArg(pub Option<crate::migrate::WalRate>);
+
+impl WalRateArg {
+    fn parse(s: &str) -> Result<WalRateArg, String> {
+        crate::migrate::WalRate::parse(s).map(WalRateArg)
+    }
 }
 
 impl MigrateOpts {
@@ -183,6 +199,7 @@ impl MigrateOpts {
             max_replica_lag: self.max_replica_lag,
             replica_wait: self.replica_wait.0,
             backfill_batch_time: self.backfill_batch_time.0,
+            max_wal_rate: self.max_wal_rate.0,
             // Who ran it, for people reading the ledger.
             applied_by: format!(
                 "taskdb {} ({})",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::{self, Backend, DatabaseUrl};
 use crate::migrate::step_progress::{self as server, IndexBuildProgress};
-use crate::migrate::Event;
+use crate::migrate::{Event, ThrottleReason};
 
 /// How often the line is redrawn.
 const REDRAW: Duration = Duration::from_millis(200);
@@ -52,6 +52,25 @@ pub fn format_index_build(p: &IndexBuildProgress) -> String {
 /// `rows 12000/50000 (24%)`.
 pub fn format_rows(done: u64, total: u64) -> String {
     format!("rows {done}/{total} ({}%)", done * 100 / total.max(1))
+}
+
+/// `WAL at 21.3 MB/s over the last 5 s, cap 20MB/s; sleeping 250 ms`: why
+/// a backfill sleeps between batches.
+pub fn format_throttle(reason: &ThrottleReason, sleep: Duration) -> String {
+    let why = match reason {
+        ThrottleReason::WalRate { recent, cap } => format!(
+            "WAL at {}/s over the last {} s, cap {cap}",
+            crate::migrate::replicas::human_size(*recent),
+            crate::migrate::throttle::WAL_WINDOW.as_secs()
+        ),
+        ThrottleReason::LockWaits { sessions } => format!(
+            "{sessions} session(s) of the app waited on the last batch's row locks; smaller batches"
+        ),
+    };
+    format!(
+        "{why}; sleeping {}",
+        crate::cli::output::human_duration(sleep)
+    )
 }
 
 /// `4.2 s behind, 12.0 MB of WAL`: how far a standby is behind.
@@ -213,6 +232,15 @@ impl MigrationProgress {
                 t.set_detail(format!(
                     "backfill {}, batches of {batch_size}",
                     format_rows(*rows_done, (*rows_estimated).max(*rows_done))
+                ));
+            }
+            return;
+        }
+        if let Event::BackfillThrottled { reason, sleep, .. } = event {
+            if let Some(t) = &self.current {
+                t.set_detail(format!(
+                    "backfill throttling: {}",
+                    format_throttle(reason, *sleep)
                 ));
             }
             return;

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::output::{self, human_duration, Output};
 use super::progress;
 use super::{Database, MigrateOpts};
-use crate::migrate::{Event, LocalMigration, Migrator};
+use crate::migrate::{Event, LocalMigration, Migrator, ThrottleReason};
 
 /// How often a backfill's progress is printed when there is no live line.
 const BACKFILL_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -18,6 +18,8 @@ pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
     let options = opts.options(db);
     let mut progress = progress::MigrationProgress::new(db.url.clone());
     let mut backfill_line: Option<std::time::Instant> = None;
+    let mut throttle_line: Option<(std::time::Instant, std::mem::Discriminant<ThrottleReason>)> =
+        None;
     Migrator::new(db.url.clone())
         .with_options(options)
         .with_source(db.migrations.clone())
@@ -29,6 +31,19 @@ pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
                     && backfill_line.is_none_or(|t| t.elapsed() >= BACKFILL_LINE_EVERY)
                 {
                     backfill_line = Some(std::time::Instant::now());
+                    print_event(event);
+                }
+                progress.observe(&event);
+                return;
+            }
+            if let Event::BackfillThrottled { reason, .. } = event {
+                // Likewise, and said at once when the reason changes.
+                let kind = std::mem::discriminant(&reason);
+                if !progress::enabled()
+                    && (throttle_line
+                        .is_none_or(|(t, k)| k != kind || t.elapsed() >= BACKFILL_LINE_EVERY))
+                {
+                    throttle_line = Some((std::time::Instant::now(), kind));
                     print_event(event);
                 }
                 progress.observe(&event);
@@ -101,12 +116,18 @@ pub fn print_event(event: Event<'_>) {
             "  waiting for standby {standby} to replay ({}) before the next step",
             progress::format_replica_lag(replay_lag, bytes_behind)
         ),
+        Event::BackfillThrottled { migration, reason, sleep } => writeln!(
+            out,
+            "  {}: throttling: {}",
+            migration.name(),
+            progress::format_throttle(&reason, sleep)
+        ),
         Event::BackfillResuming { migration, rows_done } => writeln!(
             out,
             "  {}: resuming the backfill after the {rows_done} rows an earlier run did",
             migration.dir_name()
         ),
-        Event::BackfillProgress { migration, rows_done, rows_estimated, batch_size, next_batch_size } => writeln!(
+        Event::BackfillProgress { migration, rows_done, rows_estimated, batch_size, next_batch_size, .. } => writeln!(
             out,
             "  {}: {}, batch of {batch_size} rows (next {next_batch_size})",
             migration.name(),

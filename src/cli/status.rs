@@ -9,7 +9,7 @@ use clap::Args;
 use super::output::{self, Output};
 use super::Database;
 use crate::db::Backend;
-use crate::migrate::backfill;
+use crate::migrate::backfill::{self, SavedProgress};
 use crate::migrate::replicas::{self, Standby};
 use crate::migrate::{MigrationPlan, MigrationState, PlanEntry};
 
@@ -27,7 +27,10 @@ pub struct Opts {
     /// modified|missing|dirty, "applied_at": "2026-02-08T12:00:00Z" or null,
     /// "checksum": "ok" (matches the recorded one) | "modified" |
     /// "unrecorded" (applied by another tool, no checksum yet) | null (not
-    /// applied, or not in this build), "execution_ms": number or null}],
+    /// applied, or not in this build), "execution_ms": number or null,
+    /// "backfill": for a backfill migration cut off or running, {"rows_done",
+    /// "rows_estimated": numbers, "rows_per_second": its latest run's rate,
+    /// or null before its first batch}, else null}],
     /// "standbys": [{"name": application_name, "state": "streaming"|…,
     /// "lag_visible": false when this role may not see the lag (it needs
     /// pg_read_all_stats; the two fields after it are then null, meaning
@@ -67,7 +70,7 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         (plan, standbys, backfills)
     };
     if opts.format == super::OutputFormat::Json {
-        json::print(&plan, &standbys, db, out)?;
+        json::print(&plan, &standbys, &backfills, db, out)?;
     } else {
         print_plan(&plan, &backfills, out)?;
         print_standbys(&standbys, out)?;
@@ -85,11 +88,10 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     })
 }
 
-/// `backfills`: rows done and estimated of each unfinished backfill, by
-/// version.
+/// `backfills`: how far each unfinished backfill got, by version.
 fn print_plan(
     plan: &MigrationPlan,
-    backfills: &BTreeMap<String, (u64, u64)>,
+    backfills: &BTreeMap<String, SavedProgress>,
     out: &mut Output<'_>,
 ) -> anyhow::Result<()> {
     let recorded = plan.applied().count();
@@ -121,10 +123,14 @@ fn print_plan(
             .applied_at()
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default();
-        let backfill = backfills.get(&entry.version).map(|(done, estimated)| {
+        let backfill = backfills.get(&entry.version).map(|p| {
+            let rate = p
+                .rows_per_second
+                .map(|r| format!(", {r:.0} rows/s"))
+                .unwrap_or_default();
             format!(
-                "backfill {}",
-                super::progress::format_rows(*done, *estimated)
+                "backfill {}{rate}",
+                super::progress::format_rows(p.rows_done, p.rows_estimated)
             )
         });
         let extra = match (entry.state, backfill) {
@@ -187,8 +193,11 @@ fn print_standbys(standbys: &[Standby], out: &mut Output<'_>) -> anyhow::Result<
 mod json {
     use std::io::Write;
 
+    use std::collections::BTreeMap;
+
     use crate::cli::output::Output;
     use crate::cli::Database;
+    use crate::migrate::backfill::SavedProgress;
     use crate::migrate::{MigrationPlan, PlanEntry};
 
     #[derive(serde::Serialize)]
@@ -219,6 +228,14 @@ mod json {
         applied_at: Option<String>,
         checksum: Option<&'static str>,
         execution_ms: Option<i64>,
+        backfill: Option<Backfill>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Backfill {
+        rows_done: u64,
+        rows_estimated: u64,
+        rows_per_second: Option<f64>,
     }
 
     fn checksum_state(entry: &PlanEntry) -> Option<&'static str> {
@@ -237,6 +254,7 @@ mod json {
     pub(super) fn print(
         plan: &MigrationPlan,
         standbys: &[crate::migrate::replicas::Standby],
+        backfills: &BTreeMap<String, SavedProgress>,
         db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
@@ -263,6 +281,11 @@ mod json {
                         .filter(|t| t.recorded)
                         .and_then(|t| t.ledger.as_ref())
                         .map(|l| l.execution_ms),
+                    backfill: backfills.get(&e.version).map(|p| Backfill {
+                        rows_done: p.rows_done,
+                        rows_estimated: p.rows_estimated,
+                        rows_per_second: p.rows_per_second.map(|r| r.round()),
+                    }),
                 })
                 .collect(),
             standbys: standbys

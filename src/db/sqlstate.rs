@@ -67,6 +67,17 @@ impl SqlState {
 /// `SELECT … INTO new_table` (PL/pgSQL refuses it in EXECUTE; `CREATE
 /// TABLE … AS` is the same statement).
 pub(crate) fn trap(sql: &str, states: &[SqlState]) -> String {
+    trap_keeping(sql, states, None)
+}
+
+/// [`trap`] for one statement that returns one value (an `EXPLAIN (…,
+/// FORMAT JSON)`): the value is kept, as text, in the transaction-local
+/// setting `setting` (a `prefix.name`), for `current_setting` to read.
+pub(crate) fn trap_keeping_result(sql: &str, states: &[SqlState], setting: &str) -> String {
+    trap_keeping(sql, states, Some(setting))
+}
+
+fn trap_keeping(sql: &str, states: &[SqlState], setting: Option<&str>) -> String {
     // Dollar-quote tags whose names the SQL does not contain.
     let mut n = 0;
     while sql.contains(&format!("taskdb_sql{n}")) || sql.contains(&format!("taskdb_do{n}")) {
@@ -83,7 +94,14 @@ pub(crate) fn trap(sql: &str, states: &[SqlState]) -> String {
             )
         })
         .collect();
-    format!("DO {outer}\nBEGIN\n  EXECUTE {inner}{sql}{inner};\nEXCEPTION{handlers}\nEND\n{outer}")
+    match setting {
+        None => format!(
+            "DO {outer}\nBEGIN\n  EXECUTE {inner}{sql}{inner};\nEXCEPTION{handlers}\nEND\n{outer}"
+        ),
+        Some(setting) => format!(
+            "DO {outer}\nDECLARE result text;\nBEGIN\n  EXECUTE {inner}{sql}{inner} INTO result;\n  PERFORM set_config('{setting}', result, true);\nEXCEPTION{handlers}\nEND\n{outer}"
+        ),
+    }
 }
 
 /// Which of the states [`trap`] caught, if `e` is one.

@@ -6,7 +6,9 @@
 //! ledger in the batch's own transaction, so a run killed at any point
 //! resumes after the last batch that committed. The batch size adapts to
 //! [`MigrateOptions::backfill_batch_time`]; between batches the standby
-//! gate of [`replicas`] holds it back while a standby lags.
+//! gate of [`replicas`] holds it back while a standby lags, and
+//! [`throttle`] while the server's WAL is at its cap or the app waited on
+//! a batch's row locks.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use super::apply::{failed, in_write_transaction, millis, with_lock_retries, StepOutcome};
 use super::ledger::{self, BackfillPosition, LedgerState};
 use super::replicas::{self, Gate};
+use super::throttle::{self, LockBackoff, WalPacer};
 use super::{Event, MigrateOptions};
 use crate::db::sqlstate::{self, SqlState};
 use crate::db::DbConnection;
@@ -61,9 +64,19 @@ pub(super) fn apply(
             rows_done: p.rows.max(0) as u64,
         });
     }
+    ledger::start_backfill_run(conn, &version, position.as_ref().map_or(0, |p| p.rows))?;
     let estimated = estimated_rows(conn, &spec.table)?;
     let started = Instant::now();
     let mut size = BatchSize::new(settings.backfill_batch_time);
+    let mut wal = settings
+        .max_wal_rate
+        .map(|cap| WalPacer::new(cap, Instant::now()));
+    let mut lock_backoff = LockBackoff::default();
+    // The batch size, within what the WAL cap allows.
+    let rows = |size: &BatchSize, wal: &Option<WalPacer>| {
+        let capped = wal.as_ref().and_then(WalPacer::max_rows);
+        capped.map_or(size.rows(), |max| size.rows().min(max.max(MIN_BATCH)))
+    };
     let mut first = true;
     loop {
         crate::interrupt::check().map_err(|e| resumable(e, position.as_ref()))?;
@@ -77,34 +90,71 @@ pub(super) fn apply(
             )
             .map_err(|e| resumable(e, position.as_ref()))?;
         }
-        let batch = size.rows();
+        let batch = rows(&size, &wal);
         let batch_started = Instant::now();
         let mut walked = None;
-        with_lock_retries(m, settings, report, || {
-            walked = Some(run_batch(
-                conn,
-                m,
-                spec,
-                settings,
-                position.as_ref(),
-                batch,
-            )?);
-            Ok(StepOutcome::Done(Duration::ZERO))
-        })
+        let mut timed_out = false;
+        with_lock_retries(
+            m,
+            settings,
+            &mut |event| {
+                timed_out |= matches!(event, Event::LockTimeout { .. });
+                report(event)
+            },
+            || {
+                walked = Some(run_batch(
+                    conn,
+                    m,
+                    spec,
+                    settings,
+                    position.as_ref(),
+                    batch,
+                )?);
+                Ok(StepOutcome::Done(Duration::ZERO))
+            },
+        )
         .map_err(|e| resumable(e, position.as_ref()))?;
-        let Some(next) = walked.flatten() else {
+        let Some(Batch {
+            next,
+            waiting,
+            wal_bytes,
+        }) = walked.flatten()
+        else {
             break;
         };
-        let done = next.rows - position.as_ref().map_or(0, |p| p.rows);
-        size.record(done as u64, batch_started.elapsed());
+        let batch_time = batch_started.elapsed();
+        let done = (next.rows - position.as_ref().map_or(0, |p| p.rows)).max(0) as u64;
+        size.record(done, batch_time);
+        // The batch waited for row locks, or made the app wait for its own:
+        // smaller batches hold fewer rows for less time.
+        let lock_wait = lock_backoff.after_batch(waiting, batch_time);
+        if timed_out || lock_wait.is_some() {
+            size.shrink();
+        }
+        position = Some(next);
+        let p = position.as_ref();
+        let wal_wait = match (wal.as_mut(), wal_bytes) {
+            (Some(pacer), Some(bytes)) => pacer.after_batch(done, bytes, Instant::now()),
+            _ => None,
+        };
         report(Event::BackfillProgress {
             migration: m,
-            rows_done: next.rows.max(0) as u64,
+            rows_done: p.map_or(0, |p| p.rows.max(0) as u64),
             rows_estimated: estimated,
-            batch_size: done as u64,
-            next_batch_size: size.rows(),
+            batch_size: done,
+            next_batch_size: rows(&size, &wal),
+            wal_bytes,
         });
-        position = Some(next);
+        let mut sleep = Duration::ZERO;
+        for (wait, reason) in [lock_wait, wal_wait].into_iter().flatten() {
+            report(Event::BackfillThrottled {
+                migration: m,
+                reason,
+                sleep: wait,
+            });
+            sleep = sleep.max(wait);
+        }
+        throttle::sleep_interruptibly(sleep).map_err(|e| resumable(e, p))?;
     }
     let elapsed = started.elapsed();
     in_write_transaction(conn, settings, |conn| {
@@ -124,17 +174,39 @@ pub(super) fn apply(
     Ok(StepOutcome::Done(elapsed))
 }
 
-/// How far an unfinished backfill migration got, as its ledger row says:
-/// rows walked, and the table's rows as estimated now (at least as many).
-/// `None` when it saved no position (or the ledger predates positions).
-/// For `taskdb status`.
+/// How far an unfinished backfill migration got, as its ledger row says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SavedProgress {
+    /// Rows walked (in key order, matching or not), all runs together.
+    pub rows_done: u64,
+    /// The table's rows as estimated now (at least `rows_done`).
+    pub rows_estimated: u64,
+    /// Rows per second of its latest run, up to its last saved batch.
+    pub rows_per_second: Option<f64>,
+}
+
+/// The progress of backfill migration `m`; `None` when it saved no
+/// position (or the ledger predates positions). For `taskdb status`.
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
-pub(crate) fn saved_progress(conn: &mut DbConnection, m: &LocalMigration) -> Option<(u64, u64)> {
+pub(crate) fn saved_progress(conn: &mut DbConnection, m: &LocalMigration) -> Option<SavedProgress> {
     let spec = m.backfill().ok()??;
     let saved = ledger::backfill_position(conn, &m.version()).ok()??;
     let done = saved.rows.max(0) as u64;
     let estimated = estimated_rows(conn, &spec.table).unwrap_or(0);
-    Some((done, estimated.max(done)))
+    Some(SavedProgress {
+        rows_done: done,
+        rows_estimated: estimated.max(done),
+        rows_per_second: ledger::backfill_rate(conn, &m.version()).ok().flatten(),
+    })
+}
+
+/// A batch done: where it ended, how many of the app's sessions were
+/// waiting on its row locks as it was about to commit, and the WAL its
+/// `UPDATE` wrote (measured under a WAL cap only).
+struct Batch {
+    next: BackfillPosition,
+    waiting: u32,
+    wal_bytes: Option<u64>,
 }
 
 /// One batch in its own transaction: the keys after `after` up to `rows`
@@ -147,7 +219,7 @@ fn run_batch(
     settings: &MigrateOptions,
     after: Option<&BackfillPosition>,
     rows: u64,
-) -> Result<Option<BackfillPosition>> {
+) -> Result<Option<Batch>> {
     #[derive(QueryableByName)]
     struct Upper {
         #[diesel(sql_type = Nullable<Text>)]
@@ -178,14 +250,33 @@ fn run_batch(
             upper = literal(&upper_key),
             predicate = spec.predicate
         );
-        conn.batch_execute(&sqlstate::trap(&update, &[SqlState::LockNotAvailable]))
+        let trapped = [SqlState::LockNotAvailable];
+        let wal_bytes = if settings.max_wal_rate.is_some() {
+            // The statement's own WAL, as the server counts it.
+            conn.batch_execute(&sqlstate::trap_keeping_result(
+                &format!("{}{update}", throttle::EXPLAIN_WAL),
+                &trapped,
+                throttle::PLAN_SETTING,
+            ))
             .map_err(|e| failed(m, e))?;
+            Some(throttle::explained_wal_bytes(conn)?)
+        } else {
+            conn.batch_execute(&sqlstate::trap(&update, &trapped))
+                .map_err(|e| failed(m, e))?;
+            None
+        };
+        // Asked while the batch still holds its row locks.
+        let waiting = throttle::sessions_waiting_on_me(conn)?;
         let next = BackfillPosition {
             key: upper_key,
             rows: after.map_or(0, |p| p.rows) + upper.n,
         };
         ledger::save_backfill_position(conn, &m.version(), &next)?;
-        Ok(Some(next))
+        Ok(Some(Batch {
+            next,
+            waiting,
+            wal_bytes,
+        }))
     })
 }
 
@@ -245,6 +336,11 @@ impl BatchSize {
 
     fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Halves the next batch (down to the floor).
+    fn shrink(&mut self) {
+        self.rows = (self.rows / 2).max(MIN_BATCH);
     }
 
     /// A batch of `rows` took `elapsed`.

@@ -3,8 +3,10 @@
 //! What Diesel does not keep lives in taskdb's `__taskdb_ledger`: the
 //! checksum of each applied `up.sql`, how long it ran, who ran it and when,
 //! and whether a migration that cannot run in a transaction is still running
-//! or failed part-way, and how far a backfill migration got (PostgreSQL:
-//! `backfill_key`, `backfill_rows`, added to ledgers from before them).
+//! or failed part-way, and how far a backfill migration got and how fast
+//! (PostgreSQL: `backfill_key`, `backfill_rows`; `backfill_started_at`,
+//! `backfill_started_rows`, `backfill_saved_at` for the run's rate; added
+//! to ledgers from before them).
 //! (Names starting with `__` are skipped by `diesel print-schema`.)
 
 use chrono::NaiveDateTime;
@@ -21,7 +23,7 @@ use crate::source::LocalMigration;
 /// template database is keyed by it too, so a template built by a taskdb
 /// with other tracking tables is not reused.
 #[cfg(feature = "testing")]
-pub(crate) const TRACKING_TABLES: &str = "ledger 2 (backfill_key, backfill_rows)";
+pub(crate) const TRACKING_TABLES: &str = "ledger 3 (backfill_key, backfill_rows, backfill_started_at, backfill_started_rows, backfill_saved_at)";
 
 /// Diesel's table, created exactly as the diesel CLI creates it.
 const CREATE_DIESEL_TABLE: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
@@ -205,8 +207,8 @@ pub fn create_tables(conn: &mut DbConnection) -> Result<()> {
     Ok(())
 }
 
-/// Adds the backfill position's columns to a ledger created before them.
-/// Asked first, so an up-to-date ledger takes no table lock.
+/// Adds the backfill columns to a ledger created before them (or before
+/// some of them). Asked first, so an up-to-date ledger takes no table lock.
 fn add_backfill_columns(conn: &mut DbConnection) -> Result<()> {
     #[derive(QueryableByName)]
     struct Present {
@@ -214,16 +216,20 @@ fn add_backfill_columns(conn: &mut DbConnection) -> Result<()> {
         present: bool,
     }
     let row: Present = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute
-                         WHERE attrelid = to_regclass('__taskdb_ledger')
-                           AND attname = 'backfill_rows' AND NOT attisdropped) AS present",
+        "SELECT count(*) = 5 AS present FROM pg_attribute
+          WHERE attrelid = to_regclass('__taskdb_ledger') AND NOT attisdropped
+            AND attname IN ('backfill_key', 'backfill_rows', 'backfill_started_at',
+                            'backfill_started_rows', 'backfill_saved_at')",
     )
     .get_result(conn)?;
     if !row.present {
         conn.batch_execute(
             "ALTER TABLE __taskdb_ledger
                  ADD COLUMN IF NOT EXISTS backfill_key TEXT,
-                 ADD COLUMN IF NOT EXISTS backfill_rows BIGINT",
+                 ADD COLUMN IF NOT EXISTS backfill_rows BIGINT,
+                 ADD COLUMN IF NOT EXISTS backfill_started_at TIMESTAMP,
+                 ADD COLUMN IF NOT EXISTS backfill_started_rows BIGINT,
+                 ADD COLUMN IF NOT EXISTS backfill_saved_at TIMESTAMP",
         )?;
     }
     Ok(())
@@ -262,6 +268,44 @@ pub fn backfill_position(
     }))
 }
 
+/// Marks the start of a run of `version`'s backfill, `rows` already done
+/// by earlier runs: its rate is counted from here (the server's clock).
+pub fn start_backfill_run(conn: &mut DbConnection, version: &str, rows: i64) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE __taskdb_ledger
+            SET backfill_started_at = clock_timestamp() AT TIME ZONE 'UTC',
+                backfill_started_rows = $2, backfill_saved_at = NULL
+          WHERE version = $1",
+    )
+    .bind::<Text, _>(version)
+    .bind::<BigInt, _>(rows)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The rows per second of the latest run of `version`'s backfill, from
+/// its start to its last saved batch (`None` before a batch is saved, or
+/// in a ledger from before rates).
+pub fn backfill_rate(conn: &mut DbConnection, version: &str) -> Result<Option<f64>> {
+    #[derive(QueryableByName)]
+    struct Rate {
+        #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
+        rate: Option<f64>,
+    }
+    let row: Option<Rate> = diesel::sql_query(
+        "SELECT (backfill_rows - backfill_started_rows)
+                / NULLIF(extract(epoch FROM backfill_saved_at - backfill_started_at), 0)::float8
+                AS rate
+           FROM __taskdb_ledger WHERE version = $1",
+    )
+    .bind::<Text, _>(version)
+    .get_result(conn)
+    .optional()?;
+    Ok(row
+        .and_then(|r| r.rate)
+        .filter(|r| r.is_finite() && *r >= 0.0))
+}
+
 /// Saves `version`'s backfill position (in the batch's transaction).
 pub fn save_backfill_position(
     conn: &mut DbConnection,
@@ -269,7 +313,10 @@ pub fn save_backfill_position(
     position: &BackfillPosition,
 ) -> Result<()> {
     diesel::sql_query(
-        "UPDATE __taskdb_ledger SET backfill_key = $2, backfill_rows = $3 WHERE version = $1",
+        "UPDATE __taskdb_ledger
+            SET backfill_key = $2, backfill_rows = $3,
+                backfill_saved_at = clock_timestamp() AT TIME ZONE 'UTC'
+          WHERE version = $1",
     )
     .bind::<Text, _>(version)
     .bind::<Text, _>(&position.key)

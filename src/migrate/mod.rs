@@ -18,6 +18,7 @@ mod migrator;
 pub(crate) mod plan;
 pub mod replicas;
 pub mod step_progress;
+pub mod throttle;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use data_loss::TableLoss;
 pub use lock::ADVISORY_LOCK_KEY;
 pub use migrator::Migrator;
 pub use plan::{MigrationPlan, MigrationState, PlanEntry};
+pub use throttle::{ThrottleReason, WalRate};
 
 use crate::db::DatabaseUrl;
 use crate::error::Result;
@@ -146,6 +148,17 @@ pub enum Event<'a> {
         batch_size: u64,
         /// Rows in the next batch.
         next_batch_size: u64,
+        /// The WAL the batch's `UPDATE` wrote (measured only under
+        /// [`MigrateOptions::max_wal_rate`]).
+        wal_bytes: Option<u64>,
+    },
+    /// A backfill sleeps between two batches: its WAL is at
+    /// [`MigrateOptions::max_wal_rate`], or the app's sessions waited on
+    /// the batch's row locks.
+    BackfillThrottled {
+        migration: &'a LocalMigration,
+        reason: ThrottleReason,
+        sleep: Duration,
     },
     /// A backfill resumes after the key an earlier run saved.
     BackfillResuming {
@@ -184,6 +197,9 @@ pub struct MigrateOptions {
     /// How long each batch of a backfill migration should take: the batch
     /// size grows and shrinks towards it.
     pub backfill_batch_time: Duration,
+    /// A cap on the WAL rate a backfill writes: it sleeps between batches
+    /// to stay under it (`None`: no cap). See [`throttle`].
+    pub max_wal_rate: Option<WalRate>,
 }
 
 impl Default for MigrateOptions {
@@ -197,6 +213,7 @@ impl Default for MigrateOptions {
             max_replica_lag: replicas::LagBound::default(),
             replica_wait: replicas::DEFAULT_REPLICA_WAIT,
             backfill_batch_time: DEFAULT_BACKFILL_BATCH_TIME,
+            max_wal_rate: None,
         }
     }
 }

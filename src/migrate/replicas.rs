@@ -131,7 +131,7 @@ fn parse_duration(part: &str) -> Option<Duration> {
 }
 
 /// `Some` when `part` ends in a size unit: the bytes, or why not.
-fn parse_size(part: &str) -> Option<std::result::Result<u64, String>> {
+pub(crate) fn parse_size(part: &str) -> Option<std::result::Result<u64, String>> {
     let split = part.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = part.split_at(split);
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {

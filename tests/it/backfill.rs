@@ -3,7 +3,9 @@
 //! `UPDATE` in batches in key order and records it done, and after a
 //! `kill -9` part-way a second run resumes from the saved key and ends
 //! with the table one `UPDATE` gives; Ctrl-C stops it between batches
-//! and a rerun resumes (a lagging standby: tests/replicas); SQLite runs it as one `UPDATE`.
+//! and a rerun resumes (a lagging standby: tests/replicas); a WAL rate cap
+//! and the app waiting on a batch's row locks make it sleep between
+//! batches; `status` shows its rows and rate; SQLite runs it as one `UPDATE`.
 //! Migrations are read from a copy of `migrations/` (`--migrations-dir`).
 
 use crate::common;
@@ -16,6 +18,7 @@ use common::backfill::{
 };
 use common::process::{finish, read_until, signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use diesel::connection::SimpleConnection;
+use diesel::Connection;
 use predicates::str::contains;
 use taskdb::Backend;
 
@@ -176,7 +179,45 @@ fn a_killed_backfill_resumes_and_ends_as_one_update_would() {
         .assert()
         .success()
         .stdout(contains(format!("backfill rows {done}/")))
-        .stdout(contains("the next migrate resumes it there"));
+        .stdout(contains(
+            " rows/s; cut off, the next migrate resumes it there",
+        ));
+    // The same for scripts: rows done, estimated, and the killed run's rate.
+    let json = db
+        .taskdb()
+        .args([
+            "--migrations-dir",
+            &project.path().join("migrations").display().to_string(),
+            "status",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let status: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let migrations = status["migrations"].as_array().unwrap();
+    let entry = migrations
+        .iter()
+        .find(|m| m["version"] == version.as_str())
+        .unwrap();
+    assert_eq!(entry["state"], "interrupted");
+    let backfill = &entry["backfill"];
+    assert_eq!(backfill["rows_done"].as_i64(), Some(done), "{entry}");
+    assert!(
+        backfill["rows_estimated"].as_i64().unwrap() >= done,
+        "{entry}"
+    );
+    assert!(
+        backfill["rows_per_second"].as_f64().unwrap() > 0.0,
+        "{entry}"
+    );
+    assert!(migrations
+        .iter()
+        .filter(|m| m["version"] != version.as_str())
+        .all(|m| m["backfill"].is_null()));
 
     db.taskdb()
         .args(migrate_args(project.path()))
@@ -280,5 +321,180 @@ fn a_batch_that_waits_on_a_row_lock_rolls_back_and_retries_under_the_lock_timeou
     assert_eq!(
         db.scalar("SELECT count(*) FROM tasks WHERE NOT completed AND priority IS NULL"),
         0
+    );
+}
+
+/// The server's WAL position in bytes.
+fn wal_position(conn: &mut diesel::PgConnection) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        lsn: i64,
+    }
+    diesel::sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn")
+        .get_result::<Lsn>(conn)
+        .unwrap()
+        .lsn
+}
+
+#[test]
+fn a_wal_rate_cap_keeps_every_5_second_window_under_it_and_the_backfill_finishes() {
+    use taskdb::migrate::{Event, MigrateOptions, MigrationSource, Migrator, WalRate};
+    const CAP: u64 = 2 << 20;
+    let project = project_with_backfill();
+    let version = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_fill_tasks_priority",
+    ));
+    let db = with_tasks(Backend::Postgres, 100_000);
+    let mut sampler = diesel::PgConnection::establish(db.url()).unwrap();
+    let server_before = wal_position(&mut sampler);
+    // The run as the library reports it: each batch's WAL, when it ended,
+    // and the sleeps.
+    let started = std::time::Instant::now();
+    let mut batches = Vec::new();
+    let mut throttled = 0;
+    Migrator::new(db.database_url())
+        .with_source(MigrationSource::Dir(project.path().join("migrations")))
+        .with_options(MigrateOptions {
+            max_wal_rate: Some(WalRate {
+                bytes_per_second: CAP,
+            }),
+            ..MigrateOptions::default()
+        })
+        .on_event(|event| match event {
+            Event::BackfillProgress { wal_bytes, .. } => {
+                batches.push((std::time::Instant::now(), wal_bytes.unwrap()))
+            }
+            Event::BackfillThrottled { reason, sleep, .. } => {
+                assert!(
+                    matches!(reason, taskdb::migrate::ThrottleReason::WalRate { .. }),
+                    "{reason:?}"
+                );
+                assert!(sleep > Duration::ZERO);
+                throttled += 1;
+            }
+            _ => {}
+        })
+        .migrate(None)
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_filled(&db);
+    assert_eq!(
+        ledger_progress(&db, &version),
+        Some(("applied".into(), 100_000))
+    );
+    assert!(throttled > 0);
+    // The batches' WAL is the server's own count: the server wrote at
+    // least that much meanwhile (it also holds every other session's).
+    let own: u64 = batches.iter().map(|(_, b)| b).sum();
+    let server = (wal_position(&mut sampler) - server_before) as u64;
+    assert!(own > 0 && own <= server, "{own} of {server}");
+    // Enough WAL that the cap mattered: two windows' worth.
+    assert!(
+        own as f64 > 2.0 * 5.0 * CAP as f64,
+        "only {own} bytes of WAL"
+    );
+
+    // Every 5 s window: a batch's WAL counted whole as soon as the window
+    // reaches the moment it ended (the worst case for the pacing).
+    let window = Duration::from_secs(5);
+    let worst = batches
+        .iter()
+        .map(|(t0, _)| {
+            batches
+                .iter()
+                .filter(|(t, _)| *t >= *t0 && *t < *t0 + window)
+                .map(|(_, b)| b)
+                .sum::<u64>() as f64
+                / window.as_secs_f64()
+        })
+        .fold(0.0f64, f64::max);
+    let mb = |b: f64| b / (1 << 20) as f64;
+    assert!(
+        worst <= 1.1 * CAP as f64,
+        "worst 5 s window {:.2} MB/s, cap {:.2} MB/s ({:.1} MB in {took:.1} s)",
+        mb(worst),
+        mb(CAP as f64),
+        mb(own as f64)
+    );
+    // And the cap, not the table, set the pace.
+    assert!(
+        mb(own as f64) / took > 0.5 * mb(CAP as f64),
+        "{:.1} MB in {took:.1} s",
+        mb(own as f64)
+    );
+}
+
+#[test]
+fn the_app_waiting_on_a_batchs_row_locks_throttles_the_backfill() {
+    let project = project_with_backfill();
+    let add_column = version_of(&migration_dir(
+        project.path(),
+        "postgres",
+        "_add_tasks_priority",
+    ));
+    let db = with_tasks(Backend::Postgres, 5_000);
+    let mut to = migrate_args(project.path());
+    to.extend(["--to".into(), add_column]);
+    db.taskdb().args(&to).assert().success();
+    // The first batch (the first 1,000 keys) dwells on one of its rows,
+    // holding the rows before it.
+    let open = |n: u32| {
+        db.scalar(&format!(
+            "SELECT id::bigint FROM tasks WHERE NOT completed ORDER BY id OFFSET {n} LIMIT 1"
+        ))
+    };
+    let (held, slow) = (open(299), open(300));
+    assert!(slow < db.scalar("SELECT min(id)::bigint FROM tasks") + 1_000);
+    db.execute(&format!(
+        "CREATE FUNCTION dwell() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id = {slow} THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER dwell BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dwell();"
+    ));
+
+    let child = spawn_taskdb_at(
+        db.url(),
+        &migrate_args(project.path())
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    wait_until("the batch dwells", Duration::from_secs(60), || {
+        db.scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name LIKE 'taskdb-migrate-%'
+                AND wait_event = 'PgSleep'",
+        ) == 1
+    });
+    // The app changes a row the batch holds: it waits for the batch.
+    let app = {
+        let url = db.url().to_string();
+        std::thread::spawn(move || {
+            let mut conn = diesel::PgConnection::establish(&url).unwrap();
+            conn.batch_execute(&format!(
+                "UPDATE tasks SET title = 'by the app' WHERE id = {held}"
+            ))
+            .unwrap();
+        })
+    };
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    app.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("throttling: 1 session(s) of the app waited on the last batch's row locks"),
+        "{stdout}"
+    );
+    assert_filled(&db);
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM tasks WHERE id = {held} AND title = 'by the app' AND priority = id % 7")),
+        1
     );
 }

@@ -260,14 +260,14 @@ macro_rules! both_backends {
 
 /// A catalog dump of the PostgreSQL schema, stable across runs: columns,
 /// indexes, constraints, triggers and functions of the public schema. The
-/// ledger's backfill columns are left out: `migrate` adds them to a ledger
+/// ledger's backfill columns (backfill_…) are left out: `migrate` adds them to a ledger
 /// from before them (as a template database built by an older taskdb has).
 pub fn pg_schema_dump(db: &TestDb) -> Vec<String> {
     db.rows(
         "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || \
             coalesce(character_maximum_length::text, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS line \
            FROM information_schema.columns WHERE table_schema = 'public' \
-            AND NOT (table_name = '__taskdb_ledger' AND column_name IN ('backfill_key', 'backfill_rows')) \
+            AND NOT (table_name = '__taskdb_ledger' AND column_name LIKE 'backfill%') \
          UNION ALL SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public' \
          UNION ALL SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) || ' valid=' || convalidated \
            FROM pg_constraint WHERE connamespace = 'public'::regnamespace \

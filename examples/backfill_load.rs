@@ -1,0 +1,420 @@
+//! A backfill on a large, busy `tasks` table, while 2 writer threads run
+//! the app's queries through `taskdb::models` (create a task, complete a
+//! task, list a page) at a steady pace, each request's latency recorded.
+//! In one run, each phase filling its own fresh nullable column:
+//!
+//! 1. baseline: the writers alone;
+//! 2. taskdb: a backfill migration through the library's `Migrator` (the
+//!    code path of `taskdb migrate`), adaptive batches, default settings;
+//! 3. fixed loop: the same `UPDATE` in keyset batches of 1,000 rows with
+//!    no sleep, each its own transaction (pgroll's shape);
+//! 4. taskdb with `--max-wal-rate` (`--wal-cap`, default 20MB/s): the
+//!    backfill's own WAL and the server's, over 5 s windows.
+//!
+//! ```text
+//! cargo run --release --example backfill_load -- --rows 4000000 --keep
+//! ```
+//!
+//! Options: `--rows N` (default 4000000), `--keep` (keep the database
+//! `backfill_load_<rows>` and reuse it on the next run), `--baseline S`
+//! (seconds, default 10), `--wal-cap RATE`, `--server URL` (default
+//! postgres://postgres@127.0.0.1:5432/postgres).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable};
+use diesel::PgConnection;
+use taskdb::migrate::{Event, MigrateOptions, MigrationSource, Migrator, WalRate};
+use taskdb::models::{task, NewTask, TaskFilter};
+use taskdb::DatabaseUrl;
+
+const USERS: u64 = 1_000;
+/// Each writer's pace: one request every 5 ms.
+const WRITER_PERIOD: Duration = Duration::from_millis(5);
+const PHASES: [&str; 4] = ["baseline", "taskdb", "fixed loop", "taskdb, WAL cap"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let rows: u64 = arg("--rows").map_or(4_000_000, |s| s.parse().expect("--rows N"));
+    let keep = args.iter().any(|a| a == "--keep");
+    let baseline = Duration::from_secs(arg("--baseline").map_or(10, |s| s.parse().unwrap()));
+    let cap = WalRate::parse(&arg("--wal-cap").unwrap_or_else(|| "20MB/s".into()))
+        .expect("--wal-cap")
+        .expect("--wal-cap off");
+    let server = arg("--server")
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("backfill_load_{rows}");
+    let url = server.rsplit_once('/').unwrap().0.to_string() + "/" + &name;
+
+    prepare(&server, &url, &name, rows, keep);
+    let migrations = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"),
+        migrations.path(),
+    );
+
+    // The writers, running through every phase.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Arc<Mutex<Vec<Vec<Duration>>>> =
+        Arc::new(Mutex::new(vec![Vec::new(); PHASES.len()]));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (url, phase, stop, samples) =
+                (url.clone(), phase.clone(), stop.clone(), samples.clone());
+            std::thread::spawn(move || writer(w, rows, &url, &phase, &stop, &samples))
+        })
+        .collect();
+
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load before: {}", load().trim());
+    std::thread::sleep(baseline);
+
+    // taskdb, default settings.
+    phase.store(1, Ordering::SeqCst);
+    let (taskdb_time, _) = taskdb_backfill(&url, migrations.path(), "p_taskdb", None);
+    // The fixed loop.
+    phase.store(2, Ordering::SeqCst);
+    let loop_time = fixed_loop(&url, "p_loop");
+    // taskdb under a WAL cap, with the server's WAL sampled meanwhile.
+    phase.store(3, Ordering::SeqCst);
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (url, sampling) = (url.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            let mut conn = PgConnection::establish(&url).unwrap();
+            let mut points = Vec::new();
+            while sampling.load(Ordering::SeqCst) {
+                points.push((Instant::now(), wal_position(&mut conn)));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            points.push((Instant::now(), wal_position(&mut conn)));
+            points
+        })
+    };
+    let (wal_time, batches) = taskdb_backfill(&url, migrations.path(), "p_wal", Some(cap));
+    sampling.store(false, Ordering::SeqCst);
+    let server_points = sampler.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    println!("load after: {}", load().trim());
+
+    // Results.
+    let samples = samples.lock().unwrap();
+    println!();
+    println!("{rows} tasks; writers: 2 threads, one request each 5 ms (create, complete, list)");
+    println!(
+        "{:<18} {:>8} {:>9} {:>9} {:>9} {:>12} {:>10}",
+        "phase", "requests", "p50 ms", "p99 ms", "max ms", "time s", "rows/s"
+    );
+    let times = [None, Some(taskdb_time), Some(loop_time), Some(wal_time)];
+    for (i, name) in PHASES.iter().enumerate() {
+        let s = &samples[i];
+        println!(
+            "{:<18} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>12} {:>10}",
+            name,
+            s.len(),
+            percentile(s, 0.50),
+            percentile(s, 0.99),
+            percentile(s, 1.0),
+            times[i].map_or("-".into(), |t| format!("{:.1}", t.as_secs_f64())),
+            times[i].map_or("-".into(), |t| format!(
+                "{:.0}",
+                rows as f64 / t.as_secs_f64()
+            )),
+        );
+    }
+    let p99 = |i: usize| percentile(&samples[i], 0.99);
+    println!();
+    println!(
+        "writers' p99 during taskdb's backfill / baseline: {:.2}x (goal <= 1.5x); during the fixed loop: {:.2}x",
+        p99(1) / p99(0),
+        p99(2) / p99(0)
+    );
+    println!(
+        "writers' max during taskdb's backfill: {:.1} ms (goal <= 100 ms); fixed loop {:.1} ms",
+        percentile(&samples[1], 1.0),
+        percentile(&samples[2], 1.0)
+    );
+    println!(
+        "backfill throughput taskdb / fixed loop: {:.2}x (goal >= 0.8x)",
+        loop_time.as_secs_f64() / taskdb_time.as_secs_f64()
+    );
+    let mb = |b: f64| b / (1u64 << 20) as f64;
+    let own_worst = worst_window(&batches);
+    let server_worst = worst_window(
+        &server_points
+            .windows(2)
+            .map(|w| (w[1].0, w[1].1 - w[0].1))
+            .collect::<Vec<_>>(),
+    );
+    let own_total: u64 = batches.iter().map(|(_, b)| b).sum();
+    println!(
+        "WAL cap {cap}: the backfill's own WAL, worst 5 s window {:.2} MB/s = {:.2}x the cap (goal <= 1.1x; {:.0} MB in {:.1} s); the server's WAL meanwhile, worst 5 s window {:.2} MB/s",
+        mb(own_worst),
+        own_worst / cap.bytes_per_second as f64,
+        mb(own_total as f64),
+        wal_time.as_secs_f64(),
+        mb(server_worst)
+    );
+    if !keep {
+        let mut admin = PgConnection::establish(&server).unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+    }
+}
+
+/// The database with `rows` tasks of [`USERS`] users, migrated; reused
+/// when `keep` and it exists.
+fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
+    let mut admin = PgConnection::establish(server).unwrap();
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let exists = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+    ))
+    .get_result::<Count>(&mut admin)
+    .unwrap()
+    .n
+        > 0;
+    if exists && keep {
+        println!("reusing database {name}");
+    } else {
+        let started = Instant::now();
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+            ))
+            .unwrap();
+        taskdb::migrate::run_pending(&DatabaseUrl::parse(url).unwrap()).unwrap();
+        let mut conn = PgConnection::establish(url).unwrap();
+        conn.batch_execute(&format!(
+            "INSERT INTO users (id, email, password_hash)
+               SELECT 'user' || u, 'user' || u || '@example.com', 'x' FROM generate_series(1, {USERS}) u;
+             INSERT INTO tasks (user_id, title, completed)
+               SELECT 'user' || (1 + i % {USERS}), 'task ' || i, i % 3 = 0 FROM generate_series(1, {rows}) i;
+             VACUUM ANALYZE tasks;"
+        ))
+        .unwrap();
+        println!("made {name}: {rows} tasks in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let mut conn = PgConnection::establish(url).unwrap();
+    // Each phase fills its own column; a rerun starts them afresh, and
+    // forgets the backfill migrations of an earlier run.
+    conn.batch_execute(
+        "ALTER TABLE tasks DROP COLUMN IF EXISTS p_taskdb, DROP COLUMN IF EXISTS p_loop, DROP COLUMN IF EXISTS p_wal;
+         ALTER TABLE tasks ADD COLUMN p_taskdb integer, ADD COLUMN p_loop integer, ADD COLUMN p_wal integer;
+         DELETE FROM __diesel_schema_migrations WHERE version LIKE '2099%';
+         DELETE FROM __taskdb_ledger WHERE version LIKE '2099%';
+         CHECKPOINT;",
+    )
+    .unwrap();
+}
+
+/// One writer: create, complete, list, in turn, one every
+/// [`WRITER_PERIOD`], each latency filed under the phase it started in.
+fn writer(
+    w: usize,
+    rows: u64,
+    url: &str,
+    phase: &AtomicUsize,
+    stop: &AtomicBool,
+    samples: &Mutex<Vec<Vec<Duration>>>,
+) {
+    let mut conn = PgConnection::establish(url).unwrap();
+    let mut next = Instant::now();
+    let mut i: u64 = 0;
+    let mut mine: Vec<Vec<Duration>> = vec![Vec::new(); PHASES.len()];
+    while !stop.load(Ordering::SeqCst) {
+        let p = phase.load(Ordering::SeqCst);
+        let owner = format!("user{}", 1 + (i * 7 + w as u64 * 13) % USERS);
+        let started = Instant::now();
+        match i % 3 {
+            0 => {
+                task::create(
+                    &mut conn,
+                    &owner,
+                    NewTask {
+                        title: "written during the backfill",
+                        description: None,
+                        completed: false,
+                    },
+                )
+                .unwrap();
+            }
+            1 => {
+                // A task spread over the whole table (the backfill's path).
+                let id = ((i * 2_654_435_761) % rows) as i32 + 1;
+                let _ = task::complete(&mut conn, &owner, id).unwrap();
+            }
+            _ => {
+                task::list(
+                    &mut conn,
+                    &owner,
+                    TaskFilter {
+                        limit: 20,
+                        ..TaskFilter::default()
+                    },
+                )
+                .unwrap();
+            }
+        }
+        mine[p].push(started.elapsed());
+        i += 1;
+        next += WRITER_PERIOD;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        } else {
+            next = Instant::now();
+        }
+    }
+    let mut all = samples.lock().unwrap();
+    for (p, s) in mine.into_iter().enumerate() {
+        all[p].extend(s);
+    }
+}
+
+/// A backfill migration of `column` through the library; its time, and
+/// each batch's WAL (under a cap) with when it ended.
+fn taskdb_backfill(
+    url: &str,
+    migrations: &std::path::Path,
+    column: &str,
+    cap: Option<WalRate>,
+) -> (Duration, Vec<(Instant, u64)>) {
+    // A version after every real one, unique per phase.
+    let version = match column {
+        "p_taskdb" => "2099-01-01-000001",
+        "p_loop" => "2099-01-01-000002",
+        _ => "2099-01-01-000003",
+    };
+    let dir = migrations
+        .join("postgres")
+        .join(format!("{version}_fill_{column}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("up.sql"),
+        format!("UPDATE tasks SET {column} = id % 7 WHERE {column} IS NULL;\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("down.sql"), "SELECT 1;\n").unwrap();
+    std::fs::write(
+        dir.join("metadata.toml"),
+        format!(
+            "run_in_transaction = false\n\n[backfill]\ntable = \"tasks\"\nset = \"{column} = id % 7\"\nwhere = \"{column} IS NULL\"\nkey = \"id\"\n"
+        ),
+    )
+    .unwrap();
+    let mut batches = Vec::new();
+    let started = Instant::now();
+    Migrator::new(DatabaseUrl::parse(url).unwrap())
+        .with_source(MigrationSource::Dir(migrations.to_path_buf()))
+        .with_options(MigrateOptions {
+            max_wal_rate: cap,
+            ..MigrateOptions::default()
+        })
+        .on_event(|event| {
+            if let Event::BackfillProgress {
+                wal_bytes: Some(b), ..
+            } = event
+            {
+                batches.push((Instant::now(), b));
+            }
+        })
+        .migrate(None)
+        .unwrap();
+    (started.elapsed(), batches)
+}
+
+/// The same `UPDATE` in keyset batches of 1,000 rows, no sleep.
+fn fixed_loop(url: &str, column: &str) -> Duration {
+    #[derive(QueryableByName)]
+    struct Upper {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        key: Option<i64>,
+    }
+    let mut conn = PgConnection::establish(url).unwrap();
+    let started = Instant::now();
+    let mut after = 0i64;
+    loop {
+        let upper: Upper = diesel::sql_query(format!(
+            "SELECT max(id)::bigint AS key FROM (SELECT id FROM tasks WHERE id > {after} ORDER BY id LIMIT 1000) b"
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        let Some(upper) = upper.key else { break };
+        conn.batch_execute(&format!(
+            "UPDATE tasks SET {column} = id % 7 WHERE id > {after} AND id <= {upper} AND {column} IS NULL"
+        ))
+        .unwrap();
+        after = upper;
+    }
+    started.elapsed()
+}
+
+fn wal_position(conn: &mut PgConnection) -> u64 {
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+    }
+    diesel::sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn")
+        .get_result::<Lsn>(conn)
+        .unwrap()
+        .lsn as u64
+}
+
+/// The highest rate over any 5 s window, each amount counted at its time.
+fn worst_window(points: &[(Instant, u64)]) -> f64 {
+    let window = Duration::from_secs(5);
+    points
+        .iter()
+        .map(|(t0, _)| {
+            points
+                .iter()
+                .filter(|(t, _)| *t >= *t0 && *t < *t0 + window)
+                .map(|(_, b)| b)
+                .sum::<u64>() as f64
+                / window.as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+}
+
+fn percentile(samples: &[Duration], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return 0.0;
+    }
+    let i = ((s.len() as f64) * q).ceil() as usize;
+    s[i.clamp(1, s.len()) - 1].as_secs_f64() * 1000.0
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
