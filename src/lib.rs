@@ -55,6 +55,8 @@ pub mod lint;
 pub mod migrate;
 pub mod models;
 pub mod orphans;
+#[cfg(feature = "cli")]
+pub mod rehearse;
 // `taskdb new`.
 #[cfg(feature = "tokio")]
 pub mod nonblocking;

@@ -1,0 +1,245 @@
+//! The rehearsal's copy: a scratch database `taskdb_rehearse_<random>` on
+//! the server of the database rehearsed, migrated to the schema before the
+//! rehearsed migrations by taskdb's own runner, filled with demo data
+//! (the demo seeder's generator, through COPY) and analysed. Dropped at the
+//! end, whatever happens; one left by a rehearsal killed outright is
+//! dropped by the next (each running rehearsal holds an advisory lock on
+//! its scratch database's name, as `verify` does).
+
+use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
+
+use crate::db::{self, DatabaseUrl, DbConnection};
+use crate::error::{Error, Result};
+use crate::interrupt::CancelGuard;
+use crate::migrate::{self, MigrationSource};
+use crate::seed::demo::{seed_demo, DemoOptions, DEMO_PASSWORD};
+
+/// Prefix of every scratch database's name.
+pub const SCRATCH_PREFIX: &str = "taskdb_rehearse_";
+
+/// First key of the advisory lock on a scratch database's name ("trhr").
+const SCRATCH_LOCK_CLASS: i32 = 0x7472_6872;
+
+/// How big the copy is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Sizes {
+    pub tasks: u64,
+    pub users: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            tasks: 100_000,
+            users: 1_000,
+        }
+    }
+}
+
+impl Sizes {
+    /// `tasks=N,users=M` (either may be left out).
+    pub fn parse(text: &str) -> std::result::Result<Sizes, String> {
+        let mut sizes = Sizes::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part.split_once('=').ok_or_else(|| {
+                format!("`{part}` is not NAME=COUNT (e.g. tasks=1000000,users=10000)")
+            })?;
+            let count: u64 = value
+                .trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("`{value}` is not a number of rows"))?;
+            match name.trim() {
+                "tasks" => sizes.tasks = count,
+                "users" => {
+                    sizes.users = u32::try_from(count)
+                        .ok()
+                        .filter(|n| (1..=crate::seed::demo::MAX_DEMO_USERS).contains(n))
+                        .ok_or_else(|| {
+                            format!(
+                                "users must be between 1 and {}",
+                                crate::seed::demo::MAX_DEMO_USERS
+                            )
+                        })?
+                }
+                other => return Err(format!("unknown table `{other}` (use tasks and users)")),
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// Tasks per user for the demo generator (every user the same number).
+    fn tasks_per_user(self) -> u32 {
+        u32::try_from(self.tasks.div_ceil(u64::from(self.users.max(1)))).unwrap_or(u32::MAX)
+    }
+}
+
+impl std::fmt::Display for Sizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tasks={},users={}", self.tasks, self.users)
+    }
+}
+
+/// A scratch database that exists until [`Scratch::drop_now`].
+pub struct Scratch {
+    pub name: String,
+    pub url: DatabaseUrl,
+    admin: DbConnection,
+}
+
+fn scratch_lock(name: &str) -> String {
+    format!("{SCRATCH_LOCK_CLASS}, hashtext('{name}')")
+}
+
+#[derive(diesel::QueryableByName)]
+struct May {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    create_database: bool,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    role: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+impl Scratch {
+    /// Creates an empty scratch database on `url`'s server. `cancel`
+    /// watches the connection that creates (and later drops) it.
+    pub fn create(url: &DatabaseUrl, cancel: &CancelGuard) -> Result<Scratch> {
+        let mut admin = db::connect(url)?;
+        cancel.watch(&mut admin)?;
+        let may: May = diesel::sql_query(
+            "SELECT coalesce((SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user), false) AS create_database,
+                    current_user::text AS role",
+        )
+        .get_result(&mut admin)?;
+        if !may.create_database {
+            return Err(Error::MigrationState(format!(
+                "rehearse builds its copy in a scratch database, and role {} may not create databases (it needs CREATEDB)",
+                may.role
+            )));
+        }
+        sweep_abandoned(&mut admin);
+        let name = format!(
+            "{SCRATCH_PREFIX}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        admin.batch_execute(&format!("SELECT pg_advisory_lock({})", scratch_lock(&name)))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))?;
+        Ok(Scratch {
+            url: url.with_database(&name)?,
+            name,
+            admin,
+        })
+    }
+
+    /// Migrates the copy up to and including `base` (nothing when `None`).
+    pub fn migrate_to(&self, source: &MigrationSource, base: Option<&str>) -> Result<()> {
+        let Some(base) = base else { return Ok(()) };
+        migrate::Migrator::new(self.url.clone())
+            .with_source(source.clone())
+            .with_options(migrate::MigrateOptions {
+                max_replica_lag: migrate::replicas::LagBound::OFF,
+                unsafe_threshold: u64::MAX,
+                ..migrate::MigrateOptions::default()
+            })
+            .migrate(Some(base))
+            .map(drop)
+    }
+
+    /// Fills the copy with demo users and tasks, then `ANALYZE`.
+    pub fn fill(&self, sizes: Sizes, cancel: &CancelGuard) -> Result<()> {
+        let mut conn = db::connect(&self.url)?;
+        cancel.watch(&mut conn)?;
+        if sizes.tasks > 0 || sizes.users > 0 {
+            seed_demo(
+                &mut conn,
+                &DemoOptions {
+                    users: sizes.users,
+                    tasks_per_user: sizes.tasks_per_user(),
+                    password: DEMO_PASSWORD.to_string(),
+                },
+                &mut |_, _| {},
+            )?;
+        }
+        conn.batch_execute("ANALYZE")?;
+        Ok(())
+    }
+
+    /// Drops the copy (its connections too), retrying a few times if a
+    /// cancel meant for the work before lands on the drop.
+    pub fn drop_now(mut self, cancel: &CancelGuard) -> Result<()> {
+        cancel.unwatch_all();
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let mut dropped = self.admin.batch_execute(&drop);
+        for _ in 0..5 {
+            if dropped.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            dropped = self.admin.batch_execute(&drop);
+        }
+        let _ = self.admin.batch_execute(&format!(
+            "SELECT pg_advisory_unlock({})",
+            scratch_lock(&self.name)
+        ));
+        Ok(dropped?)
+    }
+}
+
+/// Drops the scratch databases of rehearsals killed outright: no session
+/// holds their lock and none is connected. Best effort.
+fn sweep_abandoned(conn: &mut DbConnection) {
+    let abandoned = diesel::sql_query(format!(
+        "SELECT d.datname::text AS name FROM pg_database d
+          WHERE d.datname LIKE '{}%'
+            AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                             WHERE l.locktype = 'advisory' AND l.objsubid = 2
+                               AND l.classid = CAST({SCRATCH_LOCK_CLASS} AS oid)
+                               AND l.objid = CAST(hashtext(d.datname) AS oid))
+            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        SCRATCH_PREFIX.replace('_', "\\_")
+    ))
+    .load::<Name>(conn);
+    for db in abandoned.unwrap_or_default() {
+        let ours = db.name.strip_prefix(SCRATCH_PREFIX).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+        if ours {
+            let _ =
+                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(
+            Sizes::parse("tasks=1000000,users=10000"),
+            Ok(Sizes {
+                tasks: 1_000_000,
+                users: 10_000
+            })
+        );
+        assert_eq!(Sizes::parse("tasks=2000").unwrap().users, 1_000);
+        assert!(Sizes::parse("orders=5").is_err());
+        assert!(Sizes::parse("users=0").is_err());
+        assert!(Sizes::parse("tasks").is_err());
+        assert_eq!(
+            Sizes {
+                tasks: 1001,
+                users: 10
+            }
+            .tasks_per_user(),
+            101
+        );
+    }
+}
