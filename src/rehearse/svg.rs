@@ -137,7 +137,7 @@ pub fn render(report: &Report) -> String {
         }
         let _ = writeln!(s, "</g>");
     }
-    // Client latency: the slowest request per pixel column, errors in red.
+    // Client latency, errors in red.
     let max_latency = t
         .requests
         .iter()
@@ -157,24 +157,51 @@ pub fn render(report: &Report) -> String {
         latency_top + 30.0,
         format_ms(max_latency)
     );
+    // How long the oldest request in flight had been waiting, per pixel
+    // column: a stall reads as a ramp as long as the stall.
     let columns = (WIDTH - LEFT - RIGHT) as usize;
+    let per_column = end / columns as f64;
     let mut slowest = vec![None::<f64>; columns + 1];
     for r in &t.requests {
-        let column = (x(super::ms(r.at)) - LEFT) as usize;
+        let start = super::ms(r.at);
         let latency = super::ms(r.latency);
-        let cell = &mut slowest[column.min(columns)];
-        *cell = Some(cell.map_or(latency, |c: f64| c.max(latency)));
+        let first = ((x(start) - LEFT) as usize).min(columns);
+        let last = ((x(start + latency) - LEFT) as usize).min(columns);
+        for (c, cell) in slowest.iter_mut().enumerate().take(last + 1).skip(first) {
+            let age = ((c as f64 + 1.0) * per_column - start).clamp(0.0, latency);
+            *cell = Some(cell.map_or(age, |v: f64| v.max(age)));
+        }
     }
-    let points: Vec<String> = slowest
+    // A bar per pixel column with a request in flight.
+    let bottom = latency_top + LATENCY_HEIGHT;
+    let bars: String = slowest
         .iter()
         .enumerate()
-        .filter_map(|(c, v)| v.map(|v| format!("{:.1},{:.1}", LEFT + c as f64, y_of(v))))
+        .filter_map(|(c, v)| {
+            v.map(|v| {
+                format!(
+                    "M{:.1},{bottom:.1}V{:.1}",
+                    LEFT + c as f64,
+                    y_of(v).min(bottom - 1.0)
+                )
+            })
+        })
         .collect();
     let _ = writeln!(
         s,
-        r##"<polyline points="{}" fill="none" stroke="#1f5fa8" stroke-width="1.2"/>"##,
-        points.join(" ")
+        r##"<path class="client-latency" d="{bars}" fill="none" stroke="#1f5fa8" stroke-width="1"/>"##
     );
+    if report.stall_limit_ms < max_latency {
+        let ly = y_of(report.stall_limit_ms);
+        let _ = writeln!(
+            s,
+            r##"<line class="stall-limit" x1="{LEFT}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="#b00020" stroke-dasharray="6,3"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#b00020" font-size="10">stall limit {}</text>"##,
+            WIDTH - RIGHT,
+            WIDTH - RIGHT - 2.0,
+            ly - 3.0,
+            format_ms(report.stall_limit_ms)
+        );
+    }
     for r in t.requests.iter().filter(|r| r.error.is_some()) {
         let _ = writeln!(
             s,

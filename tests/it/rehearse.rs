@@ -11,6 +11,7 @@ use std::path::Path;
 use common::checkout::checkout_copy;
 use common::TestDb;
 use predicates::str::contains;
+use taskdb::db::{self, DatabaseUrl};
 use taskdb::Backend;
 
 /// Small enough that the suite stays fast.
@@ -340,4 +341,55 @@ fn sqlite_is_refused_with_exit_2() {
         .assert()
         .code(2)
         .stderr(contains("rehearse applies to PostgreSQL"));
+}
+
+#[test]
+fn ctrl_c_during_a_step_drops_the_copy_and_exits_130() {
+    use common::process::{signal, spawn_taskdb_at, wait_until, wait_with_limit};
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-03-000001_slow",
+        "ALTER TABLE tasks ADD COLUMN note text;\nSELECT pg_sleep(30);\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let dir = p.join("migrations");
+    let child = spawn_taskdb_at(
+        db.url(),
+        &[
+            "--migrations-dir",
+            dir.to_str().unwrap(),
+            "rehearse",
+            "--rows",
+            ROWS,
+        ],
+    );
+    let pid = child.id();
+    let mut scratch = String::new();
+    wait_until("the step runs", std::time::Duration::from_secs(60), || {
+        let mut admin = db::connect(&DatabaseUrl::parse(&common::admin_url()).unwrap()).unwrap();
+        let found = common::query_lines(
+            &mut admin,
+            &format!(
+                "SELECT datname::text AS line FROM pg_stat_activity \
+                  WHERE application_name LIKE 'taskdb-migrate-{pid}-%' \
+                    AND datname LIKE 'taskdb\\_rehearse\\_%' AND query LIKE '%pg_sleep%'"
+            ),
+        );
+        match found.into_iter().next() {
+            Some(name) => {
+                scratch = name;
+                true
+            }
+            None => false,
+        }
+    });
+    signal(&child, "INT");
+    let output = wait_with_limit(child, std::time::Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("scratch database was dropped"), "{stderr}");
+    assert!(!database_exists(&scratch));
 }
