@@ -19,7 +19,9 @@ in the database named by -D changes.
 The copy is a scratch database `taskdb_rehearse_<random>` on the same
 server (the role needs CREATEDB), migrated by taskdb's runner to the
 schema before the rehearsed migrations, filled by the demo seeder to
---rows, and analysed. --clients threads log in by email, read a page of
+--rows, and analysed; the filled copy is kept as a template
+(taskdb_rehearse_tpl_<hash>, the three most recently used) that the next
+rehearsal at the same schema and sizes clones. --clients threads log in by email, read a page of
 tasks, create a task, complete one and count, through taskdb's models,
 every 10 ms each. The migrations run exactly as `taskdb migrate` runs
 them (--lock-timeout, --lock-retries, CONCURRENTLY outside a transaction),
@@ -50,8 +52,8 @@ JSON output (--format json), one object:
             client_error, rows_lost, lost, wal_bytes, p50_ms, p99_ms,
             max_ms, baseline_p99_ms, error, started_ms, ended_ms}]
   exceeded  true when some step is not safe (exit 1)
-  not_rehearsed, sizes, clients, stall_limit_ms, baseline_requests,
-  baseline_p99_ms"#;
+  not_rehearsed, sizes, clients, stall_limit_ms, reused_copy,
+  baseline_requests, baseline_p99_ms"#;
 
 #[derive(Debug, Args)]
 pub struct Opts {
@@ -123,9 +125,14 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     // JSON only).
     let report = rehearse::rehearse(&db.url, &options, &mut |p| {
         let line = match p {
-            Progress::Building { database } => {
-                format!("building the copy in {database}")
-            }
+            Progress::Building {
+                database,
+                reused: None,
+            } => format!("building the copy in {database}"),
+            Progress::Building {
+                database,
+                reused: Some(template),
+            } => format!("cloning the filled copy {template} into {database}"),
             Progress::Filling { sizes } => format!("filling it: {sizes}"),
             Progress::Baseline => "clients running; measuring the baseline".to_string(),
             Progress::Step { migration } => format!("rehearsing {migration}"),
@@ -163,16 +170,24 @@ fn print_table(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
         rehearse::format_ms(report.baseline_p99_ms),
         report.baseline_requests
     )?;
+    let width = report
+        .steps
+        .iter()
+        .map(|s| s.migration.len())
+        .chain(report.not_rehearsed.iter().map(String::len))
+        .max()
+        .unwrap_or(0)
+        .max("migration".len());
     writeln!(
         out,
-        "{:<44} {:<24} {:<8} {:>9} {:>9} {:>9}  ",
+        "{:<width$} {:<24} {:<8} {:>9} {:>9} {:>9}",
         "migration", "verdict", "lint", "duration", "max wait", "p99"
     )?;
     for step in &report.steps {
         let verdicts: Vec<&str> = step.verdict.iter().map(|v| v.name()).collect();
         writeln!(
             out,
-            "{:<44} {:<24} {:<8} {:>9} {:>9} {:>9}{}",
+            "{:<width$} {:<24} {:<8} {:>9} {:>9} {:>9}{}",
             step.migration,
             verdicts.join(","),
             step.lint,
@@ -200,7 +215,7 @@ fn print_table(report: &Report, out: &mut Output<'_>) -> anyhow::Result<()> {
         }
     }
     for name in &report.not_rehearsed {
-        writeln!(out, "{name:<44} not rehearsed (an earlier step failed)")?;
+        writeln!(out, "{name:<width$} not rehearsed (an earlier step failed)")?;
     }
     let unsafe_steps = report.steps.iter().filter(|s| !s.is_safe()).count();
     if unsafe_steps == 0 {

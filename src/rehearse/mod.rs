@@ -76,8 +76,13 @@ impl Default for RehearseOptions {
 /// How far a rehearsal is, for whoever shows it.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
-    /// The scratch database exists; the schema is being built.
-    Building { database: &'a str },
+    /// The scratch database exists: a clone of the filled copy an earlier
+    /// rehearsal kept (`reused`, the template's name), or empty, to be
+    /// migrated and filled.
+    Building {
+        database: &'a str,
+        reused: Option<&'a str>,
+    },
     /// Filling it with demo data.
     Filling { sizes: Sizes },
     /// Clients started; measuring the baseline.
@@ -246,6 +251,8 @@ pub struct Report {
     pub sizes: Sizes,
     pub clients: u32,
     pub stall_limit_ms: f64,
+    /// The copy was cloned from one an earlier rehearsal filled.
+    pub reused_copy: bool,
     /// Requests the clients sent during the baseline, and its p99.
     pub baseline_requests: usize,
     pub baseline_p99_ms: f64,
@@ -310,19 +317,23 @@ pub fn rehearse(
             Duration::ZERO,
         ));
     }
+    let template = scratch::template_name(&options.source, base.as_deref(), options.sizes)?;
     let cancel = CancelGuard::arm(url);
-    let scratch = scratch::Scratch::create(url, &cancel)?;
+    let mut scratch = scratch::Scratch::create(url, &cancel, Some(&template))?;
     progress(Progress::Building {
         database: &scratch.name,
+        reused: scratch.cloned.then_some(template.as_str()),
     });
     let result = run_on_copy(
-        &scratch,
+        &mut scratch,
         &cancel,
         &rehearsed,
         base.as_deref(),
+        &template,
         options,
         progress,
     );
+    let scratch_cloned = scratch.cloned;
     let dropped = scratch.drop_now(&cancel);
     if interrupt::received().is_some() {
         return Err(Error::interrupted_leaving(match dropped {
@@ -330,26 +341,32 @@ pub fn rehearse(
             Err(e) => format!("the rehearsal was cut short; its scratch database could not be dropped ({e}); the next rehearsal drops it"),
         }));
     }
-    let report = result?;
+    let mut report = result?;
     dropped?;
+    report.reused_copy = scratch_cloned;
     Ok(report)
 }
 
 fn run_on_copy(
-    scratch: &scratch::Scratch,
+    scratch: &mut scratch::Scratch,
     cancel: &CancelGuard,
     rehearsed: &[LocalMigration],
     base: Option<&str>,
+    template: &str,
     options: &RehearseOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Report> {
-    scratch.migrate_to(&options.source, base)?;
-    interrupt::check()?;
-    progress(Progress::Filling {
-        sizes: options.sizes,
-    });
-    scratch.fill(options.sizes, cancel)?;
-    interrupt::check()?;
+    if !scratch.cloned {
+        scratch.migrate_to(&options.source, base)?;
+        interrupt::check()?;
+        progress(Progress::Filling {
+            sizes: options.sizes,
+        });
+        scratch.fill(options.sizes, cancel)?;
+        interrupt::check()?;
+        scratch.keep_as_template(template);
+        interrupt::check()?;
+    }
     let clock = Instant::now();
     let sampler = Sampler::start(&scratch.url, clock)?;
     let clients = match Clients::start(
@@ -652,6 +669,7 @@ fn judge(
         sizes: options.sizes,
         clients: options.clients,
         stall_limit_ms: ms(options.stall_limit),
+        reused_copy: false,
         baseline_requests,
         baseline_p99_ms: baseline_p99,
         timeline: Timeline {

@@ -5,6 +5,13 @@
 //! end, whatever happens; one left by a rehearsal killed outright is
 //! dropped by the next (each running rehearsal holds an advisory lock on
 //! its scratch database's name, as `verify` does).
+//!
+//! A filled copy is kept as a template, `taskdb_rehearse_tpl_<hash>`, keyed
+//! like `taskdb::testing`'s templates (each migration up to the copy's
+//! schema: directory name and `up.sql` checksum; the tracking tables'
+//! shape) plus the sizes: the next rehearsal at the same schema and sizes
+//! clones it (`CREATE DATABASE … TEMPLATE`) instead of generating the rows
+//! again. A server keeps the three most recently used.
 
 use diesel::connection::SimpleConnection;
 use diesel::RunQueryDsl;
@@ -18,8 +25,43 @@ use crate::seed::demo::{seed_demo, DemoOptions, DEMO_PASSWORD};
 /// Prefix of every scratch database's name.
 pub const SCRATCH_PREFIX: &str = "taskdb_rehearse_";
 
+/// Prefix of the filled copies kept for the next rehearsal.
+pub const TEMPLATE_PREFIX: &str = "taskdb_rehearse_tpl_";
+
+/// The template a copy of `source` migrated up to `base` and filled to
+/// `sizes` is kept as.
+pub fn template_name(source: &MigrationSource, base: Option<&str>, sizes: Sizes) -> Result<String> {
+    let mut key: String = source
+        .migrations(crate::db::Backend::Postgres)?
+        .iter()
+        .filter(|m| base.is_some_and(|b| m.dir_name() <= b))
+        .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
+        .collect();
+    key.push_str(crate::migrate::ledger::TRACKING_TABLES);
+    key.push_str(&format!("\nrehearse copy {sizes}"));
+    Ok(format!(
+        "{TEMPLATE_PREFIX}{}",
+        &crate::source::checksum(&key)[..12]
+    ))
+}
+
 /// First key of the advisory lock on a scratch database's name ("trhr").
 const SCRATCH_LOCK_CLASS: i32 = 0x7472_6872;
+
+/// How many filled copies a server keeps (the most recently used).
+const KEEP_TEMPLATES: usize = 3;
+
+/// Notes on `template` that it was used now, for the eviction of the
+/// least recently used. Best effort (only its owner may comment).
+fn mark_used(admin: &mut DbConnection, template: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let _ = admin.batch_execute(&format!(
+        "COMMENT ON DATABASE {template} IS 'taskdb rehearse copy, last used {now}'"
+    ));
+}
 
 /// How big the copy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -86,6 +128,8 @@ pub struct Scratch {
     pub name: String,
     pub url: DatabaseUrl,
     admin: DbConnection,
+    /// Cloned from a filled template: already migrated and filled.
+    pub cloned: bool,
 }
 
 fn scratch_lock(name: &str) -> String {
@@ -107,9 +151,14 @@ struct Name {
 }
 
 impl Scratch {
-    /// Creates an empty scratch database on `url`'s server. `cancel`
-    /// watches the connection that creates (and later drops) it.
-    pub fn create(url: &DatabaseUrl, cancel: &CancelGuard) -> Result<Scratch> {
+    /// Creates a scratch database on `url`'s server: a clone of
+    /// `template` when that exists, else empty. `cancel` watches the
+    /// connection that creates (and later drops) it.
+    pub fn create(
+        url: &DatabaseUrl,
+        cancel: &CancelGuard,
+        template: Option<&str>,
+    ) -> Result<Scratch> {
         let mut admin = db::connect(url)?;
         cancel.watch(&mut admin)?;
         let may: May = diesel::sql_query(
@@ -129,12 +178,71 @@ impl Scratch {
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         admin.batch_execute(&format!("SELECT pg_advisory_lock({})", scratch_lock(&name)))?;
-        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))?;
+        // A filled copy kept from an earlier rehearsal, if there is one
+        // (it may vanish meanwhile: then the copy is built).
+        let cloned = template.is_some_and(|template| {
+            let cloned = admin
+                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .is_ok();
+            if cloned {
+                mark_used(&mut admin, template);
+            }
+            cloned
+        });
+        if !cloned {
+            admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0"))?;
+        }
         Ok(Scratch {
             url: url.with_database(&name)?,
             name,
             admin,
+            cloned,
         })
+    }
+
+    /// Keeps this (filled, unused) copy as `template` for the next
+    /// rehearsal, and drops older templates. Best effort: a rehearsal
+    /// without a template builds its copy.
+    pub fn keep_as_template(&mut self, template: &str) {
+        let building = format!("{template}_build");
+        let kept = self
+            .admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {building} TEMPLATE {}",
+                self.name
+            ))
+            .and_then(|()| {
+                self.admin
+                    .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            });
+        if kept.is_err() {
+            let _ = self
+                .admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"));
+            return;
+        }
+        mark_used(&mut self.admin, template);
+        // The most recently used first; a template nobody marked counts as
+        // oldest.
+        let older = diesel::sql_query(format!(
+            "SELECT datname::text AS name FROM pg_database
+              WHERE datname LIKE '{}%' AND datname <> '{template}' AND datname NOT LIKE '%\\_build'
+              ORDER BY coalesce(substring(shobj_description(oid, 'pg_database')
+                                          FROM 'last used ([0-9]+)$')::bigint, 0) DESC, datname",
+            TEMPLATE_PREFIX.replace('_', "\\_")
+        ))
+        .load::<Name>(&mut self.admin);
+        for old in older.unwrap_or_default().iter().skip(KEEP_TEMPLATES - 1) {
+            let ours = old.name.strip_prefix(TEMPLATE_PREFIX).is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            if ours {
+                // Fails while another rehearsal clones it: kept for now.
+                let _ = self
+                    .admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {}", old.name));
+            }
+        }
     }
 
     /// Migrates the copy up to and including `base` (nothing when `None`).

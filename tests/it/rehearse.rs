@@ -37,11 +37,12 @@ fn rehearse(project: &Path, db: &TestDb) -> assert_cmd::Command {
     cmd
 }
 
-/// The scratch database a run named on stderr.
+/// The scratch database a run named on stderr (the last name: a clone's
+/// line names the template first).
 fn scratch_name(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let at = text
-        .find("taskdb_rehearse_")
+        .rfind("taskdb_rehearse_")
         .unwrap_or_else(|| panic!("no scratch database named in {text}"));
     text[at..]
         .chars()
@@ -239,7 +240,7 @@ fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
 }
 
 #[test]
-fn safe_shapes_exit_0_with_a_table_and_leave_no_scratch_database() {
+fn safe_shapes_exit_0_leave_no_scratch_database_and_reuse_the_filled_copy() {
     let project = checkout_copy();
     let p = project.path();
     add(
@@ -262,6 +263,18 @@ fn safe_shapes_exit_0_with_a_table_and_leave_no_scratch_database() {
         .stdout(contains("2026-12-02-000002_index_titles"))
         .stdout(contains("✓ Every step is safe"));
     assert!(!database_exists(&scratch_name(&run.get_output().stderr)));
+
+    // The second rehearsal at the same schema and sizes clones the filled
+    // copy the first one kept, instead of generating the rows again.
+    let again = rehearse(p, &db)
+        .args(["--format", "json"])
+        .assert()
+        .success()
+        .stderr(contains("cloning the filled copy taskdb_rehearse_tpl_"));
+    let json: serde_json::Value = serde_json::from_slice(&again.get_output().stdout).unwrap();
+    assert_eq!(json["reused_copy"], true);
+    assert_eq!(json["steps"].as_array().unwrap().len(), 2);
+    assert!(!database_exists(&scratch_name(&again.get_output().stderr)));
 }
 
 #[test]
