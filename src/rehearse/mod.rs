@@ -55,6 +55,9 @@ pub struct RehearseOptions {
     /// Traffic after each step before the next: errors a step causes
     /// show up in its own window.
     pub settle: Duration,
+    /// Run the lock sampler (off only to measure what it costs the
+    /// clients: without it there are no locks, waits or `blocks`).
+    pub sample: bool,
 }
 
 impl Default for RehearseOptions {
@@ -69,6 +72,7 @@ impl Default for RehearseOptions {
             request_interval: Duration::from_millis(10),
             baseline: Duration::from_millis(1000),
             settle: Duration::from_millis(300),
+            sample: true,
         }
     }
 }
@@ -368,7 +372,11 @@ fn run_on_copy(
         interrupt::check()?;
     }
     let clock = Instant::now();
-    let sampler = Sampler::start(&scratch.url, clock)?;
+    let sampler = if options.sample {
+        Some(Sampler::start(&scratch.url, clock)?)
+    } else {
+        None
+    };
     let clients = match Clients::start(
         &scratch.url,
         options.clients,
@@ -377,7 +385,7 @@ fn run_on_copy(
     ) {
         Ok(clients) => clients,
         Err(e) => {
-            sampler.stop();
+            sampler.map(Sampler::stop);
             return Err(e);
         }
     };
@@ -385,7 +393,7 @@ fn run_on_copy(
     let baseline_from = clock.elapsed();
     let steps = run_steps(scratch, rehearsed, options, progress, clock);
     let requests = clients.stop();
-    let samples = sampler.stop();
+    let samples = sampler.map(Sampler::stop).unwrap_or_default();
     let (runs, not_rehearsed) = steps?;
     interrupt::check()?;
     Ok(judge(
