@@ -19,11 +19,12 @@ in the database named by -D changes.
 The copy is a scratch database `taskdb_rehearse_<random>` on the same
 server (the role needs CREATEDB), migrated by taskdb's runner to the
 schema before the rehearsed migrations, filled by the demo seeder to
---rows, and analysed; the filled copy is kept as a template
+--rows (or to the sizes --like's database estimates for its tables), and
+analysed; the filled copy is kept as a template
 (taskdb_rehearse_tpl_<hash>, the three most recently used) that the next
-rehearsal at the same schema and sizes clones. --clients threads log in by email, read a page of
-tasks, create a task, complete one and count, through taskdb's models,
-every 10 ms each. The migrations run exactly as `taskdb migrate` runs
+rehearsal at the same schema and sizes clones. --clients threads log in
+by email, read a page of tasks, create a task, complete one and count,
+through taskdb's models, every 10 ms each. The migrations run exactly as `taskdb migrate` runs
 them (--lock-timeout, --lock-retries, CONCURRENTLY outside a transaction),
 without the replica gate and without the pre-flight's refusal. A side
 connection samples pg_locks and pg_stat_activity every 10 ms; catalog
@@ -62,9 +63,16 @@ pub struct Opts {
     #[arg(long, value_name = "VERSION")]
     pub from: Option<String>,
 
-    /// Size of the copy, e.g. tasks=1000000,users=10000
-    #[arg(long, value_name = "tasks=N,users=M", default_value_t = Sizes::default(), value_parser = Sizes::parse)]
-    pub rows: Sizes,
+    /// Size of the copy, e.g. tasks=1000000,users=10000 (default
+    /// tasks=100000,users=1000)
+    #[arg(long, value_name = "tasks=N,users=M", value_parser = Sizes::parse, conflicts_with = "like")]
+    pub rows: Option<Sizes>,
+
+    /// Size the copy like the live database at URL: its tables' sizes as
+    /// its catalog estimates them (pg_class.reltuples); none of its rows
+    /// is read
+    #[arg(long, value_name = "URL")]
+    pub like: Option<String>,
 
     /// How many client threads run the app's queries
     #[arg(long, value_name = "N", default_value_t = rehearse::DEFAULT_CLIENTS)]
@@ -107,10 +115,18 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         }
         .into());
     }
+    let sizes = match (&opts.rows, &opts.like) {
+        (Some(rows), _) => *rows,
+        (None, Some(like)) => {
+            let url = crate::db::DatabaseUrl::parse(like)?;
+            Sizes::like(&url).map_err(|e| anyhow::anyhow!(url.scrub(&e.to_string())))?
+        }
+        (None, None) => Sizes::default(),
+    };
     let options = rehearse::RehearseOptions {
         source: db.migrations.clone(),
         from: opts.from.clone(),
-        sizes: opts.rows,
+        sizes,
         clients: opts.clients,
         stall_limit: opts.stall_limit.0,
         migrate: crate::migrate::MigrateOptions {

@@ -117,6 +117,44 @@ impl Sizes {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct Estimate {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    rows: f64,
+}
+
+impl Sizes {
+    /// The sizes of the live database at `url` as its catalog estimates
+    /// them (`pg_class.reltuples`): no row of it is read.
+    pub fn like(url: &DatabaseUrl) -> Result<Sizes> {
+        let mut conn = db::connect(url)?;
+        let estimates: Vec<Estimate> = diesel::sql_query(
+            "SELECT c.relname::text AS name, CAST(c.reltuples AS float8) AS rows
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname IN ('tasks', 'users')",
+        )
+        .load(&mut conn)?;
+        let rows = |table: &str| -> Result<f64> {
+            let estimate = estimates.iter().find(|e| e.name == table).ok_or_else(|| {
+                Error::InvalidInput(format!("--like: the database has no {table} table"))
+            })?;
+            if estimate.rows < 0.0 {
+                return Err(Error::InvalidInput(format!(
+                    "--like: {table} has never been analysed, so its size is unknown (run ANALYZE {table} there, or give --rows)"
+                )));
+            }
+            Ok(estimate.rows)
+        };
+        Ok(Sizes {
+            tasks: rows("tasks")?.round() as u64,
+            users: (rows("users")?.round() as u64)
+                .clamp(1, u64::from(crate::seed::demo::MAX_DEMO_USERS)) as u32,
+        })
+    }
+}
+
 impl std::fmt::Display for Sizes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "tasks={},users={}", self.tasks, self.users)

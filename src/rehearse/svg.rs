@@ -233,3 +233,77 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(s, "</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LockSpan, Sizes, StepReport, Timeline, Verdict};
+    use super::*;
+
+    fn step(name: &str, verdict: Verdict, at: f64) -> StepReport {
+        StepReport {
+            migration: name.into(),
+            verdict: vec![verdict],
+            lint: "safe",
+            lint_rules: Vec::new(),
+            disagrees: false,
+            duration_ms: 10.0,
+            max_client_wait_ms: 0.0,
+            locks: Vec::new(),
+            client_waits: Vec::new(),
+            rewrites: Vec::new(),
+            client_errors: 0,
+            client_error: None,
+            rows_lost: 0,
+            lost: Vec::new(),
+            wal_bytes: 0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            baseline_p99_ms: 0.0,
+            error: None,
+            started_ms: at,
+            ended_ms: at + 100.0,
+        }
+    }
+
+    #[test]
+    fn one_band_per_relation_and_a_label_per_step() {
+        let span = |relation: &str, mode: &str, from: f64| LockSpan {
+            relation: relation.into(),
+            mode: mode.into(),
+            from_ms: from,
+            to_ms: from + 50.0,
+        };
+        let report = Report {
+            steps: vec![
+                step("2026-01-01-000001_a<b", Verdict::Safe, 100.0),
+                step("2026-01-01-000002_c", Verdict::Blocks, 300.0),
+            ],
+            exceeded: true,
+            not_rehearsed: Vec::new(),
+            sizes: Sizes::default(),
+            clients: 2,
+            stall_limit_ms: 250.0,
+            reused_copy: false,
+            baseline_requests: 0,
+            baseline_p99_ms: 0.0,
+            timeline: Timeline {
+                spans: vec![
+                    span("tasks", "ShareLock", 300.0),
+                    span("tasks", "AccessExclusiveLock", 320.0),
+                    span("users", "AccessExclusiveLock", 100.0),
+                ],
+                requests: Vec::new(),
+                end_ms: 500.0,
+            },
+        };
+        let svg = render(&report);
+        assert_eq!(svg.matches(r#"<g class="band""#).count(), 2);
+        assert!(svg.contains(r#"data-relation="tasks""#));
+        assert!(svg.contains(r#"data-relation="users""#));
+        assert_eq!(svg.matches(r#"class="lock""#).count(), 3);
+        assert!(svg.contains("2026-01-01-000001_a&lt;b — safe"));
+        assert!(svg.contains("2026-01-01-000002_c — blocks"));
+        assert!(svg.contains(colour("AccessExclusiveLock")));
+    }
+}

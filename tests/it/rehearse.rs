@@ -406,3 +406,36 @@ fn ctrl_c_during_a_step_drops_the_copy_and_exits_130() {
     assert!(stderr.contains("scratch database was dropped"), "{stderr}");
     assert!(!database_exists(&scratch));
 }
+
+#[test]
+fn like_sizes_the_copy_from_the_live_catalog() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-04-000001_add_note",
+        "ALTER TABLE tasks ADD COLUMN note text;\n",
+        false,
+    );
+    let live = TestDb::migrated(Backend::Postgres);
+    live.taskdb()
+        .args(["seed", "demo", "--users", "40", "--tasks-per-user", "30"])
+        .assert()
+        .success();
+    live.execute("ANALYZE users; ANALYZE tasks");
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(p.join("migrations"))
+        .args(["rehearse", "--format", "json", "--like", live.url()])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    assert_eq!(json["sizes"]["users"], 40, "{json}");
+    assert_eq!(json["sizes"]["tasks"], 1200, "{json}");
+    db.taskdb()
+        .args(["rehearse", "--rows", ROWS, "--like", live.url()])
+        .assert()
+        .code(2);
+}
