@@ -100,7 +100,8 @@ fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
     add(
         p,
         "2026-12-01-000004_rename_user_name",
-        "ALTER TABLE users RENAME COLUMN name TO display_name;\n",
+        // Held long enough for the 10 ms sampler to see it every time.
+        "ALTER TABLE users RENAME COLUMN name TO display_name;\nSELECT pg_sleep(0.1);\n",
         false,
     );
     add(
