@@ -48,7 +48,8 @@ PostgreSQL).
 JSON output (--format json), one object:
   steps     [{migration, verdict: [..], lint: "safe"|"unsafe", lint_rules,
             disagrees, duration_ms, max_client_wait_ms,
-            locks: [{relation, mode, held_ms}], client_waits: [{relation,
+            locks: [{relation, mode, held_ms}], lock_spans: [{relation,
+            mode, from_ms, to_ms}], client_waits: [{relation,
             mode, blocked_by, waited_ms}], rewrites: [table], client_errors,
             client_error, rows_lost, lost, wal_bytes, p50_ms, p99_ms,
             max_ms, baseline_p99_ms, error, started_ms, ended_ms}]

@@ -153,6 +153,8 @@ pub struct StepReport {
     pub duration_ms: f64,
     pub max_client_wait_ms: f64,
     pub locks: Vec<LockHeld>,
+    /// Each lock with when it was taken and released (within the step).
+    pub lock_spans: Vec<LockSpan>,
     pub client_waits: Vec<ClientWait>,
     pub rewrites: Vec<String>,
     pub client_errors: u64,
@@ -227,8 +229,9 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
-/// A lock held over a stretch of time, for the picture.
-#[derive(Debug, Clone)]
+/// A lock the migration held over a stretch of time (ms since the clock
+/// started; joined from consecutive samples).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LockSpan {
     pub relation: String,
     pub mode: String,
@@ -587,6 +590,15 @@ fn judge(
                     .or_default() += overlap;
             }
         }
+        let step_spans: Vec<LockSpan> = spans
+            .iter()
+            .filter(|sp| sp.to_ms > ms(from) && sp.from_ms < ms(to))
+            .map(|sp| LockSpan {
+                from_ms: sp.from_ms.max(ms(from)),
+                to_ms: sp.to_ms.min(ms(to)),
+                ..sp.clone()
+            })
+            .collect();
         let mut waits: BTreeMap<(String, String, &'static str), f64> = BTreeMap::new();
         for sample in samples.iter().filter(|s| s.at >= from && s.at < to) {
             for l in sample.locks.iter().filter(|l| !l.migration && !l.granted) {
@@ -646,6 +658,7 @@ fn judge(
                     held_ms,
                 })
                 .collect(),
+            lock_spans: step_spans,
             client_waits: waits
                 .into_iter()
                 .map(|((relation, mode, blocked_by), waited_ms)| ClientWait {

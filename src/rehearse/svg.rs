@@ -249,6 +249,7 @@ mod tests {
             duration_ms: 10.0,
             max_client_wait_ms: 0.0,
             locks: Vec::new(),
+            lock_spans: Vec::new(),
             client_waits: Vec::new(),
             rewrites: Vec::new(),
             client_errors: 0,

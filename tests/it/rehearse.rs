@@ -147,6 +147,7 @@ fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
             "duration_ms",
             "max_client_wait_ms",
             "locks",
+            "lock_spans",
             "rewrites",
             "client_errors",
             "rows_lost",
@@ -173,6 +174,14 @@ fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
         "{}",
         steps[1]
     );
+    let span = steps[1]["lock_spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["mode"] == "ShareLock")
+        .unwrap_or_else(|| panic!("{}", steps[1]));
+    let held = span["to_ms"].as_f64().unwrap() - span["from_ms"].as_f64().unwrap();
+    assert!(held >= 500.0, "held {held} ms across a 0.6 s sleep");
     assert_eq!(steps[1]["lint"], "unsafe");
     assert!(
         verdicts(&steps[2]).contains(&"rewrites".to_string()),
