@@ -14,7 +14,9 @@
 //! ```
 //!
 //! `--server URL` (default postgres://postgres@127.0.0.1:5432/postgres;
-//! the role needs CREATEDB). `--only NAME` runs one corpus entry.
+//! the role needs CREATEDB). `--only NAME` runs one corpus entry;
+//! `--skip-corpus` only the rest; `--fresh` drops the filled copy kept for
+//! taskdb's own migrations first, so the first own run fills it again.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -133,6 +135,7 @@ fn main() {
     let own_runs: usize = arg("--own-runs").map_or(3, |n| n.parse().unwrap());
     let cost_runs: usize = arg("--cost-runs").map_or(5, |n| n.parse().unwrap());
     let only = arg("--only");
+    let flag = |name: &str| std::env::args().any(|a| a == name);
     let last_own = taskdb::migrate::migrations(Backend::Postgres)
         .last()
         .unwrap()
@@ -155,7 +158,7 @@ fn main() {
     let (mut caught, mut bad_total, mut kept, mut good_total) = (0, 0, 0, 0);
     let started = Instant::now();
     for entry in CORPUS {
-        if only.as_deref().is_some_and(|o| o != entry.name) {
+        if flag("--skip-corpus") || only.as_deref().is_some_and(|o| o != entry.name) {
             continue;
         }
         write_migrations(dir.path(), entry.steps);
@@ -205,6 +208,20 @@ fn main() {
     }
     println!();
     println!("taskdb's own migrations after 2026-02-08-000010 at {sizes}:");
+    if flag("--fresh") {
+        use diesel::connection::SimpleConnection;
+        let template = rehearse::scratch::template_name(
+            &MigrationSource::Embedded,
+            Some("2026-02-08-000010_drop_users_email_key"),
+            sizes,
+        )
+        .unwrap();
+        taskdb::db::connect(&server)
+            .unwrap()
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {template}"))
+            .unwrap();
+        println!("dropped {template}");
+    }
     let mut seen: Option<String> = None;
     let mut same = true;
     for run in 1..=own_runs {
