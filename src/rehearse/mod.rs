@@ -311,6 +311,7 @@ pub fn rehearse(
             "rehearse applies to PostgreSQL".to_string(),
         ));
     }
+    options.sizes.check()?;
     let (rehearsed, base) = plan(url, &options.source, options.from.as_deref())?;
     if rehearsed.is_empty() {
         return Ok(judge(

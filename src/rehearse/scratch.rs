@@ -111,6 +111,24 @@ impl Sizes {
         Ok(sizes)
     }
 
+    /// Refuses sizes the demo generator cannot make.
+    pub fn check(self) -> Result<()> {
+        let most = crate::seed::demo::MAX_DEMO_TASKS_PER_USER;
+        if self.tasks_per_user() > most {
+            return Err(Error::InvalidInput(format!(
+                "{self}: the copy gives every user the same number of tasks, at most {most}; give at least {} users",
+                self.tasks.div_ceil(u64::from(most))
+            )));
+        }
+        if self.tasks > crate::seed::demo::MAX_DEMO_TASKS {
+            return Err(Error::InvalidInput(format!(
+                "{self}: a copy holds at most {} tasks",
+                crate::seed::demo::MAX_DEMO_TASKS
+            )));
+        }
+        Ok(())
+    }
+
     /// Tasks per user for the demo generator (every user the same number).
     fn tasks_per_user(self) -> u32 {
         u32::try_from(self.tasks.div_ceil(u64::from(self.users.max(1)))).unwrap_or(u32::MAX)
@@ -387,5 +405,15 @@ mod tests {
             .tasks_per_user(),
             101
         );
+        let lopsided = Sizes {
+            tasks: 1_000_000,
+            users: 10,
+        };
+        assert!(lopsided
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("give at least 100 users"));
+        assert!(Sizes::default().check().is_ok());
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use common::checkout::checkout_copy;
 use common::TestDb;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use taskdb::db::{self, DatabaseUrl};
 use taskdb::Backend;
@@ -448,4 +449,21 @@ fn like_sizes_the_copy_from_the_live_catalog() {
         .args(["rehearse", "--rows", ROWS, "--like", live.url()])
         .assert()
         .code(2);
+}
+
+#[test]
+fn sizes_the_generator_cannot_make_are_refused_before_anything_is_built() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.taskdb()
+        .args([
+            "rehearse",
+            "--rows",
+            "tasks=1000000,users=10",
+            "--from",
+            "2026-02-08-000010",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("give at least 100 users"))
+        .stderr(contains("building").not());
 }
