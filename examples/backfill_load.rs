@@ -51,8 +51,8 @@ fn main() {
     let cap = WalRate::parse(&arg("--wal-cap").unwrap_or_else(|| "20MB/s".into()))
         .expect("--wal-cap")
         .expect("--wal-cap off");
-    let server = arg("--server")
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server =
+        arg("--server").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("backfill_load_{rows}");
     let url = server.rsplit_once('/').unwrap().0.to_string() + "/" + &name;
 
@@ -191,8 +191,7 @@ fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
     ))
     .get_result::<Count>(&mut admin)
     .unwrap()
-    .n
-        > 0;
+    .n > 0;
     if exists && keep {
         println!("reusing database {name}");
     } else {
@@ -212,7 +211,10 @@ fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
              VACUUM ANALYZE tasks;"
         ))
         .unwrap();
-        println!("made {name}: {rows} tasks in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "made {name}: {rows} tasks in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let mut conn = PgConnection::establish(url).unwrap();
     // Each phase fills its own column; a rerun starts them afresh, and

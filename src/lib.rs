@@ -80,6 +80,10 @@ pub mod adopt;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
+// `taskdb rehearse`.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod rehearse;
 // `taskdb new`.
 #[cfg(feature = "cli")]
 #[doc(hidden)]

@@ -13,6 +13,7 @@ mod orphans;
 mod output;
 mod progress;
 mod redo;
+mod rehearse;
 mod repair;
 mod rollback;
 mod seed;
@@ -122,6 +123,10 @@ pub enum Command {
     /// running app, with the safe way to write each
     #[command(long_about = lint::LONG_ABOUT)]
     Lint(lint::Opts),
+    /// Run the pending migrations on a production-sized copy under the
+    /// app's own queries; a verdict per step (exit 1 if any is not safe)
+    #[command(long_about = rehearse::LONG_ABOUT)]
+    Rehearse(rehearse::Opts),
 }
 
 /// How a command prints its result.
@@ -421,6 +426,7 @@ impl Command {
                 | Command::Repair(_)
                 | Command::Verify(_)
                 | Command::Adopt(_)
+                | Command::Rehearse(_)
         )
     }
 
@@ -436,6 +442,7 @@ impl Command {
         match self {
             Command::Status(opts) => opts.format == OutputFormat::Json,
             Command::Verify(opts) => opts.format == OutputFormat::Json,
+            Command::Rehearse(opts) => opts.format == OutputFormat::Json,
             _ => false,
         }
     }
@@ -450,6 +457,9 @@ fn run_with_database(
 ) -> anyhow::Result<ExitCode> {
     if !cli.command.prints_json() {
         writeln!(out, "database: {}", db.describe())?;
+    }
+    if let Command::Rehearse(opts) = &cli.command {
+        return rehearse::run(opts, db, out);
     }
     if db.url.is_missing_sqlite_file() && !cli.command.reads_a_missing_database() {
         anyhow::bail!(
@@ -467,6 +477,7 @@ fn run_with_database(
         Command::Repair(opts) => repair::run(opts, db, out),
         Command::Verify(opts) => verify::run(opts, db, out),
         Command::Adopt(opts) => adopt::run(opts, db, out),
+        Command::Rehearse(opts) => rehearse::run(opts, db, out),
         Command::New(_) | Command::Lint(_) => {
             anyhow::bail!("`taskdb new` and `taskdb lint` choose no database")
         }

@@ -46,6 +46,7 @@ mod pipes;
 mod pool;
 mod queries;
 mod query_plans;
+mod rehearse;
 mod secrets;
 mod server_language;
 mod testing_api;

@@ -1,0 +1,469 @@
+//! `taskdb rehearse`: migrations added to a copy of taskdb's directory
+//! (`--migrations-dir`) are rehearsed on a small filled copy of a migrated
+//! database under the app's queries; each verdict kind, the JSON shape,
+//! exit codes, the SVG report rendered to PNG, the scratch database gone
+//! afterwards (also after an error), and the refusal on SQLite.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::checkout::checkout_copy;
+use common::TestDb;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use taskdb::db::{self, DatabaseUrl};
+use taskdb::Backend;
+
+/// Small enough that the suite stays fast.
+const ROWS: &str = "tasks=3000,users=30";
+
+/// Adds a PostgreSQL migration `dir` to `project`'s `migrations/`.
+fn add(project: &Path, dir: &str, up: &str, no_transaction: bool) {
+    let at = project.join("migrations/postgres").join(dir);
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("up.sql"), up).unwrap();
+    std::fs::write(at.join("down.sql"), "SELECT 1;\n").unwrap();
+    if no_transaction {
+        std::fs::write(at.join("metadata.toml"), "run_in_transaction = false\n").unwrap();
+    }
+}
+
+/// `taskdb rehearse` on `db` with `project`'s migrations.
+fn rehearse(project: &Path, db: &TestDb) -> assert_cmd::Command {
+    let mut cmd = db.taskdb();
+    cmd.arg("--migrations-dir")
+        .arg(project.join("migrations"))
+        .args(["rehearse", "--rows", ROWS]);
+    cmd
+}
+
+/// The scratch database a run named on stderr (the last name: a clone's
+/// line names the template first).
+fn scratch_name(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let at = text
+        .rfind("taskdb_rehearse_")
+        .unwrap_or_else(|| panic!("no scratch database named in {text}"));
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+fn database_exists(name: &str) -> bool {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let found: Found =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut common::admin())
+            .unwrap();
+    found.n > 0
+}
+
+fn verdicts(step: &serde_json::Value) -> Vec<String> {
+    step["verdict"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-01-000001_add_note",
+        "ALTER TABLE tasks ADD COLUMN note text;\n",
+        false,
+    );
+    // Held past the index build: writers queue behind the SHARE lock.
+    add(
+        p,
+        "2026-12-01-000002_index_titles",
+        "CREATE INDEX tasks_title_idx ON tasks (title);\nSELECT pg_sleep(0.6);\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-01-000003_volatile_rank",
+        "ALTER TABLE tasks ADD COLUMN rank bigint DEFAULT (random() * 10)::bigint;\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-01-000004_rename_user_name",
+        // Held long enough for the 10 ms sampler to see it every time.
+        "ALTER TABLE users RENAME COLUMN name TO display_name;\nSELECT pg_sleep(0.1);\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-01-000005_drop_priority",
+        "ALTER TABLE tasks DROP COLUMN rank;\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-01-000006_note_required",
+        "ALTER TABLE tasks ALTER COLUMN note SET NOT NULL;\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-01-000007_later",
+        "ALTER TABLE tasks ADD COLUMN later text;\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let svg = p.join("report.svg");
+    let run = rehearse(p, &db)
+        .args(["--format", "json", "--report"])
+        .arg(&svg)
+        .assert()
+        .code(1);
+    let output = run.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(json["exceeded"], true);
+    let steps = json["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| s["migration"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for step in steps {
+        for field in [
+            "migration",
+            "verdict",
+            "lint",
+            "duration_ms",
+            "max_client_wait_ms",
+            "locks",
+            "lock_spans",
+            "rewrites",
+            "client_errors",
+            "rows_lost",
+            "wal_bytes",
+            "p99_ms",
+            "baseline_p99_ms",
+        ] {
+            assert!(step.get(field).is_some(), "{field} missing in {step}");
+        }
+    }
+    assert_eq!(verdicts(&steps[0]), ["safe"], "{}", steps[0]);
+    assert!(
+        verdicts(&steps[1]).contains(&"blocks".to_string()),
+        "{}",
+        steps[1]
+    );
+    assert!(steps[1]["max_client_wait_ms"].as_f64().unwrap() > 250.0);
+    assert!(
+        steps[1]["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["relation"] == "tasks" && l["mode"] == "ShareLock"),
+        "{}",
+        steps[1]
+    );
+    let span = steps[1]["lock_spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["mode"] == "ShareLock")
+        .unwrap_or_else(|| panic!("{}", steps[1]));
+    let held = span["to_ms"].as_f64().unwrap() - span["from_ms"].as_f64().unwrap();
+    assert!(held >= 500.0, "held {held} ms across a 0.6 s sleep");
+    assert_eq!(steps[1]["lint"], "unsafe");
+    assert!(
+        verdicts(&steps[2]).contains(&"rewrites".to_string()),
+        "{}",
+        steps[2]
+    );
+    assert_eq!(steps[2]["rewrites"][0], "tasks");
+    assert!(
+        verdicts(&steps[3]).contains(&"breaks-clients".to_string()),
+        "{}",
+        steps[3]
+    );
+    assert!(steps[3]["client_errors"].as_u64().unwrap() > 0);
+    assert!(
+        verdicts(&steps[4]).contains(&"loses-data".to_string()),
+        "{}",
+        steps[4]
+    );
+    assert!(
+        steps[4]["rows_lost"].as_i64().unwrap() >= 3000,
+        "{}",
+        steps[4]
+    );
+    assert!(
+        verdicts(&steps[5]).contains(&"fails".to_string()),
+        "{}",
+        steps[5]
+    );
+    assert_eq!(json["not_rehearsed"][0], "2026-12-01-000007_later");
+
+    // Nothing in the rehearsed database changed; the copy is gone.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'note'"),
+        0
+    );
+    assert!(!database_exists(&scratch_name(&output.stderr)));
+
+    // The picture: one band per table the migration locked, every step
+    // labelled, and it renders.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let bands = text.matches(r#"<g class="band""#).count();
+    assert!(text.contains(r#"data-relation="tasks""#), "{text}");
+    assert!(text.contains(r#"data-relation="users""#), "{text}");
+    assert_eq!(bands, 2, "one band per relation: {text}");
+    for name in &names {
+        assert!(text.contains(&format!("{name} — ")), "{name} unlabelled");
+    }
+    let png = p.join("report.png");
+    let rendered = std::process::Command::new("rsvg-convert")
+        .arg(&svg)
+        .arg("-o")
+        .arg(&png)
+        .status()
+        .expect("rsvg-convert (scripts/test-env installs librsvg2-bin)");
+    assert!(rendered.success());
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert!(width >= 800 && height >= 300, "{width}x{height}");
+    assert!(
+        bytes.len() > 10_000,
+        "a near-empty picture: {} bytes",
+        bytes.len()
+    );
+}
+
+#[test]
+fn safe_shapes_exit_0_leave_no_scratch_database_and_reuse_the_filled_copy() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-02-000001_add_note",
+        "ALTER TABLE tasks ADD COLUMN note text DEFAULT 'none';\n",
+        false,
+    );
+    add(
+        p,
+        "2026-12-02-000002_index_titles",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_title_idx ON tasks (title);\n",
+        true,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = rehearse(p, &db)
+        .assert()
+        .success()
+        .stdout(contains("2026-12-02-000001_add_note"))
+        .stdout(contains("2026-12-02-000002_index_titles"))
+        .stdout(contains("✓ Every step is safe"));
+    assert!(!database_exists(&scratch_name(&run.get_output().stderr)));
+
+    // The second rehearsal at the same schema and sizes clones the filled
+    // copy the first one kept, instead of generating the rows again.
+    let again = rehearse(p, &db)
+        .args(["--format", "json"])
+        .assert()
+        .success()
+        .stderr(contains("cloning the filled copy taskdb_rehearse_tpl_"));
+    let json: serde_json::Value = serde_json::from_slice(&again.get_output().stdout).unwrap();
+    assert_eq!(json["reused_copy"], true);
+    assert_eq!(json["steps"].as_array().unwrap().len(), 2);
+    assert!(!database_exists(&scratch_name(&again.get_output().stderr)));
+}
+
+#[test]
+fn nothing_pending_is_nothing_to_rehearse() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.taskdb()
+        .args(["rehearse", "--rows", ROWS])
+        .assert()
+        .success()
+        .stdout(contains("Nothing to rehearse"));
+}
+
+#[test]
+fn from_a_version_rehearses_what_follows_it_without_touching_the_database() {
+    let db = TestDb::empty(Backend::Postgres);
+    let migrations = taskdb::migrate::migrations(Backend::Postgres);
+    let last = migrations.last().unwrap().dir_name().to_string();
+    let before_last = migrations[migrations.len() - 2].dir_name().to_string();
+    let out = db
+        .taskdb()
+        .args([
+            "rehearse",
+            "--rows",
+            ROWS,
+            "--format",
+            "json",
+            "--from",
+            &before_last,
+        ])
+        .assert()
+        .get_output()
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["migration"], last.as_str());
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "the rehearsed database stays empty"
+    );
+}
+
+#[test]
+fn the_scratch_database_is_dropped_after_an_error() {
+    // Before the first migration the copy has no tables to fill.
+    let first = taskdb::migrate::migrations(Backend::Postgres)[0]
+        .dir_name()
+        .to_string();
+    let db = TestDb::empty(Backend::Postgres);
+    let run = db
+        .taskdb()
+        .args(["rehearse", "--rows", ROWS, "--from", &first])
+        .assert()
+        .code(1)
+        .stderr(contains("error: "));
+    assert!(!database_exists(&scratch_name(&run.get_output().stderr)));
+}
+
+#[test]
+fn a_role_without_createdb_is_told_what_it_needs() {
+    let db = TestDb::migrated(Backend::Postgres);
+    let mut role = common::role::Role::create("rehearse_nocreatedb");
+    role.grant_in(db.pg_name().unwrap(), "SELECT 1");
+    common::taskdb_at(&role.url(db.pg_name().unwrap()))
+        .args(["rehearse", "--rows", ROWS, "--from", "2026-02-08-000010"])
+        .assert()
+        .code(1)
+        .stderr(contains("CREATEDB"));
+}
+
+#[test]
+fn sqlite_is_refused_with_exit_2() {
+    let db = TestDb::migrated(Backend::Sqlite);
+    db.taskdb()
+        .arg("rehearse")
+        .assert()
+        .code(2)
+        .stderr(contains("rehearse applies to PostgreSQL"));
+}
+
+#[test]
+fn ctrl_c_during_a_step_drops_the_copy_and_exits_130() {
+    use common::process::{signal, spawn_taskdb_at, wait_until, wait_with_limit};
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-03-000001_slow",
+        "ALTER TABLE tasks ADD COLUMN note text;\nSELECT pg_sleep(30);\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let dir = p.join("migrations");
+    let child = spawn_taskdb_at(
+        db.url(),
+        &[
+            "--migrations-dir",
+            dir.to_str().unwrap(),
+            "rehearse",
+            "--rows",
+            ROWS,
+        ],
+    );
+    let pid = child.id();
+    let mut scratch = String::new();
+    wait_until("the step runs", std::time::Duration::from_secs(60), || {
+        let mut admin = db::connect(&DatabaseUrl::parse(&common::admin_url()).unwrap()).unwrap();
+        let found = common::query_lines(
+            &mut admin,
+            &format!(
+                "SELECT datname::text AS line FROM pg_stat_activity \
+                  WHERE application_name LIKE 'taskdb-migrate-{pid}-%' \
+                    AND datname LIKE 'taskdb\\_rehearse\\_%' AND query LIKE '%pg_sleep%'"
+            ),
+        );
+        match found.into_iter().next() {
+            Some(name) => {
+                scratch = name;
+                true
+            }
+            None => false,
+        }
+    });
+    signal(&child, "INT");
+    let output = wait_with_limit(child, std::time::Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("scratch database was dropped"), "{stderr}");
+    assert!(!database_exists(&scratch));
+}
+
+#[test]
+fn like_sizes_the_copy_from_the_live_catalog() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-04-000001_add_note",
+        "ALTER TABLE tasks ADD COLUMN note text;\n",
+        false,
+    );
+    let live = TestDb::migrated(Backend::Postgres);
+    live.taskdb()
+        .args(["seed", "demo", "--users", "40", "--tasks-per-user", "30"])
+        .assert()
+        .success();
+    live.execute("ANALYZE users; ANALYZE tasks");
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(p.join("migrations"))
+        .args(["rehearse", "--format", "json", "--like", live.url()])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    assert_eq!(json["sizes"]["users"], 40, "{json}");
+    assert_eq!(json["sizes"]["tasks"], 1200, "{json}");
+    db.taskdb()
+        .args(["rehearse", "--rows", ROWS, "--like", live.url()])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn sizes_the_generator_cannot_make_are_refused_before_anything_is_built() {
+    let db = TestDb::migrated(Backend::Postgres);
+    db.taskdb()
+        .args([
+            "rehearse",
+            "--rows",
+            "tasks=1000000,users=10",
+            "--from",
+            "2026-02-08-000010",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("give at least 100 users"))
+        .stderr(contains("building").not());
+}
