@@ -16,7 +16,10 @@
 //! ```
 //!
 //! Options: `--rows N` (default 4000000), `--keep` (keep the database
-//! `backfill_load_<rows>` and reuse it on the next run), `--baseline S`
+//! `backfill_load_<rows>` and reuse it on the next run), `--loop-first`
+//! (run the fixed loop before taskdb: the second of the two runs on a
+//! table with twice the tuples), `--no-wal-cap` (skip phase 4),
+//! `--baseline S`
 //! (seconds, default 10), `--wal-cap RATE`, `--server URL` (default
 //! postgres://postgres@127.0.0.1:5432/postgres).
 
@@ -47,6 +50,8 @@ fn main() {
     };
     let rows: u64 = arg("--rows").map_or(4_000_000, |s| s.parse().expect("--rows N"));
     let keep = args.iter().any(|a| a == "--keep");
+    let loop_first = args.iter().any(|a| a == "--loop-first");
+    let wal_phase = !args.iter().any(|a| a == "--no-wal-cap");
     let baseline = Duration::from_secs(arg("--baseline").map_or(10, |s| s.parse().unwrap()));
     let cap = WalRate::parse(&arg("--wal-cap").unwrap_or_else(|| "20MB/s".into()))
         .expect("--wal-cap")
@@ -80,12 +85,26 @@ fn main() {
     println!("load before: {}", load().trim());
     std::thread::sleep(baseline);
 
-    // taskdb, default settings.
-    phase.store(1, Ordering::SeqCst);
-    let (taskdb_time, _) = taskdb_backfill(&url, migrations.path(), "p_taskdb", None);
-    // The fixed loop.
-    phase.store(2, Ordering::SeqCst);
-    let loop_time = fixed_loop(&url, "p_loop");
+    // taskdb with default settings, and the fixed loop, in the order asked
+    // for (the table has twice the tuples for the second one), each after
+    // a checkpoint (so each writes the same full-page images).
+    let checkpoint = || {
+        PgConnection::establish(&url)
+            .unwrap()
+            .batch_execute("CHECKPOINT")
+            .unwrap()
+    };
+    let (mut taskdb_time, mut loop_time) = (Duration::ZERO, Duration::ZERO);
+    for which in if loop_first { [2, 1] } else { [1, 2] } {
+        checkpoint();
+        phase.store(which, Ordering::SeqCst);
+        if which == 1 {
+            taskdb_time = taskdb_backfill(&url, migrations.path(), "p_taskdb", None).0;
+        } else {
+            loop_time = fixed_loop(&url, "p_loop");
+        }
+    }
+    checkpoint();
     // taskdb under a WAL cap, with the server's WAL sampled meanwhile.
     phase.store(3, Ordering::SeqCst);
     let sampling = Arc::new(AtomicBool::new(true));
@@ -102,7 +121,11 @@ fn main() {
             points
         })
     };
-    let (wal_time, batches) = taskdb_backfill(&url, migrations.path(), "p_wal", Some(cap));
+    let (wal_time, batches) = if wal_phase {
+        taskdb_backfill(&url, migrations.path(), "p_wal", Some(cap))
+    } else {
+        (Duration::ZERO, Vec::new())
+    };
     sampling.store(false, Ordering::SeqCst);
     let server_points = sampler.join().unwrap();
     stop.store(true, Ordering::SeqCst);
@@ -110,16 +133,30 @@ fn main() {
         w.join().unwrap();
     }
     println!("load after: {}", load().trim());
+    if !keep {
+        let mut admin = PgConnection::establish(&server).unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+    }
 
     // Results.
     let samples = samples.lock().unwrap();
     println!();
-    println!("{rows} tasks; writers: 2 threads, one request each 5 ms (create, complete, list)");
+    println!(
+        "{rows} tasks; writers: 2 threads, one request each 5 ms (create, complete, list); order: {}",
+        if loop_first { "fixed loop, taskdb" } else { "taskdb, fixed loop" }
+    );
     println!(
         "{:<18} {:>8} {:>9} {:>9} {:>9} {:>12} {:>10}",
         "phase", "requests", "p50 ms", "p99 ms", "max ms", "time s", "rows/s"
     );
-    let times = [None, Some(taskdb_time), Some(loop_time), Some(wal_time)];
+    let times = [
+        None,
+        Some(taskdb_time),
+        Some(loop_time),
+        wal_phase.then_some(wal_time),
+    ];
     for (i, name) in PHASES.iter().enumerate() {
         let s = &samples[i];
         println!(
@@ -152,6 +189,9 @@ fn main() {
         "backfill throughput taskdb / fixed loop: {:.2}x (goal >= 0.8x)",
         loop_time.as_secs_f64() / taskdb_time.as_secs_f64()
     );
+    if !wal_phase {
+        return;
+    }
     let mb = |b: f64| b / (1u64 << 20) as f64;
     let own_worst = worst_window(&batches);
     let server_worst = worst_window(
@@ -169,12 +209,6 @@ fn main() {
         wal_time.as_secs_f64(),
         mb(server_worst)
     );
-    if !keep {
-        let mut admin = PgConnection::establish(&server).unwrap();
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-    }
 }
 
 /// The database with `rows` tasks of [`USERS`] users, migrated; reused
@@ -197,9 +231,10 @@ fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
     } else {
         let started = Instant::now();
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         taskdb::migrate::run_pending(&DatabaseUrl::parse(url).unwrap()).unwrap();
         let mut conn = PgConnection::establish(url).unwrap();
@@ -207,10 +242,10 @@ fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
             "INSERT INTO users (id, email, password_hash)
                SELECT 'user' || u, 'user' || u || '@example.com', 'x' FROM generate_series(1, {USERS}) u;
              INSERT INTO tasks (user_id, title, completed)
-               SELECT 'user' || (1 + i % {USERS}), 'task ' || i, i % 3 = 0 FROM generate_series(1, {rows}) i;
-             VACUUM ANALYZE tasks;"
+               SELECT 'user' || (1 + i % {USERS}), 'task ' || i, i % 3 = 0 FROM generate_series(1, {rows}) i;"
         ))
         .unwrap();
+        conn.batch_execute("VACUUM ANALYZE tasks").unwrap();
         println!(
             "made {name}: {rows} tasks in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -223,10 +258,11 @@ fn prepare(server: &str, url: &str, name: &str, rows: u64, keep: bool) {
         "ALTER TABLE tasks DROP COLUMN IF EXISTS p_taskdb, DROP COLUMN IF EXISTS p_loop, DROP COLUMN IF EXISTS p_wal;
          ALTER TABLE tasks ADD COLUMN p_taskdb integer, ADD COLUMN p_loop integer, ADD COLUMN p_wal integer;
          DELETE FROM __diesel_schema_migrations WHERE version LIKE '2099%';
-         DELETE FROM __taskdb_ledger WHERE version LIKE '2099%';
-         CHECKPOINT;",
+         DELETE FROM __taskdb_ledger WHERE version LIKE '2099%';",
     )
     .unwrap();
+    // Dead tuples of an earlier run gone, as on a fresh table.
+    conn.batch_execute("VACUUM ANALYZE tasks").unwrap();
 }
 
 /// One writer: create, complete, list, in turn, one every
