@@ -60,6 +60,7 @@ mod server;
 mod sqlite;
 mod sweep;
 mod template;
+mod warm;
 
 use std::path::PathBuf;
 
@@ -88,6 +89,17 @@ pub const DEFAULT_SPARES: usize = 2;
 pub const TEMPLATES_VARIABLE: &str = "TASKDB_TEST_TEMPLATES";
 /// Templates kept when [`TEMPLATES_VARIABLE`] is unset.
 pub const DEFAULT_TEMPLATES: usize = 4;
+
+/// The variable setting how many reset PostgreSQL databases a test
+/// process leaves at exit, per template, for the next test process of the
+/// same migrations to take instead of cloning (`taskdb_w_…`, and
+/// `taskdb_d_…` for ones still to be reset); `0` leaves none and takes
+/// none: nothing is left behind at exit. Like templates, they are a
+/// bounded cache: the sweep drops those beyond the bound and those of
+/// templates that are gone.
+pub const WARM_VARIABLE: &str = "TASKDB_TEST_WARM";
+/// Databases left per template when [`WARM_VARIABLE`] is unset.
+pub const DEFAULT_WARM: usize = 16;
 
 /// The variable that keeps failed tests' PostgreSQL databases: `failed`
 /// keeps the database of a test whose [`TestDb`] drops while the test
@@ -184,10 +196,11 @@ impl TestDb {
         let spares = spares_wanted()?;
         let name = if migrated {
             let template = template::ensure(&server)?;
-            sweep::start_once(&server, Some(&template), templates_kept()?);
-            pool::claim(&server, spares)?
+            let warm = warm_kept(spares)?;
+            sweep::start_once(&server, Some(&template), templates_kept()?, warm);
+            pool::claim(&server, &template, spares, warm)?
         } else {
-            sweep::start_once(&server, None, templates_kept()?);
+            sweep::start_once(&server, None, templates_kept()?, warm_kept(spares)?);
             pool::create_empty(&server)?
         };
         Ok(TestDb {
@@ -252,6 +265,14 @@ pub fn postgres_template() -> Result<String> {
 
 fn spares_wanted() -> Result<usize> {
     number(SPARES_VARIABLE, DEFAULT_SPARES)
+}
+
+/// Databases left warm per template: none without reuse.
+fn warm_kept(spares: usize) -> Result<usize> {
+    if spares == 0 {
+        return Ok(0);
+    }
+    number(WARM_VARIABLE, DEFAULT_WARM)
 }
 
 fn templates_kept() -> Result<usize> {
