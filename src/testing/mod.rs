@@ -28,11 +28,13 @@
 //!   test, instead of dropping it: a `DROP DATABASE` forces a checkpoint
 //!   that every other test's commits then wait behind (module `reset`).
 //!   A test claims a ready database, or clones its own on a connection of
-//!   its own; none waits for another's set-up (module `pool`). The
-//!   databases a process made are dropped together when it exits: the
-//!   drops are sent, and the server finishes them after the process
-//!   has gone ([`SPARES_VARIABLE`] `=0`: no reuse, a clone per test, dropped
-//!   in batches).
+//!   its own; none waits for another's set-up (module `pool`). At exit a
+//!   process leaves its reset databases (up to [`WARM_VARIABLE`] per
+//!   template) for the next test process of the same migrations, whose
+//!   first tests take them instead of waiting for clones (module `warm`);
+//!   the rest are dropped together: the drops are sent, and the server
+//!   finishes them after the process has gone ([`SPARES_VARIABLE`] `=0`:
+//!   no reuse, a clone per test, dropped in batches).
 //! - Each test process holds an advisory lock of its own (its owner key)
 //!   and its databases' names carry that key: the databases of a process
 //!   that died (`kill -9` too) are dropped by the next one, in the
@@ -51,7 +53,7 @@
 //! Environment (read by tests, never by the library proper):
 //! [`SERVER_VARIABLE`] (default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! its role needs CREATEDB), [`SPARES_VARIABLE`], [`TEMPLATES_VARIABLE`],
-//! [`KEEP_VARIABLE`].
+//! [`WARM_VARIABLE`], [`KEEP_VARIABLE`].
 
 mod owner;
 mod pool;

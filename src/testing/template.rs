@@ -56,6 +56,16 @@ pub(super) fn ensure(server: &DatabaseUrl) -> Result<String> {
     if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
         return Ok(name);
     }
+    // One thread looks for it (and builds it); the process's other first
+    // tests wait for that one instead of each opening an admin connection
+    // and queueing on the build lock.
+    static LOOKING: Mutex<()> = Mutex::new(());
+    let _looking = LOOKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
+        return Ok(name);
+    }
     let name = template_key(Backend::Postgres);
     // In use before it is looked for: an eviction either finished before
     // (and it is built again) or waits until this process exits.
