@@ -101,7 +101,7 @@ pub const DEFAULT_TEMPLATES: usize = 4;
 /// templates that are gone.
 pub const WARM_VARIABLE: &str = "TASKDB_TEST_WARM";
 /// Databases left per template when [`WARM_VARIABLE`] is unset.
-pub const DEFAULT_WARM: usize = 16;
+pub const DEFAULT_WARM: usize = 32;
 
 /// The variable that keeps failed tests' PostgreSQL databases: `failed`
 /// keeps the database of a test whose [`TestDb`] drops while the test
@@ -197,7 +197,7 @@ impl TestDb {
         let server = server_url()?;
         let spares = spares_wanted()?;
         let name = if migrated {
-            let template = template::ensure(&server)?;
+            let template = template::hold(&server)?;
             let warm = warm_kept(spares)?;
             sweep::start_once(&server, Some(&template), templates_kept()?, warm);
             pool::claim(&server, &template, spares, warm)?

@@ -28,7 +28,7 @@ use crate::error::Result;
 const DROP_BATCH: usize = 8;
 /// Background workers at most (clones and resets); each holds a
 /// connection while it works.
-const MAX_WORKERS: usize = 4;
+const MAX_WORKERS: usize = 6;
 /// Clones running at once at most. Clones at the same time slow each
 /// other down (each writes the whole template to the WAL): eight at once
 /// took 3–5 s each on two cores, where one takes 0.1–0.4 s, so tests get
@@ -181,13 +181,9 @@ pub(super) fn claim(
             if warm > 0 {
                 state.warming = true;
                 drop(state);
-                let taken = warm::take(
-                    server,
-                    template,
-                    warm,
-                    || database_name(server),
-                    |name| self::state().owned.push(name.to_string()),
-                );
+                let taken = warm::take(server, template, warm, |name| {
+                    self::state().owned.push(name.to_string())
+                });
                 state = self::state();
                 state.warming = false;
                 if let Ok(taken) = taken {
@@ -197,6 +193,7 @@ pub(super) fn claim(
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut grown = false;
         let claimed = loop {
             if let Some(name) = state.ready.pop() {
                 break Some(name);
@@ -204,6 +201,19 @@ pub(super) fn claim(
             if state.warming {
                 state = wait(state, &CHANGED, Duration::from_millis(100));
                 continue;
+            }
+            // This test waits: one more database for the process (and
+            // the next of this template), even if a reset serves this
+            // test first, while it has fewer than it may leave warm.
+            let clones = state
+                .jobs
+                .iter()
+                .filter(|job| matches!(job, Job::Clone))
+                .count();
+            if !grown && !state.closed && state.owned.len() + clones < state.warm {
+                grown = true;
+                state.coming += 1;
+                state.jobs.push_back(Job::Clone);
             }
             // A job coming for every waiting test.
             while state.coming < state.waiting && !state.closed {
@@ -435,8 +445,12 @@ fn work(server: &DatabaseUrl) {
         };
         if matches!(job, Job::Clone) {
             // Not needed any more: a reset served the test that asked.
+            // Unless databases are left warm and the process has fewer than
+            // it may leave: a test waited, so the next process of this
+            // template would wait too with no more than this one had.
             let wanted = state.waiting + state.spares.min(state.claimed.saturating_sub(1));
-            if state.ready.len() + state.coming > wanted {
+            let growing = state.owned.len() < state.warm;
+            if state.ready.len() + state.coming > wanted && !growing {
                 state.coming -= 1;
                 continue;
             }

@@ -1,6 +1,7 @@
 //! Leftovers on the server, cleared once per test process in the
 //! background (never on a test's time): test databases whose process is
-//! provably gone (its owner lock is free), templates of other migrations
+//! provably gone (its owner lock is free), templates half-built by a run
+//! that failed or was killed, templates of other migrations
 //! beyond the ones kept, and databases left warm for templates that are
 //! gone or beyond the bound.
 
@@ -60,7 +61,9 @@ fn sweep(server: &DatabaseUrl, template: Option<&str>, keep_templates: usize, wa
         .filter(|name| owner_of(name).is_some_and(|owner| !live.contains(&owner)))
         .collect();
     drop_databases(server, &dead);
+    let _ = template::drop_abandoned_builds(&mut admin);
     if let Some(template) = template {
+        template::stamp(&mut admin, template);
         let _ = template::evict(&mut admin, template, keep_templates);
     }
     let bound = if warm == 0 { usize::MAX } else { warm };

@@ -17,6 +17,7 @@
 
 use diesel::connection::SimpleConnection;
 
+use super::owner::{name_for, with_owner_connection};
 use super::server::{database_names, drop_databases, with_admin};
 use crate::db::{DatabaseUrl, DbConnection};
 use crate::error::Result;
@@ -46,44 +47,60 @@ pub(super) struct Taken {
 }
 
 /// Takes up to `at_most` databases left for `template`, renaming each to a
-/// name from `name` (one this process owns); `owned` is told each new name
-/// before its rename, so that an exit meanwhile drops it. Ready ones first.
+/// name this process owns; `owned` is told each new name before its
+/// rename, so that an exit meanwhile drops it. Ready ones first. On the
+/// connection holding the process's locks: at the start of a process no
+/// other is open yet.
 pub(super) fn take(
     server: &DatabaseUrl,
     template: &str,
     at_most: usize,
-    mut name: impl FnMut() -> Result<String>,
     mut owned: impl FnMut(&str),
 ) -> Result<Taken> {
     if at_most == 0 {
         return Ok(Taken::default());
     }
-    with_admin(server, |admin| {
-        // Other sessions' commits do not wait for this one's flush, nor
-        // this one for theirs: a lost rename only loses a cache entry.
-        admin.batch_execute("SET synchronous_commit = off")?;
+    let h = hash(template);
+    with_owner_connection(server, |conn, key| {
+        let mut left = database_names(conn, &format!("{CLEAN}{h}_%"))?;
+        left.sort();
+        let clean = left.len();
+        let mut dirty = database_names(conn, &format!("{DIRTY}{h}_%"))?;
+        dirty.sort();
+        left.extend(dirty);
+        let pairs: Vec<(String, String, bool)> = left
+            .into_iter()
+            .take(at_most)
+            .enumerate()
+            .map(|(i, old)| (old, name_for(key), i < clean))
+            .collect();
+        for (_, new, _) in &pairs {
+            owned(new);
+        }
+        // All in one transaction, one commit (without waiting for its
+        // flush: a lost rename only loses a cache entry); if another
+        // process took one first, one at a time.
+        let mut batch = String::from("SET synchronous_commit = off; BEGIN;");
+        for (old, new, _) in &pairs {
+            batch.push_str(&format!(" ALTER DATABASE {old} RENAME TO {new};"));
+        }
+        batch.push_str(" COMMIT; RESET synchronous_commit;");
+        let all = conn.batch_execute(&batch).is_ok();
         let mut taken = Taken::default();
-        for (prefix, into) in [(CLEAN, true), (DIRTY, false)] {
-            let mut left = database_names(admin, &format!("{prefix}{}_%", hash(template)))?;
-            left.sort();
-            for old in left {
-                if taken.clean.len() + taken.dirty.len() >= at_most {
-                    break;
-                }
-                let new = name()?;
-                owned(&new);
-                // Fails if another process took it first (or a sweep
-                // dropped it): the next one.
-                if rename(admin, &old, &new).is_ok() {
-                    if into {
-                        taken.clean.push(new);
-                    } else {
-                        taken.dirty.push(new);
-                    }
+        if !all {
+            let _ = conn.batch_execute("ROLLBACK; RESET synchronous_commit");
+        }
+        for (old, new, ready) in pairs {
+            // Fails if another process took it first (or a sweep dropped
+            // it): the next one.
+            if all || rename(conn, &old, &new).is_ok() {
+                if ready {
+                    taken.clean.push(new);
+                } else {
+                    taken.dirty.push(new);
                 }
             }
         }
-        let _ = admin.batch_execute("RESET synchronous_commit");
         Ok(taken)
     })
 }
