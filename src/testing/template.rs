@@ -157,18 +157,14 @@ pub(super) fn build(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) 
 
 /// Drops templates left half-built by a run that failed or was killed:
 /// templates are built under the build lock only, so one named `…_build`
-/// while the lock is free is no one's. Skipped while someone builds.
+/// once the lock is had is no one's. Waits for a build under way (in the
+/// background sweep, at most 10 s).
 pub(super) fn drop_abandoned_builds(admin: &mut DbConnection) -> Result<()> {
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        locked: bool,
-    }
-    let got: Locked = diesel::sql_query(format!(
-        "SELECT pg_try_advisory_lock({BUILD_LOCK}) AS locked"
-    ))
-    .get_result(admin)?;
-    if !got.locked {
+    let locked = admin.batch_execute(&format!(
+        "SET lock_timeout = '10s'; SELECT pg_advisory_lock({BUILD_LOCK}); RESET lock_timeout"
+    ));
+    if locked.is_err() {
+        let _ = admin.batch_execute("RESET lock_timeout");
         return Ok(());
     }
     let dropped = database_names(admin, &format!("{PREFIX}%_build")).map(|left| {

@@ -62,17 +62,22 @@ pub(super) fn take(
     }
     let h = hash(template);
     with_owner_connection(server, |conn, key| {
-        let mut left = database_names(conn, &format!("{CLEAN}{h}_%"))?;
-        left.sort();
-        let clean = left.len();
-        let mut dirty = database_names(conn, &format!("{DIRTY}{h}_%"))?;
-        dirty.sort();
-        left.extend(dirty);
+        // One query for both kinds (each round trip counts here: every
+        // test of the first wave waits for this), ready ones first.
+        let mut left = database_names(conn, "taskdb_%")?;
+        left.retain(|name| {
+            name.strip_prefix(CLEAN)
+                .or_else(|| name.strip_prefix(DIRTY))
+                .is_some_and(|rest| rest.starts_with(&format!("{h}_")))
+        });
+        left.sort_by_key(|name| (!name.starts_with(CLEAN), name.clone()));
         let pairs: Vec<(String, String, bool)> = left
             .into_iter()
             .take(at_most)
-            .enumerate()
-            .map(|(i, old)| (old, name_for(key), i < clean))
+            .map(|old| {
+                let ready = old.starts_with(CLEAN);
+                (old, name_for(key), ready)
+            })
             .collect();
         for (_, new, _) in &pairs {
             owned(new);
