@@ -166,7 +166,7 @@ pub(super) fn sweep(server: &DatabaseUrl, admin: &mut DbConnection, bound: usize
     let mut left = database_names(admin, &format!("{CLEAN}%"))?;
     left.extend(database_names(admin, &format!("{DIRTY}%"))?);
     for name in left {
-        let Some(h) = name.splitn(4, '_').nth(2) else {
+        let Some(h) = name.split('_').nth(2) else {
             continue;
         };
         let known = templates.iter().any(|t| hash(t) == h);
@@ -188,6 +188,6 @@ mod tests {
     fn the_template_hash_is_the_last_part_of_its_name() {
         assert_eq!(hash("taskdb_tpl_0123456789ab"), "0123456789ab");
         let left = format!("{CLEAN}{}_{}", hash("taskdb_tpl_0123456789ab"), "deadbeef");
-        assert_eq!(left.splitn(4, '_').nth(2), Some("0123456789ab"));
+        assert_eq!(left.split('_').nth(2), Some("0123456789ab"));
     }
 }
