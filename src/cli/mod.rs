@@ -5,6 +5,8 @@
 
 mod adopt;
 mod config;
+#[cfg(feature = "postgres")]
+mod distribute;
 mod dry_run;
 mod lint;
 mod migrate;
@@ -122,6 +124,11 @@ pub enum Command {
     /// running app, with the safe way to write each
     #[command(long_about = lint::LONG_ABOUT)]
     Lint(lint::Opts),
+    /// Shard the schema on a Citus coordinator: users a reference table,
+    /// tasks distributed by user_id, online; --dry-run shows the plan
+    #[cfg(feature = "postgres")]
+    #[command(long_about = distribute::LONG_ABOUT)]
+    Distribute(distribute::Opts),
 }
 
 /// How a command prints its result.
@@ -404,7 +411,15 @@ impl Command {
                 | Command::Repair(_)
                 | Command::Verify(_)
                 | Command::Adopt(_)
-        )
+        ) || self.is_distribute()
+    }
+
+    fn is_distribute(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if let Command::Distribute(_) = self {
+            return true;
+        }
+        false
     }
 
     /// Commands that make sense on a SQLite file that does not exist yet:
@@ -450,6 +465,8 @@ fn run_with_database(
         Command::Repair(opts) => repair::run(opts, db, out),
         Command::Verify(opts) => verify::run(opts, db, out),
         Command::Adopt(opts) => adopt::run(opts, db, out),
+        #[cfg(feature = "postgres")]
+        Command::Distribute(opts) => distribute::run(opts, db, out),
         Command::New(_) | Command::Lint(_) => {
             anyhow::bail!("`taskdb new` and `taskdb lint` choose no database")
         }

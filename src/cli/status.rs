@@ -71,6 +71,10 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     } else {
         print_plan(&plan, &backfills, out)?;
         print_standbys(&standbys, out)?;
+        #[cfg(feature = "postgres")]
+        if db.url.backend() == Backend::Postgres && !db.url.is_missing_sqlite_file() {
+            print_citus(db, out)?;
+        }
     }
     // A database ahead of this build (a later release's migrations) is
     // what a rolled-back app sees: not a reason to fail the gate.
@@ -159,6 +163,33 @@ fn state_note(entry: &PlanEntry) -> String {
         MigrationState::Ahead => "  (newer than this build: applied by a later release)".into(),
         _ => String::new(),
     }
+}
+
+/// How Citus holds the tables, on a Citus coordinator (nothing
+/// elsewhere), and the steps `taskdb distribute` recorded.
+#[cfg(feature = "postgres")]
+fn print_citus(db: &Database, out: &mut Output<'_>) -> anyhow::Result<()> {
+    let mut conn = crate::db::connect_postgres(&db.url)?;
+    let Some(d) = crate::distribute::distribution(&mut conn)? else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "Citus {}: users {}, tasks {}",
+        d.citus_version, d.users, d.tasks
+    )?;
+    match d.recorded.last() {
+        Some((_, at)) => writeln!(
+            out,
+            "  taskdb distribute: {} step(s) recorded, the last at {at} UTC",
+            d.recorded.len()
+        )?,
+        None => writeln!(
+            out,
+            "  not distributed by taskdb yet: `taskdb distribute --dry-run` shows the plan"
+        )?,
+    }
+    Ok(())
 }
 
 /// The streaming standbys (PostgreSQL), each with how far behind it is:
