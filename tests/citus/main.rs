@@ -568,3 +568,64 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A project directory with taskdb's migrations and one more, `up`.
+fn project_with(name: &str, up: &str) -> tempfile::TempDir {
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().join("postgres");
+    copy_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/postgres")
+            .as_path(),
+        &dir,
+    );
+    let extra = dir.join(format!("2099-01-01-000001_{name}"));
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("up.sql"), up).unwrap();
+    std::fs::write(extra.join("down.sql"), "SELECT 1;\n").unwrap();
+    project
+}
+
+#[test]
+fn the_preflight_reads_a_distributed_tables_size_from_its_shards() {
+    let db = migrated();
+    with_rows(&db, 100, 300);
+    distribute(&db);
+    db.execute("ANALYZE tasks");
+    // The coordinator's own catalog says the table is empty.
+    assert_eq!(db.scalar("SELECT pg_relation_size('tasks')::int8 AS n"), 0);
+    let mut conn = pg(&db);
+    let size = taskdb::catalog::table_size::table_size(&mut conn, "tasks")
+        .unwrap()
+        .unwrap();
+    assert!(
+        (27_000..=33_000).contains(&size.rows),
+        "30000 rows on the shards, estimated {size:?}"
+    );
+    assert!(size.bytes > 1 << 20, "{size:?}");
+    let users = taskdb::catalog::table_size::table_size(&mut conn, "users")
+        .unwrap()
+        .unwrap();
+    assert_eq!(users.rows, 100, "{users:?}");
+
+    // So `migrate` refuses a blocking index build on it.
+    let project = project_with(
+        "index_tasks_title",
+        "CREATE INDEX idx_tasks_title ON tasks (title);\n",
+    );
+    let out = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(project.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to migrate"), "{stderr}");
+    assert!(stderr.contains("[index-without-concurrently]"), "{stderr}");
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM pg_class WHERE relname = 'idx_tasks_title'"),
+        0
+    );
+}
