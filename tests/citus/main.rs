@@ -629,3 +629,64 @@ fn the_preflight_reads_a_distributed_tables_size_from_its_shards() {
         0
     );
 }
+
+/// A migration after `distribute` whose shard is locked on a worker (a
+/// long transaction there): its lock timeout must reach the shard, so the
+/// step gives up and is retried, never queueing behind the lock.
+#[test]
+fn the_lock_timeout_of_a_migration_reaches_the_shards_on_the_workers() {
+    let db = migrated();
+    with_rows(&db, 20, 5);
+    distribute(&db);
+    let project = project_with(
+        "check_title",
+        "ALTER TABLE tasks ADD CONSTRAINT tasks_title_not_blank CHECK (title <> '') NOT VALID;\n",
+    );
+    // Every shard of tasks on worker 0, held by an open transaction.
+    let mut holder = db.worker_conn(0);
+    holder
+        .batch_execute(
+            "SET citus.show_shards_for_app_name_prefixes = '*';
+             SET citus.enable_manual_changes_to_shards = on",
+        )
+        .unwrap();
+    let shards = nodes::rows(
+        &mut holder,
+        "SELECT relname::text AS line FROM pg_class WHERE relname ~ '^tasks_[0-9]+$' AND relkind = 'r'",
+    );
+    assert!(!shards.is_empty());
+    holder
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {} IN ACCESS SHARE MODE",
+            shards.join(", ")
+        ))
+        .unwrap();
+    let child = common::process::spawn_taskdb_at(
+        &db.url(),
+        &[
+            "--migrations-dir",
+            project.path().to_str().unwrap(),
+            "migrate",
+            "--lock-timeout",
+            "200ms",
+            "--lock-retries",
+            "2",
+        ],
+    );
+    let out = common::process::wait_with_limit(child, std::time::Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("waited too long for a table lock (attempt 2)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("could not get its table lock"), "{stderr}");
+    holder.batch_execute("ROLLBACK").unwrap();
+    db.taskdb()
+        .arg("--migrations-dir")
+        .arg(project.path())
+        .arg("migrate")
+        .assert()
+        .success();
+}
