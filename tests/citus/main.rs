@@ -690,3 +690,66 @@ fn the_lock_timeout_of_a_migration_reaches_the_shards_on_the_workers() {
         .assert()
         .success();
 }
+
+/// Two writers add tasks through the coordinator, with the app's typed
+/// insert, for the whole of `distribute`: none of their writes fails and
+/// every row is there afterwards.
+#[test]
+fn writes_go_on_while_distribute_runs_and_none_is_lost() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = migrated();
+    with_rows(&db, 100, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let url = db.url();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = db::connect_postgres(&DatabaseUrl::parse(&url).unwrap()).unwrap();
+                let (mut written, mut errors, mut slowest) =
+                    (0i64, Vec::new(), std::time::Duration::ZERO);
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let owner = format!("user-{}", (n * 2 + w) % 100 + 1);
+                    let started = std::time::Instant::now();
+                    match task::create(
+                        &mut conn,
+                        &owner,
+                        NewTask {
+                            title: "written during distribute",
+                            description: None,
+                            completed: false,
+                        },
+                    ) {
+                        Ok(_) => written += 1,
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                    slowest = slowest.max(started.elapsed());
+                }
+                (written, errors, slowest)
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    distribute(&db);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        let (n, errors, slowest) = writer.join().unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(n > 0);
+        eprintln!("writer: {n} tasks, slowest insert {slowest:?}");
+        written += n;
+    }
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM tasks WHERE title = 'written during distribute'"),
+        written
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM tasks"),
+        20_000 + written
+    );
+}
