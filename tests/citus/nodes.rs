@@ -17,7 +17,7 @@
 //! it every test here fails, saying so.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -70,16 +70,14 @@ fn node(name: &str) -> Arc<Cluster> {
 
 impl Citus {
     /// The coordinator and workers of this test process, started on first
-    /// use and stopped at exit.
-    pub fn shared() -> &'static Citus {
-        static CITUS: OnceLock<Citus> = OnceLock::new();
-        CITUS.get_or_init(|| {
-            require_citus();
-            Citus {
-                coordinator: node("citus_coordinator"),
-                workers: [node("citus_worker_1"), node("citus_worker_2")],
-            }
-        })
+    /// use and stopped at exit (`Cluster::shared` keeps them; nothing here
+    /// is static, or the clusters would outlive the process).
+    pub fn shared() -> Citus {
+        require_citus();
+        Citus {
+            coordinator: node("citus_coordinator"),
+            workers: [node("citus_worker_1"), node("citus_worker_2")],
+        }
     }
 
     fn nodes(&self) -> impl Iterator<Item = &Arc<Cluster>> {
@@ -87,7 +85,7 @@ impl Citus {
     }
 
     /// A new database on every node, with Citus set up in it.
-    pub fn database(&'static self) -> CitusDb {
+    pub fn database(self) -> CitusDb {
         let name = format!(
             "citus_{}_{}",
             std::process::id(),
@@ -118,7 +116,7 @@ impl Citus {
 
 /// A database on the coordinator and both workers, dropped on each.
 pub struct CitusDb {
-    pub citus: &'static Citus,
+    pub citus: Citus,
     pub name: String,
 }
 
