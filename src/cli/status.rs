@@ -33,7 +33,10 @@ pub struct Opts {
     /// pg_read_all_stats; the two fields after it are then null, meaning
     /// unknown), "replay_lag_ms": number or null (caught up),
     /// "bytes_behind": WAL not yet replayed}] (PostgreSQL's streaming
-    /// standbys; [] for none)}
+    /// standbys; [] for none), and on a Citus coordinator only "citus":
+    /// {"citus_version", "users", "tasks": "reference" | "distributed by
+    /// user_id" | "local" | "not distributed", "recorded": [[step, done
+    /// at]] (`taskdb distribute`'s steps)}}
     #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub format: super::OutputFormat,
 }
@@ -67,7 +70,18 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         (plan, standbys, backfills)
     };
     if opts.format == super::OutputFormat::Json {
-        json::print(&plan, &standbys, db, out)?;
+        #[cfg(feature = "postgres")]
+        let citus = if db.url.backend() == Backend::Postgres && !db.url.is_missing_sqlite_file() {
+            let mut conn = crate::db::connect_postgres(&db.url)?;
+            crate::distribute::distribution(&mut conn)?
+                .map(serde_json::to_value)
+                .transpose()?
+        } else {
+            None
+        };
+        #[cfg(not(feature = "postgres"))]
+        let citus = None;
+        json::print(&plan, &standbys, citus, db, out)?;
     } else {
         print_plan(&plan, &backfills, out)?;
         print_standbys(&standbys, out)?;
@@ -231,6 +245,9 @@ mod json {
         pending: usize,
         migrations: Vec<Migration<'a>>,
         standbys: Vec<Standby<'a>>,
+        /// Only on a database with the Citus extension.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        citus: Option<serde_json::Value>,
     }
 
     #[derive(serde::Serialize)]
@@ -268,10 +285,12 @@ mod json {
     pub(super) fn print(
         plan: &MigrationPlan,
         standbys: &[crate::migrate::replicas::Standby],
+        citus: Option<serde_json::Value>,
         db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
         let status = Status {
+            citus,
             database: db.url.redacted(),
             backend: plan.backend,
             total: plan.entries.len(),

@@ -161,6 +161,15 @@ fn distribute_with_rows_in_place_shards_tasks_and_keeps_every_row() {
         .success()
         .stdout(contains("users reference, tasks distributed by user_id"))
         .stdout(contains("4 step(s) recorded"));
+    let out = db
+        .taskdb()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["citus"]["users"], "reference", "{json}");
+    assert_eq!(json["citus"]["tasks"], "distributed by user_id", "{json}");
+    assert_eq!(json["citus"]["recorded"].as_array().unwrap().len(), 4);
 }
 
 #[test]
