@@ -76,6 +76,10 @@ binary_layer! {
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod adopt;
+// `taskdb distribute`: the schema onto a Citus cluster.
+#[cfg(all(feature = "cli", feature = "postgres"))]
+#[doc(hidden)]
+pub mod distribute;
 // The binary's commands (`src/main.rs` calls `cli::main`).
 #[cfg(feature = "cli")]
 #[doc(hidden)]

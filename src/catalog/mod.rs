@@ -31,11 +31,13 @@ pub struct TableSize {
 
 /// Tables that hold migration history, not the app's data: Diesel's and
 /// taskdb's tracking tables, and the Python runner's `schema_migrations`,
-/// which `taskdb adopt` leaves in place as the database's earlier history.
-pub const IGNORED_TABLES: [&str; 3] = [
+/// which `taskdb adopt` leaves in place as the database's earlier history;
+/// and `taskdb distribute`'s record of its steps on a Citus coordinator.
+pub const IGNORED_TABLES: [&str; 4] = [
     "__diesel_schema_migrations",
     "__taskdb_ledger",
     "schema_migrations",
+    "__taskdb_distribution",
 ];
 
 /// The schema of one database.

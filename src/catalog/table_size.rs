@@ -13,6 +13,14 @@
 //! pages holds no rows; a table whose rows all fit in that first read is
 //! counted exactly.
 //!
+//! On a Citus coordinator a distributed or reference table's rows live in
+//! its shards, on the workers: the coordinator's own table is an empty
+//! shell (no pages, `reltuples` about 0). Its size then comes from Citus:
+//! bytes from `citus_relation_size` / `citus_total_relation_size`, and the
+//! density from each shard's own `reltuples` and `relpages`
+//! (`run_command_on_shards`), one placement per shard; the sample, when
+//! the statistics give no density, reads through the coordinator.
+//!
 //! A name is read as SQL reads it (`app.big`, `"App"."Big"`, `tasks` on
 //! the search path), and, failing that, as one identifier taken verbatim
 //! (a finding that names the table as the parser normalised it).
@@ -67,6 +75,12 @@ pub fn table_size(conn: &mut PgConnection, name: &str) -> Result<Option<TableSiz
     let Some(oid) = resolve(conn, name)? else {
         return Ok(None);
     };
+    if let Some(part) = citus_stats(conn, oid)? {
+        return Ok(Some(TableSize {
+            rows: estimate_rows(conn, &part)?,
+            bytes: part.total_bytes,
+        }));
+    }
     let parts: Vec<Stats> = diesel::sql_query(
         "SELECT c.oid::regclass::text AS regclass, c.reltuples::float8 AS reltuples,
                 c.relpages::int8 AS relpages, pg_relation_size(c.oid)::int8 AS heap_bytes,
@@ -84,6 +98,65 @@ pub fn table_size(conn: &mut PgConnection, name: &str) -> Result<Option<TableSiz
         size.bytes = size.bytes.saturating_add(part.total_bytes);
     }
     Ok(Some(size))
+}
+
+#[derive(QueryableByName)]
+struct ShardStats {
+    #[diesel(sql_type = Text)]
+    result: String,
+}
+
+/// The statistics of a table Citus holds in shards (distributed,
+/// reference, or Citus-managed local), summed over its shards; `None` for
+/// any other table, or without Citus.
+fn citus_stats(conn: &mut PgConnection, oid: i64) -> Result<Option<Stats>> {
+    let held: Vec<Found> = diesel::sql_query(
+        "SELECT $1::int8 AS oid
+          WHERE EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')
+            AND EXISTS (SELECT FROM pg_catalog.pg_class WHERE relname = 'pg_dist_partition')",
+    )
+    .bind::<BigInt, _>(oid)
+    .load(conn)?;
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let known: Vec<Found> = diesel::sql_query(
+        "SELECT logicalrelid::oid::int8 AS oid FROM pg_dist_partition WHERE logicalrelid = $1::oid::regclass",
+    )
+    .bind::<BigInt, _>(oid)
+    .load(conn)?;
+    if known.is_empty() {
+        return Ok(None);
+    }
+    let mut part: Stats = diesel::sql_query(
+        "SELECT $1::oid::regclass::text AS regclass, 0::float8 AS reltuples, 0::int8 AS relpages,
+                citus_relation_size($1::oid::regclass)::int8 AS heap_bytes,
+                citus_total_relation_size($1::oid::regclass)::int8 AS total_bytes,
+                current_setting('block_size')::int8 AS block_size",
+    )
+    .bind::<BigInt, _>(oid)
+    .get_result(conn)?;
+    // One placement per shard (a reference table's one shard has one on
+    // every node).
+    let shards: Vec<ShardStats> = diesel::sql_query(
+        "SELECT DISTINCT ON (shardid) result FROM run_command_on_shards(
+             $1::oid::regclass,
+             $$SELECT reltuples::float8 || ',' || relpages FROM pg_class WHERE oid = '%s'::regclass$$)
+          WHERE success ORDER BY shardid",
+    )
+    .bind::<BigInt, _>(oid)
+    .load(conn)?;
+    for shard in shards {
+        let mut fields = shard.result.split(',');
+        let tuples: f64 = fields.next().and_then(|t| t.parse().ok()).unwrap_or(-1.0);
+        let pages: i64 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        // A shard never analysed gives no density; the others still do.
+        if tuples > 0.0 && pages > 0 {
+            part.reltuples += tuples;
+            part.relpages += pages;
+        }
+    }
+    Ok(Some(part))
 }
 
 #[derive(QueryableByName)]

@@ -5,6 +5,8 @@
 
 mod adopt;
 mod config;
+#[cfg(feature = "postgres")]
+mod distribute;
 mod dry_run;
 mod lint;
 mod migrate;
@@ -127,6 +129,11 @@ pub enum Command {
     /// app's own queries; a verdict per step (exit 1 if any is not safe)
     #[command(long_about = rehearse::LONG_ABOUT)]
     Rehearse(rehearse::Opts),
+    /// Shard the schema on a Citus coordinator: users a reference table,
+    /// tasks distributed by user_id, online; --dry-run shows the plan
+    #[cfg(feature = "postgres")]
+    #[command(long_about = distribute::LONG_ABOUT)]
+    Distribute(distribute::Opts),
 }
 
 /// How a command prints its result.
@@ -427,7 +434,15 @@ impl Command {
                 | Command::Verify(_)
                 | Command::Adopt(_)
                 | Command::Rehearse(_)
-        )
+        ) || self.is_distribute()
+    }
+
+    fn is_distribute(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if let Command::Distribute(_) = self {
+            return true;
+        }
+        false
     }
 
     /// Commands that make sense on a SQLite file that does not exist yet:
@@ -478,6 +493,8 @@ fn run_with_database(
         Command::Verify(opts) => verify::run(opts, db, out),
         Command::Adopt(opts) => adopt::run(opts, db, out),
         Command::Rehearse(opts) => rehearse::run(opts, db, out),
+        #[cfg(feature = "postgres")]
+        Command::Distribute(opts) => distribute::run(opts, db, out),
         Command::New(_) | Command::Lint(_) => {
             anyhow::bail!("`taskdb new` and `taskdb lint` choose no database")
         }

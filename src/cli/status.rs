@@ -36,7 +36,10 @@ pub struct Opts {
     /// pg_read_all_stats; the two fields after it are then null, meaning
     /// unknown), "replay_lag_ms": number or null (caught up),
     /// "bytes_behind": WAL not yet replayed}] (PostgreSQL's streaming
-    /// standbys; [] for none)}
+    /// standbys; [] for none), and on a Citus coordinator only "citus":
+    /// {"citus_version", "users", "tasks": "reference" | "distributed by
+    /// user_id" | "local" | "not distributed", "recorded": [[step, done
+    /// at]] (`taskdb distribute`'s steps)}}
     #[arg(long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub format: super::OutputFormat,
 }
@@ -70,10 +73,25 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         (plan, standbys, backfills)
     };
     if opts.format == super::OutputFormat::Json {
-        json::print(&plan, &standbys, &backfills, db, out)?;
+        #[cfg(feature = "postgres")]
+        let citus = if db.url.backend() == Backend::Postgres && !db.url.is_missing_sqlite_file() {
+            let mut conn = crate::db::connect_postgres(&db.url)?;
+            crate::distribute::distribution(&mut conn)?
+                .map(serde_json::to_value)
+                .transpose()?
+        } else {
+            None
+        };
+        #[cfg(not(feature = "postgres"))]
+        let citus = None;
+        json::print(&plan, &standbys, &backfills, citus, db, out)?;
     } else {
         print_plan(&plan, &backfills, out)?;
         print_standbys(&standbys, out)?;
+        #[cfg(feature = "postgres")]
+        if db.url.backend() == Backend::Postgres && !db.url.is_missing_sqlite_file() {
+            print_citus(db, out)?;
+        }
     }
     // A database ahead of this build (a later release's migrations) is
     // what a rolled-back app sees: not a reason to fail the gate.
@@ -167,6 +185,33 @@ fn state_note(entry: &PlanEntry) -> String {
     }
 }
 
+/// How Citus holds the tables, on a Citus coordinator (nothing
+/// elsewhere), and the steps `taskdb distribute` recorded.
+#[cfg(feature = "postgres")]
+fn print_citus(db: &Database, out: &mut Output<'_>) -> anyhow::Result<()> {
+    let mut conn = crate::db::connect_postgres(&db.url)?;
+    let Some(d) = crate::distribute::distribution(&mut conn)? else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "Citus {}: users {}, tasks {}",
+        d.citus_version, d.users, d.tasks
+    )?;
+    match d.recorded.last() {
+        Some((_, at)) => writeln!(
+            out,
+            "  taskdb distribute: {} step(s) recorded, the last at {at} UTC",
+            d.recorded.len()
+        )?,
+        None => writeln!(
+            out,
+            "  not distributed by taskdb yet: `taskdb distribute --dry-run` shows the plan"
+        )?,
+    }
+    Ok(())
+}
+
 /// The streaming standbys (PostgreSQL), each with how far behind it is:
 /// every migration step is replayed there.
 fn print_standbys(standbys: &[Standby], out: &mut Output<'_>) -> anyhow::Result<()> {
@@ -209,6 +254,9 @@ mod json {
         pending: usize,
         migrations: Vec<Migration<'a>>,
         standbys: Vec<Standby<'a>>,
+        /// Only on a database with the Citus extension.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        citus: Option<serde_json::Value>,
     }
 
     #[derive(serde::Serialize)]
@@ -255,10 +303,12 @@ mod json {
         plan: &MigrationPlan,
         standbys: &[crate::migrate::replicas::Standby],
         backfills: &BTreeMap<String, SavedProgress>,
+        citus: Option<serde_json::Value>,
         db: &Database,
         out: &mut Output<'_>,
     ) -> anyhow::Result<()> {
         let status = Status {
+            citus,
             database: db.url.redacted(),
             backend: plan.backend,
             total: plan.entries.len(),

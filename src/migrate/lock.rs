@@ -51,12 +51,20 @@ const NO_LIMITS_IN_THIS_TRANSACTION: &str = "SELECT set_config(name, '0', true) 
 /// waits between statements (for the lock, or between retries), whatever
 /// `idle_session_timeout` the database or role sets. Behind a transaction
 /// pooler the server connection is the pooler's, so nothing is set there.
+///
+/// On a Citus coordinator (the setting exists only where Citus is loaded)
+/// the same query turns on `citus.propagate_set_commands = 'local'`: a
+/// step's `SET LOCAL lock_timeout` then reaches the transactions Citus
+/// opens on the workers for the step's DDL on each shard. Without it (its
+/// default is `none`) a step waits without limit behind a lock held on a
+/// shard, and the app's queries on that shard queue behind the step.
 pub(crate) fn keep_session_alive(conn: &mut DbConnection, url: &DatabaseUrl) -> Result<()> {
     if url.backend() != db::Backend::Postgres || url.is_pooled() {
         return Ok(());
     }
     conn.batch_execute(
-        "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'",
+        "SELECT set_config(name, CASE name WHEN 'idle_session_timeout' THEN '0' ELSE 'local' END, false)
+           FROM pg_settings WHERE name IN ('idle_session_timeout', 'citus.propagate_set_commands')",
     )?;
     Ok(())
 }
