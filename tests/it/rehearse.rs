@@ -467,3 +467,48 @@ fn sizes_the_generator_cannot_make_are_refused_before_anything_is_built() {
         .stderr(contains("give at least 100 users"))
         .stderr(contains("building").not());
 }
+
+/// A backfill migration (`taskdb new --backfill`) is rehearsed like any
+/// other step: it runs in batches, as `migrate` runs it, and gets a
+/// verdict and the clients' p99 during it.
+#[test]
+fn a_backfill_step_gets_its_verdict_and_the_clients_p99_during_it() {
+    let project = common::backfill::project_with_backfill();
+    let p = project.path();
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = rehearse(p, &db)
+        .args(["--format", "json"])
+        .assert()
+        .success();
+    let output = run.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let steps = json["steps"].as_array().unwrap();
+    let backfill = steps
+        .iter()
+        .find(|s| {
+            s["migration"]
+                .as_str()
+                .unwrap()
+                .ends_with("_fill_tasks_priority")
+        })
+        .unwrap_or_else(|| panic!("no backfill step in {json}"));
+    assert_eq!(verdicts(backfill), ["safe"], "{backfill}");
+    assert!(backfill["p99_ms"].as_f64().is_some(), "{backfill}");
+    assert!(backfill["baseline_p99_ms"].as_f64().is_some(), "{backfill}");
+    assert_eq!(backfill["rows_lost"], 0, "{backfill}");
+    // Batches take only the locks an UPDATE takes: none the app waits on.
+    assert!(
+        backfill["locks"].as_array().unwrap().iter().all(|l| {
+            l["relation"] != "tasks"
+                || l["mode"] == "RowExclusiveLock"
+                || l["mode"] == "AccessShareLock"
+        }),
+        "{backfill}"
+    );
+    // The rehearsed database is untouched.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'priority'"),
+        0
+    );
+}
