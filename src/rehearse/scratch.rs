@@ -326,6 +326,7 @@ impl Scratch {
                     users: sizes.users,
                     tasks_per_user: sizes.tasks_per_user(),
                     password: DEMO_PASSWORD.to_string(),
+                    shape: Default::default(),
                 },
                 &mut |_, _| {},
             )?;
