@@ -142,6 +142,7 @@ fn run_demo(url: &DatabaseUrl, users: u32, per_user: u32) -> (u64, Duration) {
             users,
             tasks_per_user: per_user,
             password: "demo-password".into(),
+            shape: Default::default(),
         },
         &mut |_, _| {},
     )

@@ -19,7 +19,8 @@ in the database named by -D changes.
 The copy is a scratch database `taskdb_rehearse_<random>` on the same
 server (the role needs CREATEDB), migrated by taskdb's runner to the
 schema before the rehearsed migrations, filled by the demo seeder to
---rows (or to the sizes --like's database estimates for its tables), and
+--rows (or to the sizes and shape --like's database's catalog gives),
+tasks per user skewed as real owners are (80/20 unless skew= says), and
 analysed; the filled copy is kept as a template
 (taskdb_rehearse_tpl_<hash>, the three most recently used) that the next
 rehearsal at the same schema and sizes clones. --clients threads log in
@@ -54,7 +55,9 @@ JSON output (--format json), one object:
             client_error, rows_lost, lost, wal_bytes, p50_ms, p99_ms,
             max_ms, baseline_p99_ms, error, started_ms, ended_ms}]
   exceeded  true when some step is not safe (exit 1)
-  not_rehearsed, sizes, clients, stall_limit_ms, reused_copy,
+  sizes     {tasks, users, owners, skew, completed} asked for
+  copy      the same, as the filled copy's own catalog gives it
+  not_rehearsed, clients, stall_limit_ms, reused_copy,
   baseline_requests, baseline_p99_ms"#;
 
 #[derive(Debug, Args)]
@@ -65,13 +68,15 @@ pub struct Opts {
     pub from: Option<String>,
 
     /// Size of the copy, e.g. tasks=1000000,users=10000 (default
-    /// tasks=100000,users=1000)
-    #[arg(long, value_name = "tasks=N,users=M", value_parser = Sizes::parse, conflicts_with = "like")]
+    /// tasks=100000,users=1000); tasks per user are skewed 80/20 unless
+    /// skew=ALPHA (1.05 to 3, smaller is more skewed) or skew=even
+    #[arg(long, value_name = "tasks=N,users=M[,skew=ALPHA|even]", value_parser = Sizes::parse, conflicts_with = "like")]
     pub rows: Option<Sizes>,
 
-    /// Size the copy like the live database at URL: its tables' sizes as
-    /// its catalog estimates them (pg_class.reltuples); none of its rows
-    /// is read
+    /// Size and shape the copy like the live database at URL, from its
+    /// catalog: table sizes (pg_class.reltuples), how many users own
+    /// tasks and how skewed, and the completed share (pg_stats); none of
+    /// its rows is read
     #[arg(long, value_name = "URL")]
     pub like: Option<String>,
 

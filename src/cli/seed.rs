@@ -60,6 +60,12 @@ pub struct DemoOpts {
     /// Password of every demo user (a development credential)
     #[arg(long, default_value = seed::DEMO_PASSWORD)]
     pub password: String,
+
+    /// Skew the tasks per user as real owners are (80/20: most users few
+    /// tasks, a few very many; the mean stays --tasks-per-user, none over
+    /// the per-user maximum)
+    #[arg(long)]
+    pub skewed: bool,
 }
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
@@ -103,6 +109,10 @@ fn run_demo(opts: &DemoOpts, db: &Database, out: &mut Output<'_>) -> anyhow::Res
             users: opts.users,
             tasks_per_user: opts.tasks_per_user,
             password: opts.password.clone(),
+            shape: seed::TaskShape {
+                skew: opts.skewed.then_some(seed::DEFAULT_SKEW),
+                ..seed::TaskShape::default()
+            },
         },
         &mut |done, total| {
             if let Some(t) = &ticker {

@@ -256,6 +256,9 @@ pub struct Report {
     /// Migrations after a failed step, not run.
     pub not_rehearsed: Vec<String>,
     pub sizes: Sizes,
+    /// The copy's sizes and shape as its own catalog gives them after
+    /// `ANALYZE` (read as `--like` reads a live database).
+    pub copy: Option<Sizes>,
     pub clients: u32,
     pub stall_limit_ms: f64,
     /// The copy was cloned from one an earlier rehearsal filled.
@@ -375,6 +378,7 @@ fn run_on_copy(
         scratch.keep_as_template(template);
         interrupt::check()?;
     }
+    let copy = Sizes::from_catalog(&mut db::connect(&scratch.url)?)?;
     let clock = Instant::now();
     let sampler = if options.sample {
         Some(Sampler::start(&scratch.url, clock)?)
@@ -400,7 +404,7 @@ fn run_on_copy(
     let samples = sampler.map(Sampler::stop).unwrap_or_default();
     let (runs, not_rehearsed) = steps?;
     interrupt::check()?;
-    Ok(judge(
+    let mut report = judge(
         runs,
         not_rehearsed,
         &requests,
@@ -409,7 +413,9 @@ fn run_on_copy(
         rehearsed,
         options,
         clock.elapsed(),
-    ))
+    );
+    report.copy = Some(copy);
+    Ok(report)
 }
 
 /// What the runner saw of one step.
@@ -689,6 +695,7 @@ fn judge(
         steps,
         not_rehearsed,
         sizes: options.sizes,
+        copy: None,
         clients: options.clients,
         stall_limit_ms: ms(options.stall_limit),
         reused_copy: false,

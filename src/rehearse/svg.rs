@@ -283,6 +283,7 @@ mod tests {
             exceeded: true,
             not_rehearsed: Vec::new(),
             sizes: Sizes::default(),
+            copy: None,
             clients: 2,
             stall_limit_ms: 250.0,
             reused_copy: false,

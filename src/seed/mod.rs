@@ -11,8 +11,8 @@ mod dev_user;
 
 #[cfg(feature = "cli")]
 pub use demo::{
-    seed_demo, DemoOptions, DemoSeeded, DEMO_PASSWORD, MAX_DEMO_TASKS, MAX_DEMO_TASKS_PER_USER,
-    MAX_DEMO_USERS,
+    seed_demo, DemoOptions, DemoSeeded, TaskShape, DEFAULT_SKEW, DEMO_PASSWORD, MAX_DEMO_TASKS,
+    MAX_DEMO_TASKS_PER_USER, MAX_DEMO_USERS,
 };
 #[cfg(feature = "cli")]
 pub use dev_user::{

@@ -87,6 +87,42 @@ both_backends!(demo_seed_fills_users_and_tasks, migrated, |db| {
     );
 });
 
+both_backends!(
+    demo_seed_skewed_keeps_the_total_with_a_heavy_tail,
+    migrated,
+    |db| {
+        let run = db
+            .taskdb()
+            .args([
+                "seed",
+                "demo",
+                "--users",
+                "200",
+                "--tasks-per-user",
+                "50",
+                "--skewed",
+            ])
+            .assert()
+            .success();
+        let out = stdout_of(run);
+        assert!(
+            out.contains("Created 200 demo user(s) and 10000 task(s)"),
+            "{out}"
+        );
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM tasks"), 10_000);
+        // The heaviest 1 % (2 users) own at least a tenth; most own fewer
+        // than the mean.
+        let heaviest = db.scalar(
+        "SELECT CAST(SUM(n) AS BIGINT) FROM (SELECT COUNT(*) AS n FROM tasks GROUP BY user_id ORDER BY n DESC LIMIT 2) x",
+    );
+        assert!(heaviest >= 1_000, "the heaviest 2 users own {heaviest}");
+        let below = db.scalar(
+        "SELECT COUNT(*) FROM users u WHERE (SELECT COUNT(*) FROM tasks t WHERE t.user_id = u.id) < 50",
+    );
+        assert!(below > 120, "{below} of 200 users below the mean");
+    }
+);
+
 fn run_again(db: &TestDb) -> assert_cmd::assert::Assert {
     db.taskdb()
         .args(["seed", "demo", "--users", "40", "--tasks-per-user", "25"])

@@ -124,6 +124,7 @@ fn a_full_disk_during_demo_seeding_is_reported_as_such() {
             users: 2000,
             tasks_per_user: 10,
             password: "demo-password".into(),
+            shape: Default::default(),
         },
         &mut |_, _| {},
     )

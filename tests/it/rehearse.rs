@@ -445,10 +445,79 @@ fn like_sizes_the_copy_from_the_live_catalog() {
     let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
     assert_eq!(json["sizes"]["users"], 40, "{json}");
     assert_eq!(json["sizes"]["tasks"], 1200, "{json}");
+    // Every user the same number of tasks: the copy is even too.
+    assert!(json["sizes"]["skew"].is_null(), "{json}");
+    assert!(json["copy"]["skew"].is_null(), "{json}");
     db.taskdb()
         .args(["rehearse", "--rows", ROWS, "--like", live.url()])
         .assert()
         .code(2);
+}
+
+/// `n` of the JSON as a number.
+fn number(json: &serde_json::Value, at: &str, n: &str) -> f64 {
+    json[at][n]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no {at}.{n} in {json}"))
+}
+
+#[test]
+fn like_copies_the_live_owners_skew_and_completed_share() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-04-000001_add_note",
+        "ALTER TABLE tasks ADD COLUMN note text;\n",
+        false,
+    );
+    // 300 users, 61 of them owning tasks: one 900 (15 %), sixty 85
+    // each; 60 % completed.
+    let live = TestDb::migrated(Backend::Postgres);
+    live.taskdb()
+        .args(["seed", "demo", "--users", "300", "--tasks-per-user", "0"])
+        .assert()
+        .success();
+    live.execute(
+        "WITH owners AS (SELECT id, row_number() OVER (ORDER BY id) AS k
+                           FROM users ORDER BY id LIMIT 61)
+         INSERT INTO tasks (user_id, title, completed, created_at, updated_at)
+         SELECT o.id, 'task ' || g, g % 5 < 3, now(), now()
+           FROM owners o, generate_series(1, CASE WHEN o.k = 1 THEN 900 ELSE 85 END) g;
+         ANALYZE users; ANALYZE tasks",
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(p.join("migrations"))
+        .args(["rehearse", "--format", "json", "--like", live.url()])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    // What the live catalog says.
+    assert_eq!(json["sizes"]["users"], 300, "{json}");
+    assert_eq!(json["sizes"]["tasks"], 6000, "{json}");
+    assert_eq!(json["sizes"]["owners"], 61, "{json}");
+    assert!(
+        (number(&json, "sizes", "completed") - 0.6).abs() < 0.01,
+        "{json}"
+    );
+    let skew = number(&json, "sizes", "skew");
+    // Skewed, inside the range the generator makes (not at a bound).
+    assert!(skew > 1.05 && skew < 3.0, "{json}");
+    // The copy's own catalog after filling: the same shape.
+    assert_eq!(json["copy"]["users"], 300, "{json}");
+    assert_eq!(json["copy"]["tasks"], 6000, "{json}");
+    assert!(
+        (number(&json, "copy", "owners") - 61.0).abs() <= 2.0,
+        "{json}"
+    );
+    assert!(
+        (number(&json, "copy", "completed") - 0.6).abs() < 0.03,
+        "{json}"
+    );
+    assert!((number(&json, "copy", "skew") - skew).abs() < 0.2, "{json}");
 }
 
 #[test]

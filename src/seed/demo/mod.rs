@@ -34,7 +34,38 @@ pub struct DemoOptions {
     pub tasks_per_user: u32,
     /// Every demo user's password (hashed once, the hash reused).
     pub password: String,
+    /// How the tasks are spread over the users (even by default).
+    pub shape: TaskShape,
 }
+
+/// How demo tasks are spread over the demo users, and how many are done.
+/// The default is the even spread: every user `tasks_per_user` tasks,
+/// 30 % of them completed.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct TaskShape {
+    /// Tasks in all, instead of users × tasks_per_user (then
+    /// tasks_per_user is only their mean).
+    pub tasks: Option<u64>,
+    /// Only the first `owners` users own tasks (the rest own none).
+    pub owners: Option<u32>,
+    /// Tasks per owner skewed as real owners are: a Pareto-like count
+    /// with this shape α (smaller is more skewed; [`DEFAULT_SKEW`] is the
+    /// 80/20 rule), the mean kept, capped at [`MAX_DEMO_TASKS_PER_USER`].
+    /// `None`: every owner the same number.
+    pub skew: Option<f64>,
+    /// Share of tasks completed (0.30 when `None`).
+    pub completed: Option<f64>,
+}
+
+/// Pareto shape of the 80/20 rule (α = log 5 / log 4): a fifth of the
+/// owners hold four fifths of the tasks.
+pub const DEFAULT_SKEW: f64 = 1.161;
+
+/// Skews in (1, [`MAX_SKEW`]] are meaningful: at α ≤ 1 the mean is
+/// infinite, and at α > 3 the counts are nearly even.
+pub const MIN_SKEW: f64 = 1.05;
+/// See [`MIN_SKEW`].
+pub const MAX_SKEW: f64 = 3.0;
 
 /// What [`seed_demo`] created.
 #[derive(Debug, Clone)]
@@ -83,16 +114,32 @@ pub fn seed_demo(
             opts.tasks_per_user
         )));
     }
-    let tasks = u64::from(opts.users) * u64::from(opts.tasks_per_user);
+    let owners = opts.shape.owners.unwrap_or(opts.users).min(opts.users);
+    let tasks = opts
+        .shape
+        .tasks
+        .unwrap_or(u64::from(opts.users) * u64::from(opts.tasks_per_user));
     if tasks > MAX_DEMO_TASKS {
         return Err(Error::InvalidInput(format!(
             "{} users × {} tasks is {tasks} tasks; one run creates at most {MAX_DEMO_TASKS}",
             opts.users, opts.tasks_per_user
         )));
     }
+    if tasks > u64::from(owners) * u64::from(MAX_DEMO_TASKS_PER_USER) {
+        return Err(Error::InvalidInput(format!(
+            "{tasks} tasks over {owners} owners is more than {MAX_DEMO_TASKS_PER_USER} each"
+        )));
+    }
+    if let Some(share) = opts.shape.completed {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(Error::InvalidInput(format!(
+                "the completed share must be between 0 and 1 (got {share})"
+            )));
+        }
+    }
     require_demo_tables(conn)?;
     let hash = user::hash_password(&opts.password)?;
-    let gen = Generator::new(opts.users, opts.tasks_per_user);
+    let gen = Generator::with_shape(opts.users, opts.tasks_per_user, &opts.shape);
     let started = std::time::Instant::now();
     transaction_keeping_cause(conn, |conn| {
         crate::db::on_backend!(conn,
@@ -105,7 +152,7 @@ pub fn seed_demo(
     Ok(DemoSeeded {
         run_id: gen.run_id.clone(),
         users: u64::from(opts.users),
-        tasks,
+        tasks: gen.total_tasks(),
         first_email: gen.user(0).email,
         elapsed: started.elapsed(),
     })
@@ -217,25 +264,92 @@ pub struct Generator {
     pub run_id: String,
     seed: u64,
     users: u32,
-    tasks_per_user: u32,
+    counts: Counts,
+    /// A task is completed when a draw below 10 000 is under this.
+    completed_per_10k: u64,
     now: NaiveDateTime,
 }
 
+/// How many tasks each user gets.
+enum Counts {
+    /// Users `0..extra` get `base + 1`, the other owners `base`, users
+    /// from `owners` on none.
+    Even { base: u32, extra: u32, owners: u32 },
+    /// One count per user.
+    Listed(Vec<u32>),
+}
+
+/// Salt of the hash that places a user in the skewed distribution: fixed,
+/// so that the same sizes give the same counts in every run.
+const SKEW_SALT: u64 = 0x7461_736b_6462_736b;
+
 impl Generator {
+    /// Every user `tasks_per_user` tasks.
     pub fn new(users: u32, tasks_per_user: u32) -> Self {
+        Self::with_shape(users, tasks_per_user, &TaskShape::default())
+    }
+
+    /// Tasks spread as `shape` says (the mean per user `tasks_per_user`
+    /// unless `shape.tasks` gives the total). The caller has checked that
+    /// the total fits the owners at [`MAX_DEMO_TASKS_PER_USER`] each.
+    pub fn with_shape(users: u32, tasks_per_user: u32, shape: &TaskShape) -> Self {
         let uuid = uuid::Uuid::new_v4();
         let run_id = uuid.simple().to_string()[..8].to_string();
+        let owners = shape.owners.unwrap_or(users).min(users);
+        let total = shape
+            .tasks
+            .unwrap_or(u64::from(users) * u64::from(tasks_per_user));
+        let counts = match shape.skew {
+            Some(alpha) if owners > 0 => Counts::Listed(skewed_counts(users, owners, total, alpha)),
+            _ => {
+                let owners = if total == 0 { 0 } else { owners.max(1) };
+                Counts::Even {
+                    base: u32::try_from(total / u64::from(owners.max(1))).unwrap_or(u32::MAX),
+                    extra: (total % u64::from(owners.max(1))) as u32,
+                    owners,
+                }
+            }
+        };
         Generator {
             run_id,
             seed: uuid.as_u64_pair().0,
             users,
-            tasks_per_user,
+            counts,
+            completed_per_10k: (shape.completed.unwrap_or(0.30).clamp(0.0, 1.0) * 10_000.0).round()
+                as u64,
             now: crate::models::now_utc(),
         }
     }
 
+    /// How many tasks user `i` gets.
+    pub fn tasks_of(&self, i: u32) -> u32 {
+        match &self.counts {
+            Counts::Even {
+                base,
+                extra,
+                owners,
+            } => match i {
+                i if i >= *owners => 0,
+                i if i < *extra => base + 1,
+                _ => *base,
+            },
+            Counts::Listed(counts) => counts.get(i as usize).copied().unwrap_or(0),
+        }
+    }
+
+    pub fn total_tasks(&self) -> u64 {
+        match &self.counts {
+            Counts::Even {
+                base,
+                extra,
+                owners,
+            } => u64::from(*base) * u64::from(*owners) + u64::from(*extra),
+            Counts::Listed(counts) => counts.iter().map(|&c| u64::from(c)).sum(),
+        }
+    }
+
     pub fn total_rows(&self) -> u64 {
-        u64::from(self.users) * (1 + u64::from(self.tasks_per_user))
+        u64::from(self.users) + self.total_tasks()
     }
 
     pub fn user(&self, i: u32) -> DemoUser {
@@ -278,11 +392,67 @@ impl Generator {
             verb: (r % VERBS.len() as u64) as usize,
             object: ((r >> 8) % OBJECTS.len() as u64) as usize,
             description: (r % 10 < 4).then(|| pick(DESCRIPTIONS, r >> 12)),
-            completed: (r >> 4) % 100 < 30,
+            completed: (r >> 4) % 10_000 < self.completed_per_10k,
             created_at,
             updated_at: created_at + Duration::seconds(touched),
         }
     }
+}
+
+/// Tasks per user, heavy-tailed: owner `i` sits at quantile `u` of a
+/// Pareto distribution of shape `alpha` (its rank among the owners by a
+/// fixed hash of `i`, so the quantiles are evenly covered and the same
+/// sizes always give the same counts), its weight `(1 - u)^(-1/alpha)`.
+/// Counts are the weights scaled to add up to exactly `total`, none over
+/// [`MAX_DEMO_TASKS_PER_USER`] (the scale found by bisection, the rounding
+/// remainder handed out one task at a time). Users from `owners` on get
+/// none.
+fn skewed_counts(users: u32, owners: u32, total: u64, alpha: f64) -> Vec<u32> {
+    let alpha = alpha.clamp(MIN_SKEW, f64::MAX);
+    let cap = MAX_DEMO_TASKS_PER_USER;
+    let n = owners as usize;
+    let mut order: Vec<(u64, u32)> = (0..owners).map(|i| (mix(SKEW_SALT ^ u64::from(i)), i)).collect();
+    order.sort_unstable();
+    let mut weights = vec![0f64; n];
+    for (rank, &(_, i)) in order.iter().enumerate() {
+        let u = (rank as f64 + 0.5) / n as f64;
+        weights[i as usize] = (1.0 - u).powf(-1.0 / alpha);
+    }
+    let total = total.min(u64::from(owners) * u64::from(cap));
+    let sum_at = |scale: f64| -> u64 {
+        weights
+            .iter()
+            .map(|w| ((scale * w).floor() as u64).min(u64::from(cap)))
+            .sum()
+    };
+    // At `hi` every owner is at the cap (each weight is at least 1).
+    let (mut lo, mut hi) = (0.0f64, f64::from(cap) + 1.0);
+    for _ in 0..64 {
+        let mid = (lo + hi) / 2.0;
+        if sum_at(mid) <= total {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut counts: Vec<u32> = weights
+        .iter()
+        .map(|w| ((lo * w).floor() as u64).min(u64::from(cap)) as u32)
+        .collect();
+    let mut missing = total - counts.iter().map(|&c| u64::from(c)).sum::<u64>();
+    while missing > 0 {
+        for c in counts.iter_mut() {
+            if missing == 0 {
+                break;
+            }
+            if *c < cap {
+                *c += 1;
+                missing -= 1;
+            }
+        }
+    }
+    counts.resize(users as usize, 0);
+    counts
 }
 
 struct TaskDraw {
@@ -314,5 +484,83 @@ mod tests {
         assert!(all.iter().all(|t| t.updated_at >= t.created_at));
         let emails: std::collections::HashSet<_> = (0..50).map(|i| gen.user(i).email).collect();
         assert_eq!(emails.len(), 50);
+    }
+
+    fn skewed(users: u32, per_user: u32) -> Generator {
+        Generator::with_shape(
+            users,
+            per_user,
+            &TaskShape {
+                skew: Some(DEFAULT_SKEW),
+                ..TaskShape::default()
+            },
+        )
+    }
+
+    /// Share of all tasks held by the heaviest `fraction` of users.
+    fn top_share(gen: &Generator, users: u32, fraction: f64) -> f64 {
+        let mut counts: Vec<u64> = (0..users).map(|i| u64::from(gen.tasks_of(i))).collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        let top = ((f64::from(users) * fraction).ceil() as usize).max(1);
+        counts[..top].iter().sum::<u64>() as f64 / counts.iter().sum::<u64>() as f64
+    }
+
+    #[test]
+    fn skewed_counts_keep_the_mean_exactly_and_have_a_heavy_tail() {
+        let gen = skewed(10_000, 100);
+        assert_eq!(gen.total_tasks(), 1_000_000);
+        assert_eq!(gen.total_rows(), 1_010_000);
+        let counts: Vec<u32> = (0..10_000).map(|i| gen.tasks_of(i)).collect();
+        assert!(counts.iter().all(|&c| c <= MAX_DEMO_TASKS_PER_USER));
+        let top1 = top_share(&gen, 10_000, 0.01);
+        assert!(top1 >= 0.10, "top 1% own {top1}");
+        let top20 = top_share(&gen, 10_000, 0.20);
+        assert!((0.70..0.90).contains(&top20), "top 20% own {top20}");
+        // Most users have fewer than the mean.
+        let below = counts.iter().filter(|&&c| c < 100).count();
+        assert!(below > 6_000, "{below} of 10000 below the mean");
+        // The even spread, for contrast.
+        let even = Generator::new(10_000, 100);
+        assert_eq!(even.total_tasks(), 1_000_000);
+        assert!((top_share(&even, 10_000, 0.01) - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn skewed_counts_are_the_same_in_every_run_and_respect_the_cap() {
+        let a = skewed(5_000, 50);
+        let b = skewed(5_000, 50);
+        assert_ne!(a.run_id, b.run_id);
+        assert!((0..5_000).all(|i| a.tasks_of(i) == b.tasks_of(i)));
+        // A mean near the cap: the heavy users stop at it, the total holds.
+        let full = skewed(100, MAX_DEMO_TASKS_PER_USER - 10);
+        assert_eq!(
+            full.total_tasks(),
+            100 * u64::from(MAX_DEMO_TASKS_PER_USER - 10)
+        );
+        assert!((0..100).all(|i| full.tasks_of(i) <= MAX_DEMO_TASKS_PER_USER));
+    }
+
+    #[test]
+    fn an_exact_total_over_some_owners_with_a_completed_share() {
+        for skew in [None, Some(1.5)] {
+            let gen = Generator::with_shape(
+                100,
+                0,
+                &TaskShape {
+                    tasks: Some(1_234),
+                    owners: Some(40),
+                    skew,
+                    completed: Some(0.7),
+                },
+            );
+            assert_eq!(gen.total_tasks(), 1_234, "{skew:?}");
+            assert!((40..100).all(|i| gen.tasks_of(i) == 0), "{skew:?}");
+            let done = (0..100)
+                .flat_map(|u| (0..gen.tasks_of(u)).map(move |n| (u, n)))
+                .filter(|&(u, n)| gen.task(u, n).completed)
+                .count() as f64
+                / 1_234.0;
+            assert!((0.65..0.75).contains(&done), "{done}");
+        }
     }
 }

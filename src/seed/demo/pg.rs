@@ -75,7 +75,7 @@ pub(super) fn copy_postgres(
                 let mut line = String::with_capacity(160);
                 for i in 0..gen.users {
                     let owner = format!("demo-{}-{i}", gen.run_id);
-                    for n in 0..gen.tasks_per_user {
+                    for n in 0..gen.tasks_of(i) {
                         let t = gen.task(i, n);
                         line.clear();
                         use std::fmt::Write as _;
@@ -90,7 +90,7 @@ pub(super) fn copy_postgres(
                         );
                         out.write_all(line.as_bytes()).map_err(io_error)?;
                     }
-                    tick(u64::from(gen.tasks_per_user));
+                    tick(u64::from(gen.tasks_of(i)));
                 }
                 out.flush().map_err(io_error)?;
                 diesel::QueryResult::Ok(())

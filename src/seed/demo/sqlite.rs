@@ -104,7 +104,7 @@ pub(super) fn insert_sqlite(
             use std::fmt::Write as _;
             let _ = write!(owner, "demo-{}-{i}", gen.run_id);
         }
-        for n in 0..gen.tasks_per_user {
+        for n in 0..gen.tasks_of(i) {
             let t = gen.task_draw(i, n);
             if filled == rows.len() {
                 rows.push(TaskValues::default());
