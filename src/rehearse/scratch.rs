@@ -541,7 +541,10 @@ impl Scratch {
             .map(drop)
     }
 
-    /// Fills the copy with demo users and tasks, then `ANALYZE`.
+    /// Fills the copy with demo users and tasks, then `VACUUM (ANALYZE)`:
+    /// vacuumed, as a long-lived table is, so autovacuum does not start on
+    /// the fresh rows during a step (a step's lock would then wait behind
+    /// it, time out and retry: a stall production would not see).
     pub fn fill(&self, sizes: Sizes, cancel: &CancelGuard) -> Result<()> {
         let mut conn = db::connect(&self.url)?;
         cancel.watch(&mut conn)?;
@@ -557,7 +560,7 @@ impl Scratch {
                 &mut |_, _| {},
             )?;
         }
-        conn.batch_execute("ANALYZE")?;
+        conn.batch_execute("VACUUM (ANALYZE)")?;
         Ok(())
     }
 
