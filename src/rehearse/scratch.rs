@@ -588,26 +588,7 @@ impl Scratch {
 /// Drops the scratch databases of rehearsals killed outright: no session
 /// holds their lock and none is connected. Best effort.
 fn sweep_abandoned(conn: &mut DbConnection) {
-    let abandoned = diesel::sql_query(format!(
-        "SELECT d.datname::text AS name FROM pg_database d
-          WHERE d.datname LIKE '{}%'
-            AND NOT EXISTS (SELECT 1 FROM pg_locks l
-                             WHERE l.locktype = 'advisory' AND l.objsubid = 2
-                               AND l.classid = CAST({SCRATCH_LOCK_CLASS} AS oid)
-                               AND l.objid = CAST(hashtext(d.datname) AS oid))
-            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-        SCRATCH_PREFIX.replace('_', "\\_")
-    ))
-    .load::<Name>(conn);
-    for db in abandoned.unwrap_or_default() {
-        let ours = db.name.strip_prefix(SCRATCH_PREFIX).is_some_and(|rest| {
-            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        if ours {
-            let _ =
-                conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
-        }
-    }
+    crate::verify::expected::sweep_abandoned_scratch(conn, SCRATCH_PREFIX, SCRATCH_LOCK_CLASS);
 }
 
 #[cfg(test)]

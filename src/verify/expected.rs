@@ -115,23 +115,31 @@ fn scratch_lock(name: &str) -> String {
 }
 
 /// Drops the scratch databases that `verify`s killed before they could
-/// drop them left behind (see the module docs). Best effort: one that
-/// cannot be dropped now (no privilege, still in use) is left for later.
+/// drop them left behind (see the module docs).
 fn sweep_abandoned(conn: &mut DbConnection) {
+    sweep_abandoned_scratch(conn, SCRATCH_PREFIX, SCRATCH_LOCK_CLASS);
+}
+
+/// Drops the databases named `prefix` + letters and digits that no session
+/// holds the advisory lock `(lock_class, hashtext(name))` of and none is
+/// connected to: scratch databases whose process was killed before it
+/// could drop them (`verify`'s, `rehearse`'s). Best effort: one that
+/// cannot be dropped now (no privilege, still in use) is left for later.
+pub(crate) fn sweep_abandoned_scratch(conn: &mut DbConnection, prefix: &str, lock_class: i32) {
     let abandoned = diesel::sql_query(format!(
-        "SELECT d.datname AS name FROM pg_database d
+        "SELECT d.datname::text AS name FROM pg_database d
           WHERE d.datname LIKE '{}%'
             AND NOT EXISTS (SELECT 1 FROM pg_locks l
                              WHERE l.locktype = 'advisory' AND l.objsubid = 2
-                               AND l.classid = CAST({SCRATCH_LOCK_CLASS} AS oid)
+                               AND l.classid = CAST({lock_class} AS oid)
                                AND l.objid = CAST(hashtext(d.datname) AS oid))
             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-        SCRATCH_PREFIX.replace('_', "\\_")
+        prefix.replace('_', "\\_")
     ))
     .load::<Abandoned>(conn);
     for db in abandoned.unwrap_or_default() {
         // Only names a scratch database can have reach the SQL.
-        let ours = db.name.strip_prefix(SCRATCH_PREFIX).is_some_and(|rest| {
+        let ours = db.name.strip_prefix(prefix).is_some_and(|rest| {
             !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
         });
         if ours {
