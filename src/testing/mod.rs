@@ -28,11 +28,13 @@
 //!   test, instead of dropping it: a `DROP DATABASE` forces a checkpoint
 //!   that every other test's commits then wait behind (module `reset`).
 //!   A test claims a ready database, or clones its own on a connection of
-//!   its own; none waits for another's set-up (module `pool`). The
-//!   databases a process made are dropped together when it exits: the
-//!   drops are sent, and the server finishes them after the process
-//!   has gone ([`SPARES_VARIABLE`] `=0`: no reuse, a clone per test, dropped
-//!   in batches).
+//!   its own; none waits for another's set-up (module `pool`). At exit a
+//!   process leaves its reset databases (up to [`WARM_VARIABLE`] per
+//!   template) for the next test process of the same migrations, whose
+//!   first tests take them instead of waiting for clones (module `warm`);
+//!   the rest are dropped together: the drops are sent, and the server
+//!   finishes them after the process has gone ([`SPARES_VARIABLE`] `=0`:
+//!   no reuse, a clone per test, dropped in batches).
 //! - Each test process holds an advisory lock of its own (its owner key)
 //!   and its databases' names carry that key: the databases of a process
 //!   that died (`kill -9` too) are dropped by the next one, in the
@@ -51,7 +53,7 @@
 //! Environment (read by tests, never by the library proper):
 //! [`SERVER_VARIABLE`] (default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! its role needs CREATEDB), [`SPARES_VARIABLE`], [`TEMPLATES_VARIABLE`],
-//! [`KEEP_VARIABLE`].
+//! [`WARM_VARIABLE`], [`KEEP_VARIABLE`].
 
 mod owner;
 mod pool;
@@ -60,6 +62,7 @@ mod server;
 mod sqlite;
 mod sweep;
 mod template;
+mod warm;
 
 use std::path::PathBuf;
 
@@ -88,6 +91,17 @@ pub const DEFAULT_SPARES: usize = 2;
 pub const TEMPLATES_VARIABLE: &str = "TASKDB_TEST_TEMPLATES";
 /// Templates kept when [`TEMPLATES_VARIABLE`] is unset.
 pub const DEFAULT_TEMPLATES: usize = 4;
+
+/// The variable setting how many reset PostgreSQL databases a test
+/// process leaves at exit, per template, for the next test process of the
+/// same migrations to take instead of cloning (`taskdb_w_…`, and
+/// `taskdb_d_…` for ones still to be reset); `0` leaves none and takes
+/// none: nothing is left behind at exit. Like templates, they are a
+/// bounded cache: the sweep drops those beyond the bound and those of
+/// templates that are gone.
+pub const WARM_VARIABLE: &str = "TASKDB_TEST_WARM";
+/// Databases left per template when [`WARM_VARIABLE`] is unset.
+pub const DEFAULT_WARM: usize = 32;
 
 /// The variable that keeps failed tests' PostgreSQL databases: `failed`
 /// keeps the database of a test whose [`TestDb`] drops while the test
@@ -183,11 +197,12 @@ impl TestDb {
         let server = server_url()?;
         let spares = spares_wanted()?;
         let name = if migrated {
-            let template = template::ensure(&server)?;
-            sweep::start_once(&server, Some(&template), templates_kept()?);
-            pool::claim(&server, spares)?
+            let template = template::hold(&server)?;
+            let warm = warm_kept(spares)?;
+            sweep::start_once(&server, Some(&template), templates_kept()?, warm);
+            pool::claim(&server, &template, spares, warm)?
         } else {
-            sweep::start_once(&server, None, templates_kept()?);
+            sweep::start_once(&server, None, templates_kept()?, warm_kept(spares)?);
             pool::create_empty(&server)?
         };
         Ok(TestDb {
@@ -252,6 +267,14 @@ pub fn postgres_template() -> Result<String> {
 
 fn spares_wanted() -> Result<usize> {
     number(SPARES_VARIABLE, DEFAULT_SPARES)
+}
+
+/// Databases left warm per template: none without reuse.
+fn warm_kept(spares: usize) -> Result<usize> {
+    if spares == 0 {
+        return Ok(0);
+    }
+    number(WARM_VARIABLE, DEFAULT_WARM)
 }
 
 fn templates_kept() -> Result<usize> {

@@ -19,6 +19,7 @@ use super::owner::database_name;
 use super::reset::{self, Profile};
 use super::server::{connect_admin, drop_databases, rename_unused, send_drops, with_admin};
 use super::template;
+use super::warm;
 use crate::db::DatabaseUrl;
 use crate::error::Result;
 
@@ -27,7 +28,7 @@ use crate::error::Result;
 const DROP_BATCH: usize = 8;
 /// Background workers at most (clones and resets); each holds a
 /// connection while it works.
-const MAX_WORKERS: usize = 4;
+const MAX_WORKERS: usize = 6;
 /// Clones running at once at most. Clones at the same time slow each
 /// other down (each writes the whole template to the WAL): eight at once
 /// took 3–5 s each on two cores, where one takes 0.1–0.4 s, so tests get
@@ -45,6 +46,8 @@ enum Job {
 /// first one.
 enum Known {
     NotRead,
+    /// Being read (resets wait for it).
+    Reading,
     Read(Profile),
     /// Unreadable: used databases are dropped, not reset.
     Failed,
@@ -83,6 +86,16 @@ struct State {
     /// The process is exiting: nothing new starts.
     closed: bool,
     profile: Known,
+    /// The template this process clones (what its databases are left
+    /// warm for at exit).
+    template: Option<String>,
+    /// Databases left per template at exit, at most (0: none left, none
+    /// taken).
+    warm: usize,
+    /// The databases left by earlier processes were looked for.
+    warm_taken: bool,
+    /// They are being taken: claims wait for them instead of cloning.
+    warming: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -103,6 +116,10 @@ static STATE: Mutex<State> = Mutex::new(State {
     clone_failed: false,
     closed: false,
     profile: Known::NotRead,
+    template: None,
+    warm: 0,
+    warm_taken: false,
+    warming: false,
 });
 
 /// Notified when a database becomes ready, a job ends, or the profile is
@@ -135,12 +152,19 @@ fn wait(
 }
 
 /// A migrated database for a test: a ready one, or the first a worker
-/// makes ready (a reset, or a clone this claim queued). `spares` ready
+/// makes ready (a reset, or a clone this claim queued). The first claim of
+/// the process takes the databases earlier processes left for `template`
+/// (up to `warm`, see `warm`) before anything is cloned. `spares` ready
 /// databases are kept ahead once the process has used more than one (a
 /// test binary of one test would only clone and drop spares for nothing);
 /// with `spares` 0 the test clones its own, and used databases are
 /// dropped instead of reset.
-pub(super) fn claim(server: &DatabaseUrl, spares: usize) -> Result<String> {
+pub(super) fn claim(
+    server: &DatabaseUrl,
+    template: &str,
+    spares: usize,
+    warm: usize,
+) -> Result<String> {
     at_exit_once(server);
     if spares == 0 {
         return clone(server);
@@ -150,10 +174,46 @@ pub(super) fn claim(server: &DatabaseUrl, spares: usize) -> Result<String> {
         state.claimed += 1;
         state.spares = spares;
         state.waiting += 1;
+        if !state.warm_taken {
+            state.warm_taken = true;
+            state.template = Some(template.to_string());
+            state.warm = warm;
+            if warm > 0 {
+                state.warming = true;
+                drop(state);
+                let taken = warm::take(server, template, warm, |name| {
+                    self::state().owned.push(name.to_string())
+                });
+                state = self::state();
+                state.warming = false;
+                if let Ok(taken) = taken {
+                    take_warm(&mut state, server, taken);
+                }
+                CHANGED.notify_all();
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut grown = false;
         let claimed = loop {
             if let Some(name) = state.ready.pop() {
                 break Some(name);
+            }
+            if state.warming {
+                state = wait(state, &CHANGED, Duration::from_millis(100));
+                continue;
+            }
+            // This test waits: one more database for the process (and
+            // the next of this template), even if a reset serves this
+            // test first, while it has fewer than it may leave warm.
+            let clones = state
+                .jobs
+                .iter()
+                .filter(|job| matches!(job, Job::Clone))
+                .count();
+            if !grown && !state.closed && state.owned.len() + clones < state.warm {
+                grown = true;
+                state.coming += 1;
+                state.jobs.push_back(Job::Clone);
             }
             // A job coming for every waiting test.
             while state.coming < state.waiting && !state.closed {
@@ -179,6 +239,53 @@ pub(super) fn claim(server: &DatabaseUrl, spares: usize) -> Result<String> {
             let name = clone(server)?;
             read_profile_once(server, &name);
             Ok(name)
+        }
+    }
+}
+
+/// Puts the databases taken from earlier processes to use: the ready ones
+/// ready, the others queued for their reset. Resets need the profile of a
+/// fresh clone: if it is not read yet, it is read from one ready database
+/// (as good as a fresh clone) on a thread of its own, which no test gets
+/// until then.
+fn take_warm(state: &mut MutexGuard<'static, State>, server: &DatabaseUrl, taken: warm::Taken) {
+    let mut clean = taken.clean;
+    if matches!(state.profile, Known::NotRead) && clean.len() >= 2 {
+        if let Some(probe) = clean.pop() {
+            state.profile = Known::Reading;
+            let server = server.clone();
+            let spawned = std::thread::Builder::new()
+                .name("taskdb-test-profile".into())
+                .spawn(move || {
+                    let profile = server
+                        .with_database(&probe)
+                        .and_then(|url| reset::profile(&url));
+                    let mut state = self::state();
+                    match profile {
+                        Ok(profile) => {
+                            state.profile = Known::Read(profile);
+                            state.ready.push(probe);
+                        }
+                        Err(_) => {
+                            state.profile = Known::Failed;
+                            doom(&mut state, probe);
+                        }
+                    }
+                    CHANGED.notify_all();
+                });
+            if spawned.is_err() {
+                state.profile = Known::NotRead;
+            }
+        }
+    }
+    state.ready.extend(clean);
+    for name in taken.dirty {
+        if matches!(state.profile, Known::Read(_) | Known::Reading) {
+            state.coming += 1;
+            state.jobs.push_back(Job::Reset(name));
+            start_worker(state);
+        } else {
+            doom(state, name);
         }
     }
 }
@@ -221,7 +328,7 @@ fn read_profile_once(server: &DatabaseUrl, name: &str) {
             return;
         }
         // Taken: others go on without it.
-        state.profile = Known::Failed;
+        state.profile = Known::Reading;
     }
     let profile = server
         .with_database(name)
@@ -249,7 +356,7 @@ fn top_up(state: &mut State, spares: usize) {
 /// it was `migrated` and spares are on, dropped (in a batch) otherwise.
 pub(super) fn give_back(name: String, migrated: bool, spares: usize) {
     let mut state = state();
-    let resettable = matches!(state.profile, Known::Read(_));
+    let resettable = matches!(state.profile, Known::Read(_) | Known::Reading);
     if migrated && spares > 0 && resettable && !state.closed {
         state.coming += 1;
         // Before any clone: a reset ends sooner.
@@ -338,12 +445,27 @@ fn work(server: &DatabaseUrl) {
         };
         if matches!(job, Job::Clone) {
             // Not needed any more: a reset served the test that asked.
+            // Unless databases are left warm and the process has fewer than
+            // it may leave: a test waited, so the next process of this
+            // template would wait too with no more than this one had.
             let wanted = state.waiting + state.spares.min(state.claimed.saturating_sub(1));
-            if state.ready.len() + state.coming > wanted {
+            let growing = state.owned.len() < state.warm;
+            if state.ready.len() + state.coming > wanted && !growing {
                 state.coming -= 1;
                 continue;
             }
             state.cloning += 1;
+        }
+        if matches!(job, Job::Reset(_)) {
+            // The profile is read on another thread; it ends.
+            while matches!(state.profile, Known::Reading) && !state.closed {
+                state = wait(state, &CHANGED, Duration::from_millis(100));
+            }
+            if state.closed {
+                // Left for the exit, which leaves it to the next process.
+                state.jobs.push_front(job);
+                continue;
+            }
         }
         state.busy += 1;
         let profile = match &state.profile {
@@ -446,13 +568,28 @@ fn at_exit_once(server: &DatabaseUrl) {
             {
                 state = wait(state, &CHANGED, Duration::from_millis(50));
             }
-            let names = std::mem::take(&mut state.owned);
-            state.ready.clear();
+            let mut names = std::mem::take(&mut state.owned);
+            let clean = std::mem::take(&mut state.ready);
+            let dirty: Vec<String> = std::mem::take(&mut state.jobs)
+                .into_iter()
+                .filter_map(|job| match job {
+                    Job::Reset(name) => Some(name),
+                    Job::Clone => None,
+                })
+                .collect();
             state.doomed.clear();
             let Some(server) = state.server.clone() else {
                 return;
             };
+            let template = state.template.clone();
+            let warm = state.warm;
             drop(state);
+            // What the next process of this template takes instead of
+            // cloning; the rest is dropped.
+            if let Some(template) = template {
+                let left = warm::leave(&server, &template, &clean, &dirty, warm);
+                names.retain(|name| !left.contains(name));
+            }
             send_drops(&server, &names);
         });
     }

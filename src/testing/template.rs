@@ -50,17 +50,42 @@ pub fn template_lock_key(template: &str) -> (i32, i32) {
 
 static TEMPLATE: Mutex<Option<String>> = Mutex::new(None);
 
-/// The migrated template's name: marked in use by this process, and built
-/// if no process has built it yet.
-pub(super) fn ensure(server: &DatabaseUrl) -> Result<String> {
-    if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
-        return Ok(name);
+/// The migrated template's name, marked in use by this process (its
+/// shared lock taken), without looking for it: what a test needs to take
+/// the databases left warm for it, which are clones of it already. Clones
+/// call [`ensure`].
+pub(super) fn hold(server: &DatabaseUrl) -> Result<String> {
+    static HELD: Mutex<Option<String>> = Mutex::new(None);
+    let mut held = HELD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(name) = held.as_ref() {
+        return Ok(name.clone());
     }
     let name = template_key(Backend::Postgres);
     // In use before it is looked for: an eviction either finished before
     // (and it is built again) or waits until this process exits.
     let (class, key) = template_lock_key(&name);
     owner::hold_shared(server, class, key)?;
+    *held = Some(name.clone());
+    Ok(name)
+}
+
+/// The migrated template's name: marked in use by this process, and built
+/// if no process has built it yet.
+pub(super) fn ensure(server: &DatabaseUrl) -> Result<String> {
+    if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
+        return Ok(name);
+    }
+    // One thread looks for it (and builds it); the process's other first
+    // tests wait for that one instead of each opening an admin connection
+    // and queueing on the build lock.
+    static LOOKING: Mutex<()> = Mutex::new(());
+    let _looking = LOOKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(name) = TEMPLATE.lock().ok().and_then(|t| t.clone()) {
+        return Ok(name);
+    }
+    let name = hold(server)?;
     with_admin(server, |admin| build(server, admin, &name))?;
     if let Ok(mut t) = TEMPLATE.lock() {
         *t = Some(name.clone());
@@ -93,8 +118,13 @@ pub(super) fn clone_into(server: &DatabaseUrl, admin: &mut DbConnection, name: &
 }
 
 /// Makes sure the template `name` exists, building it under the advisory
-/// build lock if no process has, and records that it was used now.
+/// build lock if no process has (and then records that it was used now).
 pub(super) fn build(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) -> Result<()> {
+    // Built (only ever renamed into place once migrated): nothing to wait
+    // for; the sweep records the use, off the tests' time.
+    if database_exists(admin, name)? {
+        return Ok(());
+    }
     admin.batch_execute(&format!("SELECT pg_advisory_lock({BUILD_LOCK})"))?;
     let built = (|| -> Result<()> {
         // Templates are built under this lock only: one still being built
@@ -118,17 +148,42 @@ pub(super) fn build(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) 
                 return Err(e);
             }
         }
-        // For the eviction of the least recently used. Only the owner (or a
-        // superuser) may comment; a template someone else built keeps the
-        // time its builder wrote.
-        let _ = admin.batch_execute(&format!(
-            "COMMENT ON DATABASE {name} IS 'taskdb test template, last used {}'",
-            unix_now()
-        ));
+        stamp(admin, name);
         Ok(())
     })();
     admin.batch_execute(&format!("SELECT pg_advisory_unlock({BUILD_LOCK})"))?;
     built
+}
+
+/// Drops templates left half-built by a run that failed or was killed:
+/// templates are built under the build lock only, so one named `…_build`
+/// once the lock is had is no one's. Waits for a build under way (in the
+/// background sweep, at most 10 s).
+pub(super) fn drop_abandoned_builds(admin: &mut DbConnection) -> Result<()> {
+    let locked = admin.batch_execute(&format!(
+        "SET lock_timeout = '10s'; SELECT pg_advisory_lock({BUILD_LOCK}); RESET lock_timeout"
+    ));
+    if locked.is_err() {
+        let _ = admin.batch_execute("RESET lock_timeout");
+        return Ok(());
+    }
+    let dropped = database_names(admin, &format!("{PREFIX}%_build")).map(|left| {
+        for name in left {
+            drop_database(admin, &name);
+        }
+    });
+    admin.batch_execute(&format!("SELECT pg_advisory_unlock({BUILD_LOCK})"))?;
+    dropped
+}
+
+/// Records that template `name` was used now, for the eviction of the
+/// least recently used. Only the owner (or a superuser) may comment; a
+/// template someone else built keeps the time its builder wrote.
+pub(super) fn stamp(admin: &mut DbConnection, name: &str) {
+    let _ = admin.batch_execute(&format!(
+        "COMMENT ON DATABASE {name} IS 'taskdb test template, last used {}'",
+        unix_now()
+    ));
 }
 
 fn unix_now() -> i64 {

@@ -175,7 +175,13 @@ fn child_creating_a_test_database() {
     if std::env::var_os("TASKDB_TESTING_CHILD").is_none() {
         return;
     }
-    TestDb::postgres().unwrap();
+    let db = TestDb::postgres().unwrap();
+    let oid: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT oid::bigint FROM pg_database WHERE datname = current_database())",
+    ))
+    .get_result(&mut db.conn().unwrap())
+    .unwrap();
+    println!("OID {oid}");
 }
 
 /// `test`'s full name in the suite's crate (`testing_api::test`), as
@@ -414,16 +420,72 @@ fn child_using_test_databases_then_exiting() {
         "DATABASES LEFT {}",
         databases_of_process(std::process::id())
     );
+    // Every database this process has at its end, by OID (a rename keeps
+    // it).
+    let oids: Vec<i64> = diesel::sql_query(format!(
+        "SELECT oid::bigint AS oid FROM pg_database WHERE datname ~ '^taskdb_t_[0-9a-f]+_{}_'",
+        std::process::id()
+    ))
+    .load::<Oid>(&mut admin())
+    .unwrap()
+    .into_iter()
+    .map(|o| o.oid)
+    .collect();
+    println!("OIDS {oids:?}");
 }
 
-#[test]
-fn nothing_is_left_behind_when_a_test_process_exits() {
+#[derive(QueryableByName)]
+struct Oid {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    oid: i64,
+}
+
+/// The OIDs `child_using_test_databases_then_exiting` printed.
+fn oids_printed(out: &str) -> Vec<i64> {
+    let list = out
+        .lines()
+        .find_map(|l| l.split_once("OIDS [").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no OIDS line: {out}"));
+    list.trim_end_matches(']')
+        .split(", ")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// The names of the databases with these OIDs that still exist.
+fn names_of(oids: &[i64]) -> Vec<String> {
+    if oids.is_empty() {
+        return Vec::new();
+    }
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let list: Vec<String> = oids.iter().map(i64::to_string).collect();
+    diesel::sql_query(format!(
+        "SELECT datname::text AS name FROM pg_database WHERE oid IN ({})",
+        list.join(", ")
+    ))
+    .load::<Name>(&mut admin())
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
+}
+
+/// Runs `child_using_test_databases_then_exiting` with `warm` (the
+/// variable unset if `None`), waits until the drops it sent at exit are
+/// done, and returns the OIDs of its databases at its end.
+fn run_a_test_process_to_its_exit(warm: Option<&str>) -> Vec<i64> {
     let mut cmd = child("child_using_test_databases_then_exiting");
-    let child = cmd
-        .env(taskdb::testing::SPARES_VARIABLE, "2")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    cmd.env(taskdb::testing::SPARES_VARIABLE, "2");
+    match warm {
+        Some(n) => cmd.env(taskdb::testing::WARM_VARIABLE, n),
+        None => cmd.env_remove(taskdb::testing::WARM_VARIABLE),
+    };
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
@@ -434,6 +496,96 @@ fn nothing_is_left_behind_when_a_test_process_exits() {
         assert!(Instant::now() < deadline, "left behind at exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+    oids_printed(&out)
+}
+
+#[test]
+fn nothing_is_left_behind_when_a_test_process_exits() {
+    // Told to leave no warm databases: every one it made is dropped.
+    let oids = run_a_test_process_to_its_exit(Some("0"));
+    assert!(!oids.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !names_of(&oids).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind at exit: {:?}",
+            names_of(&oids)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_test_process_leaves_its_reset_databases_warm_and_the_next_takes_them_instead_of_cloning() {
+    // Bounded: at most two left by a process told two.
+    let oids = run_a_test_process_to_its_exit(Some("2"));
+    let warm = |names: &[String]| {
+        names
+            .iter()
+            .filter(|n| n.starts_with("taskdb_w_") || n.starts_with("taskdb_d_"))
+            .count()
+    };
+    assert!(warm(&names_of(&oids)) <= 2, "{:?}", names_of(&oids));
+    // By default its databases stay, under names no process owns (or
+    // taken already by a process that started since), the ready ones as
+    // empty as a fresh clone.
+    let oids = run_a_test_process_to_its_exit(None);
+    std::thread::sleep(Duration::from_millis(500)); // any drop in flight
+    let left = names_of(&oids);
+    assert!(!left.is_empty(), "nothing left for the next process");
+    for name in left.iter().filter(|n| n.starts_with("taskdb_w_")) {
+        let url = DatabaseUrl::parse(
+            &std::env::var(taskdb::testing::SERVER_VARIABLE)
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        )
+        .unwrap()
+        .with_database(name)
+        .unwrap();
+        // Taken meanwhile (a connection refused, or the name gone): not
+        // ours to look at any more.
+        let Ok(mut conn) = db::connect(&url) else {
+            continue;
+        };
+        let rows: QueryResult<i64> = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM tasks) \
+             + (SELECT COALESCE(SUM(relpages), 0)::bigint FROM pg_class WHERE relname IN ('users', 'tasks'))",
+        ))
+        .get_result(&mut conn);
+        // Dropped meanwhile by a sweep (beyond the bound): gone, not used.
+        let Ok(rows) = rows else {
+            continue;
+        };
+        assert_eq!(rows, 0, "{name} was left warm holding rows");
+    }
+    // The next test process takes one instead of cloning: its database
+    // is one of those left (other processes may take them too: tried a
+    // few times).
+    let mut tries = 0;
+    loop {
+        let before: Vec<i64> = diesel::sql_query(
+            "SELECT oid::bigint AS oid FROM pg_database WHERE datname ~ '^taskdb_[wd]_'",
+        )
+        .load::<Oid>(&mut admin())
+        .unwrap()
+        .into_iter()
+        .map(|o| o.oid)
+        .collect();
+        let out = child("child_creating_a_test_database").output().unwrap();
+        assert!(out.status.success());
+        let out = String::from_utf8_lossy(&out.stdout);
+        let oid: i64 = out
+            .lines()
+            .find_map(|l| l.split_once("OID ").map(|(_, o)| o.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no OID line: {out}"));
+        if before.contains(&oid) {
+            break;
+        }
+        tries += 1;
+        assert!(
+            tries < 3,
+            "the next process cloned (left: {before:?}, got {oid})"
+        );
+    }
 }
 
 #[test]
@@ -441,6 +593,14 @@ fn a_used_database_is_reset_for_the_next_test_and_a_changed_one_is_not_reused() 
     // A process of its own: no other test's database is ready before the
     // first one's.
     let status = child("child_running_tests_one_after_another")
+        .env(taskdb::testing::WARM_VARIABLE, "0")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // With databases left by earlier processes: every one a test gets,
+    // taken or reset, is as a fresh clone is.
+    let status = child("child_running_tests_one_after_another")
+        .env_remove(taskdb::testing::WARM_VARIABLE)
         .status()
         .unwrap();
     assert!(status.success());
@@ -500,10 +660,13 @@ fn child_running_tests_one_after_another() {
             conn.batch_execute("CREATE TABLE scratch (id INT)").unwrap();
         }
     }
-    assert_eq!(
-        names[1], names[0],
-        "the first test's database was not reused"
-    );
+    if std::env::var(taskdb::testing::WARM_VARIABLE).as_deref() == Ok("0") {
+        // Nothing taken from earlier processes: the reset one is next.
+        assert_eq!(
+            names[1], names[0],
+            "the first test's database was not reused"
+        );
+    }
     assert!(
         !names[4..].contains(&names[3]),
         "a changed database was reused"
