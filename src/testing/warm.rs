@@ -18,7 +18,7 @@
 use diesel::connection::SimpleConnection;
 
 use super::owner::{name_for, with_owner_connection};
-use super::server::{database_names, drop_databases, with_admin};
+use super::server::{database_names, drop_databases, rename_unused, with_admin};
 use crate::db::{DatabaseUrl, DbConnection};
 use crate::error::Result;
 
@@ -139,9 +139,10 @@ pub(super) fn leave(
                 if room == 0 {
                     break;
                 }
-                // A used database may still have its test's sessions
-                // leaving: refused then (55006), and dropped instead.
-                if rename(admin, name, &format!("{prefix}{h}_{}", random())).is_ok() {
+                // A used database may still have this process's sessions
+                // leaving (its tests' pools): they are ended first, as for
+                // any rename of the process's own databases.
+                if rename_unused(admin, name, &format!("{prefix}{h}_{}", random())).is_ok() {
                     left.push(name.clone());
                     room -= 1;
                 }
