@@ -13,18 +13,32 @@ use taskdb::models::{task, user, NewTask, NewUser};
 use taskdb::testing::TestDb;
 use taskdb::Backend;
 
-/// The test server's admin connection, as `taskdb::testing` reaches it.
+use crate::common::cluster::Cluster;
+
+/// The test server, as `taskdb::testing` reaches it.
+fn test_server() -> String {
+    std::env::var(taskdb::testing::SERVER_VARIABLE)
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The test server's admin connection.
 fn admin() -> taskdb::db::AnyConnection {
-    let url = std::env::var(taskdb::testing::SERVER_VARIABLE)
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    db::connect(&DatabaseUrl::parse(&url).unwrap()).unwrap()
+    admin_on(&test_server())
+}
+
+fn admin_on(server: &str) -> taskdb::db::AnyConnection {
+    db::connect(&DatabaseUrl::parse(server).unwrap()).unwrap()
 }
 
 fn count(sql: &str) -> i64 {
+    count_on(&test_server(), sql)
+}
+
+fn count_on(server: &str, sql: &str) -> i64 {
     diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
         "({sql})"
     )))
-    .get_result(&mut admin())
+    .get_result(&mut admin_on(server))
     .unwrap()
 }
 
@@ -369,9 +383,14 @@ fn a_failed_tests_database_is_kept_when_asked_and_survives_the_next_run() {
 /// This process's PostgreSQL test databases: spares, retired ones and any
 /// a test holds (the name carries the owner's PID).
 fn databases_of_process(pid: u32) -> i64 {
-    count(&format!(
-        "SELECT COUNT(*) FROM pg_database WHERE datname ~ '^taskdb_t_[0-9a-f]+_{pid}_'"
-    ))
+    databases_of_process_on(&test_server(), pid)
+}
+
+fn databases_of_process_on(server: &str, pid: u32) -> i64 {
+    count_on(
+        server,
+        &format!("SELECT COUNT(*) FROM pg_database WHERE datname ~ '^taskdb_t_[0-9a-f]+_{pid}_'"),
+    )
 }
 
 /// Run in a child process: tests on four threads, with reused, spare,
@@ -453,23 +472,9 @@ fn oids_printed(out: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Databases left warm on the server, for any template.
-fn warm_databases_on_the_server() -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_database WHERE datname LIKE 'taskdb\\_w\\_%' OR datname LIKE 'taskdb\\_d\\_%'",
-    )
-    .get_result::<Count>(&mut admin())
-    .unwrap()
-    .n
-}
-
-/// The names of the databases with these OIDs that still exist.
-fn names_of(oids: &[i64]) -> Vec<String> {
+/// The names of the databases on `server` with these OIDs that still
+/// exist.
+fn names_of(server: &str, oids: &[i64]) -> Vec<String> {
     if oids.is_empty() {
         return Vec::new();
     }
@@ -483,19 +488,20 @@ fn names_of(oids: &[i64]) -> Vec<String> {
         "SELECT datname::text AS name FROM pg_database WHERE oid IN ({})",
         list.join(", ")
     ))
-    .load::<Name>(&mut admin())
+    .load::<Name>(&mut admin_on(server))
     .unwrap()
     .into_iter()
     .map(|n| n.name)
     .collect()
 }
 
-/// Runs `child_using_test_databases_then_exiting` with `warm` (the
-/// variable unset if `None`), waits until the drops it sent at exit are
-/// done, and returns the OIDs of its databases at its end.
-fn run_a_test_process_to_its_exit(warm: Option<&str>) -> Vec<i64> {
+/// Runs `child_using_test_databases_then_exiting` against `server` with
+/// `warm` (the variable unset if `None`), waits until the drops it sent at
+/// exit are done, and returns the OIDs of its databases at its end.
+fn run_a_test_process_to_its_exit(server: &str, warm: Option<&str>) -> Vec<i64> {
     let mut cmd = child("child_using_test_databases_then_exiting");
-    cmd.env(taskdb::testing::SPARES_VARIABLE, "2");
+    cmd.env(taskdb::testing::SPARES_VARIABLE, "2")
+        .env(taskdb::testing::SERVER_VARIABLE, server);
     match warm {
         Some(n) => cmd.env(taskdb::testing::WARM_VARIABLE, n),
         None => cmd.env_remove(taskdb::testing::WARM_VARIABLE),
@@ -507,7 +513,7 @@ fn run_a_test_process_to_its_exit(warm: Option<&str>) -> Vec<i64> {
     assert!(out.contains("DATABASES LEFT"), "{out}");
     // The drops are sent at exit; the server finishes them after.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while databases_of_process(pid) > 0 {
+    while databases_of_process_on(server, pid) > 0 {
         assert!(Instant::now() < deadline, "left behind at exit");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -517,14 +523,15 @@ fn run_a_test_process_to_its_exit(warm: Option<&str>) -> Vec<i64> {
 #[test]
 fn nothing_is_left_behind_when_a_test_process_exits() {
     // Told to leave no warm databases: every one it made is dropped.
-    let oids = run_a_test_process_to_its_exit(Some("0"));
+    let server = test_server();
+    let oids = run_a_test_process_to_its_exit(&server, Some("0"));
     assert!(!oids.is_empty());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !names_of(&oids).is_empty() {
+    while !names_of(&server, &oids).is_empty() {
         assert!(
             Instant::now() < deadline,
             "left behind at exit: {:?}",
-            names_of(&oids)
+            names_of(&server, &oids)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -532,78 +539,67 @@ fn nothing_is_left_behind_when_a_test_process_exits() {
 
 #[test]
 fn a_test_process_leaves_its_reset_databases_warm_and_the_next_takes_them_instead_of_cloning() {
+    // A server of its own: on the shared one, the suite's other test
+    // processes take (or sweep beyond their bound) what a process leaves,
+    // as they are meant to, and what this test checks would be theirs.
+    let cluster = Cluster::start(&[]);
+    let server = cluster.url("postgres");
     // Bounded: at most two left by a process told two.
-    let oids = run_a_test_process_to_its_exit(Some("2"));
+    let oids = run_a_test_process_to_its_exit(&server, Some("2"));
     let warm = |names: &[String]| {
         names
             .iter()
             .filter(|n| n.starts_with("taskdb_w_") || n.starts_with("taskdb_d_"))
             .count()
     };
-    assert!(warm(&names_of(&oids)) <= 2, "{:?}", names_of(&oids));
-    // With room under its bound its databases stay, under names no
-    // process owns (or taken already by a process that started since),
-    // the ready ones as empty as a fresh clone. (The suite's other test
-    // processes leave theirs too and may have filled the default bound, so
-    // the bound here is above what is already left.)
-    let already = warm_databases_on_the_server();
-    let oids = run_a_test_process_to_its_exit(Some(&(already + 16).to_string()));
-    std::thread::sleep(Duration::from_millis(500)); // any drop in flight
-    let left = names_of(&oids);
-    assert!(!left.is_empty(), "nothing left for the next process");
+    let left = names_of(&server, &oids);
+    assert!(
+        (1..=2).contains(&warm(&left)),
+        "not 1 or 2 of its databases left warm: {left:?}"
+    );
+    // By default its databases stay (the two left before are taken by
+    // it, and the bound is its own again), under names no process owns,
+    // the ready ones as empty as a fresh clone.
+    let oids = run_a_test_process_to_its_exit(&server, None);
+    let left = names_of(&server, &oids);
+    assert!(
+        warm(&left) >= 2,
+        "too little left for the next process: {left:?}"
+    );
+    assert_eq!(
+        warm(&left),
+        left.len(),
+        "left under a process's name: {left:?}"
+    );
     for name in left.iter().filter(|n| n.starts_with("taskdb_w_")) {
-        let url = DatabaseUrl::parse(
-            &std::env::var(taskdb::testing::SERVER_VARIABLE)
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        )
-        .unwrap()
-        .with_database(name)
-        .unwrap();
-        // Taken meanwhile (a connection refused, or the name gone): not
-        // ours to look at any more.
-        let Ok(mut conn) = db::connect(&url) else {
-            continue;
-        };
-        let rows: QueryResult<i64> = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        let url = DatabaseUrl::parse(&server)
+            .unwrap()
+            .with_database(name)
+            .unwrap();
+        let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
             "(SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM tasks) \
              + (SELECT COALESCE(SUM(relpages), 0)::bigint FROM pg_class WHERE relname IN ('users', 'tasks'))",
         ))
-        .get_result(&mut conn);
-        // Dropped meanwhile by a sweep (beyond the bound): gone, not used.
-        let Ok(rows) = rows else {
-            continue;
-        };
+        .get_result(&mut db::connect(&url).unwrap())
+        .unwrap();
         assert_eq!(rows, 0, "{name} was left warm holding rows");
     }
     // The next test process takes one instead of cloning: its database
-    // is one of those left (other processes may take them too: tried a
-    // few times).
-    let mut tries = 0;
-    loop {
-        let before: Vec<i64> = diesel::sql_query(
-            "SELECT oid::bigint AS oid FROM pg_database WHERE datname ~ '^taskdb_[wd]_'",
-        )
-        .load::<Oid>(&mut admin())
-        .unwrap()
-        .into_iter()
-        .map(|o| o.oid)
-        .collect();
-        let out = child("child_creating_a_test_database").output().unwrap();
-        assert!(out.status.success());
-        let out = String::from_utf8_lossy(&out.stdout);
-        let oid: i64 = out
-            .lines()
-            .find_map(|l| l.split_once("OID ").map(|(_, o)| o.trim().parse().unwrap()))
-            .unwrap_or_else(|| panic!("no OID line: {out}"));
-        if before.contains(&oid) {
-            break;
-        }
-        tries += 1;
-        assert!(
-            tries < 3,
-            "the next process cloned (left: {before:?}, got {oid})"
-        );
-    }
+    // is one of those left.
+    let out = child("child_creating_a_test_database")
+        .env(taskdb::testing::SERVER_VARIABLE, &server)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = String::from_utf8_lossy(&out.stdout);
+    let oid: i64 = out
+        .lines()
+        .find_map(|l| l.split_once("OID ").map(|(_, o)| o.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no OID line: {out}"));
+    assert!(
+        oids.contains(&oid),
+        "the next process cloned (left: {oids:?}, got {oid})"
+    );
 }
 
 #[test]
