@@ -681,7 +681,12 @@ fn template_key(backend: Backend) -> String {
         .iter()
         .map(|m| format!("{} {}\n", m.dir_name(), m.checksum()))
         .collect();
-    format!("taskdb_tpl_{}", &taskdb::source::checksum(&all)[..12])
+    // taskdb's own hash is not public API: std's hasher (fixed keys) names
+    // this copy's template just as stably.
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    all.hash(&mut hasher);
+    format!("taskdb_tpl_{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
 /// The PostgreSQL template's name.
