@@ -101,7 +101,7 @@ pub const DEFAULT_TEMPLATES: usize = 4;
 /// templates that are gone.
 pub const WARM_VARIABLE: &str = "TASKDB_TEST_WARM";
 /// Databases left per template when [`WARM_VARIABLE`] is unset.
-pub const DEFAULT_WARM: usize = 8;
+pub const DEFAULT_WARM: usize = 16;
 
 /// The variable that keeps failed tests' PostgreSQL databases: `failed`
 /// keeps the database of a test whose [`TestDb`] drops while the test

@@ -2,7 +2,11 @@
 //! own: a user, some tasks, queries over them) run with three per-test
 //! database fixtures, at 2 and 8 test threads, 3 runs each, interleaved:
 //!
-//! - `taskdb`: `taskdb::testing::TestDb::postgres()`;
+//! - `taskdb`: `taskdb::testing::TestDb::postgres()`, in a process that
+//!   follows an earlier run of the suite (a warm-up run at each thread
+//!   count, not counted), so it finds the databases that run left warm;
+//! - `taskdb-cold`: the same with `TASKDB_TEST_WARM=0`: nothing taken,
+//!   nothing left, as the first test process on a server;
 //! - `taskdb-before`: the same from `src/before.rs`, a copy of
 //!   `taskdb::testing` before databases were reset and reused (for the
 //!   before/after figures in one run);
@@ -40,7 +44,7 @@ use taskdb::models::{task, user, NewTask, NewUser, TaskFilter};
 use taskdb::testing::TestDb;
 use taskdb::Backend;
 
-const FIXTURES: [&str; 4] = ["taskdb", "taskdb-before", "hand-made", "sqlx"];
+const FIXTURES: [&str; 5] = ["taskdb", "taskdb-cold", "taskdb-before", "hand-made", "sqlx"];
 const THREADS: [usize; 2] = [2, 8];
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -58,6 +62,11 @@ fn main() -> Result<(), Error> {
     // Templates built, sqlx's bookkeeping schema made: not a suite's cost.
     for fixture in FIXTURES {
         run_suite(fixture, 2, 2)?;
+    }
+    // A developer's earlier run of the suite: what `taskdb` finds left
+    // warm (`taskdb-cold` shows a process that finds nothing).
+    for threads in THREADS {
+        run_suite("taskdb", threads, tests)?;
     }
     let mut results: Vec<(&str, usize, Suite)> = Vec::new();
     for threads in THREADS {
@@ -85,9 +94,19 @@ struct Suite {
 
 fn run_suite(fixture: &str, threads: usize, tests: usize) -> Result<Suite, Error> {
     let started = Instant::now();
-    let out = Command::new(std::env::current_exe()?)
-        .args(["--suite", fixture, &threads.to_string(), &tests.to_string()])
-        .env("DATABASE_URL", server_url())
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env("DATABASE_URL", server_url());
+    if fixture == "taskdb-cold" {
+        // Takes no database left warm and leaves none: every process
+        // starts as the first one on a server does.
+        cmd.env(taskdb::testing::WARM_VARIABLE, "0")
+            .args(["--suite", "taskdb"]);
+    } else {
+        cmd.env_remove(taskdb::testing::WARM_VARIABLE)
+            .args(["--suite", fixture]);
+    }
+    let out = cmd
+        .args([&threads.to_string(), &tests.to_string()])
         .output()?;
     let wall = started.elapsed();
     if !out.status.success() {
