@@ -642,7 +642,7 @@ fn judge(
         }
         let lint_rules: Vec<String> = lint_findings
             .iter()
-            .filter(|f| f.migration == run.migration && f.level == Level::Error && !f.allowed)
+            .filter(|f| f.migration == run.migration && predicts_harm(f) && !f.allowed)
             .map(|f| f.rule.name().to_string())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -707,6 +707,14 @@ fn judge(
             end_ms: ms(end),
         },
     }
+}
+
+/// A finding that says the step will hurt the app: an error, or a
+/// warning about something a rehearsal sees happen (the app's prepared
+/// queries failing after a type change). Other warnings (a missing
+/// `down.sql`, a statement lint cannot see into) predict nothing.
+fn predicts_harm(f: &lint::Finding) -> bool {
+    f.level == Level::Error || f.rule == lint::Rule::ColumnTypeBreaksCachedPlans
 }
 
 #[cfg(test)]

@@ -581,3 +581,42 @@ fn a_backfill_step_gets_its_verdict_and_the_clients_p99_during_it() {
         0
     );
 }
+
+/// A type change PostgreSQL makes without a rewrite (`varchar(255)` →
+/// `text`) breaks the app's prepared queries (SQLSTATE 0A000, "cached plan
+/// must not change result type"); lint warns about it, and the two agree:
+/// no disagreement marker.
+#[test]
+fn a_type_change_that_breaks_prepared_queries_is_unsafe_to_lint_and_rehearsal_alike() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-03-000001_title_text",
+        "ALTER TABLE tasks ALTER COLUMN title TYPE text;\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = rehearse(p, &db).args(["--format", "json"]).assert().code(1);
+    let output = run.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let step = &json["steps"][0];
+    assert!(
+        verdicts(step).contains(&"breaks-clients".to_string()),
+        "{step}"
+    );
+    assert_eq!(step["rewrites"].as_array().unwrap().len(), 0, "{step}");
+    assert_eq!(step["lint"], "unsafe", "{step}");
+    assert_eq!(
+        step["lint_rules"][0], "column-type-breaks-cached-plans",
+        "{step}"
+    );
+    assert_eq!(step["disagrees"], false, "{step}");
+    // And in the terminal table: no "≠ lint: safe; rehearsal: …" line.
+    rehearse(p, &db)
+        .assert()
+        .code(1)
+        .stdout(contains("2026-12-03-000001_title_text"))
+        .stdout(contains("≠").not());
+}
