@@ -620,3 +620,52 @@ fn a_type_change_that_breaks_prepared_queries_is_unsafe_to_lint_and_rehearsal_al
         .stdout(contains("2026-12-03-000001_title_text"))
         .stdout(contains("≠").not());
 }
+
+/// A rehearsal killed while it kept its filled copy as a template (between
+/// `CREATE DATABASE taskdb_rehearse_tpl_<hash>_build` and the rename) left
+/// that `_build` database behind: the next rehearsal's sweep drops it,
+/// unless a running rehearsal holds its lock (it is still being made).
+/// (That kept templates stay is the sweep's unit test: another test
+/// process's rehearsal may evict one here.)
+#[test]
+fn a_template_build_left_by_a_killed_rehearsal_is_swept_by_the_next() {
+    use diesel::connection::SimpleConnection;
+    let key = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let left = format!("taskdb_rehearse_tpl_{key}_build");
+    let building = format!("taskdb_rehearse_tpl_{key}b_build");
+    let mut admin = common::admin();
+    for name in [&left, &building] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    // A running rehearsal's build: its session holds the lock on the name
+    // ("trhr", as on a scratch database's name).
+    let mut holder = common::admin();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({}, hashtext('{building}'))",
+            0x7472_6872
+        ))
+        .unwrap();
+
+    // Any rehearsal sweeps when it creates its copy; this one then fails
+    // at once (before the first migration there is nothing to fill).
+    let first = taskdb::migrate::migrations(Backend::Postgres)[0]
+        .dir_name()
+        .to_string();
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["rehearse", "--rows", ROWS, "--from", &first])
+        .assert()
+        .code(1);
+    let (left_swept, building_kept) = (!database_exists(&left), database_exists(&building));
+    drop(holder);
+    for name in [&left, &building] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+    }
+    assert!(left_swept, "{left} was left behind");
+    assert!(building_kept, "{building} was dropped while being made");
+}
