@@ -617,7 +617,7 @@ fn judge(
                 let w = waits
                     .entry((l.relation.clone(), l.mode.clone(), by))
                     .or_default();
-                *w = w.max(l.running_ms);
+                *w = w.max(l.waited_ms);
             }
         }
         let max_wait = waits.values().copied().fold(0.0, f64::max);
@@ -737,7 +737,7 @@ mod tests {
             relation: "tasks".into(),
             mode: mode.into(),
             granted: true,
-            running_ms: 0.0,
+            waited_ms: 0.0,
             blocked_by_migration: false,
         };
         let sample = |at: u64, locks: Vec<sampler::LockRow>| Sample {

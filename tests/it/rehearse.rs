@@ -669,3 +669,67 @@ fn a_template_build_left_by_a_killed_rehearsal_is_swept_by_the_next() {
     assert!(left_swept, "{left} was left behind");
     assert!(building_kept, "{building} was dropped while being made");
 }
+
+/// A client's wait is how long it waited for the lock, not how long its
+/// statement had run: a request that worked 0.6 s before it reached a
+/// table the migration held waited only for the rest of the lock. (Under
+/// load the app's statements run long: counting their whole run as a
+/// wait made a short lock look like a stall past `--stall-limit`.)
+#[test]
+fn a_clients_wait_is_its_wait_for_the_lock_not_its_statements_run() {
+    use diesel::connection::SimpleConnection;
+    use diesel::RunQueryDsl;
+    use std::time::{Duration, Instant};
+    use taskdb::rehearse::clients::CLIENT_APPLICATION;
+    use taskdb::rehearse::sampler::Sampler;
+
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let db = TestDb::migrated(Backend::Postgres);
+    let url = db.database_url();
+    let sampler = Sampler::start(&url, Instant::now()).unwrap();
+    let mut migration =
+        db::connect(&url.with_application_name("taskdb-migrate-wait-test")).unwrap();
+    let mut client = db::connect(&url.with_application_name(CLIENT_APPLICATION)).unwrap();
+    migration
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let request = std::thread::spawn(move || {
+        client
+            .batch_execute("DO $$ BEGIN PERFORM pg_sleep(0.6); PERFORM count(*) FROM tasks; END $$")
+    });
+    // Once the request waits for the lock, the migration holds it 150 ms more.
+    let mut watcher = db::connect(&url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: Waiting = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity
+              WHERE application_name = '{CLIENT_APPLICATION}' AND wait_event_type = 'Lock'"
+        ))
+        .get_result(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request never waited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    migration.batch_execute("COMMIT").unwrap();
+    request.join().unwrap().unwrap();
+    let samples = sampler.stop();
+    let waited = samples
+        .iter()
+        .flat_map(|s| &s.locks)
+        .filter(|l| !l.migration && !l.granted && l.relation == "tasks")
+        .map(|l| l.waited_ms)
+        .fold(0.0, f64::max);
+    assert!(waited >= 50.0, "the wait went unseen: {waited} ms");
+    assert!(
+        waited < 450.0,
+        "a wait of about 150 ms recorded as {waited} ms (the statement's 0.6 s of work counted)"
+    );
+}
