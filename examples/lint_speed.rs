@@ -42,6 +42,8 @@ const SAFE: &[&str] = &[
     "ALTER TABLE tasks ADD CONSTRAINT tasks_title_not_blank_{n} CHECK (title <> '') NOT VALID;",
     "ALTER TABLE tasks ADD COLUMN archived_at_{n} TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC');",
     "ALTER TABLE tasks ADD CONSTRAINT fk_{n} FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+    // No rewrite, so no error; it draws the warning
+    // column-type-breaks-cached-plans (the app's prepared queries break).
     "ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(500);",
     "CREATE TABLE labels_{n} (id SERIAL PRIMARY KEY, task_id INTEGER NOT NULL, name TEXT);",
     "CREATE INDEX idx_labels_{n} ON labels_{n} (task_id);",

@@ -54,6 +54,7 @@ const CORPUS: &[Entry] = &[
     bad("validating-fk", &[("fk_again", "ALTER TABLE tasks ADD CONSTRAINT tasks_owner_fk FOREIGN KEY (user_id) REFERENCES users (id);", false)]),
     bad("validating-check", &[("check_title", "ALTER TABLE tasks ADD CONSTRAINT tasks_title_nonempty CHECK (length(title) > 0);", false)]),
     bad("type-change-bigint-id", &[("id_bigint", "ALTER TABLE tasks ALTER COLUMN id TYPE bigint;", false)]),
+    bad("type-change-without-rewrite", &[("title_text", "ALTER TABLE tasks ALTER COLUMN title TYPE text;", false)]),
     bad("required-column", &[("priority", "ALTER TABLE tasks ADD COLUMN priority integer NOT NULL;", false)]),
     bad("set-not-null-scan", &[("note_required", "ALTER TABLE tasks ADD COLUMN note text DEFAULT 'none';\nALTER TABLE tasks ALTER COLUMN note SET NOT NULL;", false)]),
     bad("set-not-null-over-nulls", &[("description_required", "ALTER TABLE tasks ALTER COLUMN description SET NOT NULL;", false)]),

@@ -58,6 +58,7 @@ pub enum Rule {
     UniqueConstraintUnderLock,
     SetNotNullWithoutCheck,
     ColumnTypeRewrite,
+    ColumnTypeBreaksCachedPlans,
     AddColumnNotNullWithoutDefault,
     AddColumnVolatileDefault,
     RenameOrDrop,
@@ -80,13 +81,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 25] = [
+    pub const ALL: [Rule; 26] = [
         Rule::IndexWithoutConcurrently,
         Rule::ConcurrentlyInTransaction,
         Rule::ConstraintWithoutNotValid,
         Rule::UniqueConstraintUnderLock,
         Rule::SetNotNullWithoutCheck,
         Rule::ColumnTypeRewrite,
+        Rule::ColumnTypeBreaksCachedPlans,
         Rule::AddColumnNotNullWithoutDefault,
         Rule::AddColumnVolatileDefault,
         Rule::RenameOrDrop,
@@ -116,6 +118,7 @@ impl Rule {
             Rule::UniqueConstraintUnderLock => "unique-constraint-under-lock",
             Rule::SetNotNullWithoutCheck => "set-not-null-without-check",
             Rule::ColumnTypeRewrite => "column-type-rewrite",
+            Rule::ColumnTypeBreaksCachedPlans => "column-type-breaks-cached-plans",
             Rule::AddColumnNotNullWithoutDefault => "add-column-not-null-without-default",
             Rule::AddColumnVolatileDefault => "add-column-volatile-default",
             Rule::RenameOrDrop => "rename-or-drop",
@@ -147,7 +150,8 @@ impl Rule {
             Rule::MissingDown
             | Rule::SqliteNonConstantDefault
             | Rule::SqliteUnsupportedAlter
-            | Rule::OpaqueStatement => Level::Warning,
+            | Rule::OpaqueStatement
+            | Rule::ColumnTypeBreaksCachedPlans => Level::Warning,
             _ => Level::Error,
         }
     }

@@ -617,7 +617,7 @@ fn judge(
                 let w = waits
                     .entry((l.relation.clone(), l.mode.clone(), by))
                     .or_default();
-                *w = w.max(l.running_ms);
+                *w = w.max(l.waited_ms);
             }
         }
         let max_wait = waits.values().copied().fold(0.0, f64::max);
@@ -642,7 +642,7 @@ fn judge(
         }
         let lint_rules: Vec<String> = lint_findings
             .iter()
-            .filter(|f| f.migration == run.migration && f.level == Level::Error && !f.allowed)
+            .filter(|f| f.migration == run.migration && predicts_harm(f) && !f.allowed)
             .map(|f| f.rule.name().to_string())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -709,6 +709,14 @@ fn judge(
     }
 }
 
+/// A finding that says the step will hurt the app: an error, or a
+/// warning about something a rehearsal sees happen (the app's prepared
+/// queries failing after a type change). Other warnings (a missing
+/// `down.sql`, a statement lint cannot see into) predict nothing.
+fn predicts_harm(f: &lint::Finding) -> bool {
+    f.level == Level::Error || f.rule == lint::Rule::ColumnTypeBreaksCachedPlans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,7 +737,7 @@ mod tests {
             relation: "tasks".into(),
             mode: mode.into(),
             granted: true,
-            running_ms: 0.0,
+            waited_ms: 0.0,
             blocked_by_migration: false,
         };
         let sample = |at: u64, locks: Vec<sampler::LockRow>| Sample {

@@ -39,10 +39,12 @@ pub struct LockRow {
     pub mode: String,
     #[diesel(sql_type = Bool)]
     pub granted: bool,
-    /// How long the backend's statement has run (for a waiting client:
-    /// how long it has waited, as its request is one statement).
+    /// For a lock not granted: how long the backend has waited for it
+    /// (`pg_locks.waitstart`), not how long its statement has run (a
+    /// request slow under load before it reached the lock did not wait all
+    /// that time). 0 for a granted lock.
     #[diesel(sql_type = Double)]
-    pub running_ms: f64,
+    pub waited_ms: f64,
     /// A waiting backend is blocked by one of the migration's.
     #[diesel(sql_type = Bool)]
     pub blocked_by_migration: bool,
@@ -103,7 +105,9 @@ fn sample_sql() -> String {
     format!(
         "SELECT l.pid, a.application_name LIKE '{MIGRATION_APPLICATION}%' AS migration,
                 c.relname::text AS relation, l.mode::text AS mode, l.granted,
-                CAST(coalesce(EXTRACT(EPOCH FROM clock_timestamp() - a.query_start) * 1000, 0) AS float8) AS running_ms,
+                CAST(CASE WHEN l.granted THEN 0
+                          ELSE coalesce(EXTRACT(EPOCH FROM clock_timestamp() - l.waitstart) * 1000, 0) END
+                     AS float8) AS waited_ms,
                 CASE WHEN l.granted THEN false
                      ELSE EXISTS (SELECT 1 FROM pg_stat_activity b
                                    WHERE b.pid = ANY (pg_blocking_pids(l.pid))

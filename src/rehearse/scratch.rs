@@ -4,7 +4,9 @@
 //! (the demo seeder's generator, through COPY) and analysed. Dropped at the
 //! end, whatever happens; one left by a rehearsal killed outright is
 //! dropped by the next (each running rehearsal holds an advisory lock on
-//! its scratch database's name, as `verify` does).
+//! its scratch database's name, as `verify` does), and so is the
+//! `<template>_build` of one killed while keeping its copy as a template
+//! (locked the same way while it is made).
 //!
 //! A filled copy is kept as a template, `taskdb_rehearse_tpl_<hash>`, keyed
 //! like `taskdb::testing`'s templates (each migration up to the copy's
@@ -44,6 +46,10 @@ pub fn template_name(source: &MigrationSource, base: Option<&str>, sizes: Sizes)
         &crate::source::checksum(&key)[..12]
     ))
 }
+
+/// What a template's name ends with while it is being made (created,
+/// then renamed to the template's name).
+const BUILD_SUFFIX: &str = "_build";
 
 /// First key of the advisory lock on a scratch database's name ("trhr").
 const SCRATCH_LOCK_CLASS: i32 = 0x7472_6872;
@@ -486,13 +492,20 @@ impl Scratch {
     /// rehearsal, and drops older templates. Best effort: a rehearsal
     /// without a template builds its copy.
     pub fn keep_as_template(&mut self, template: &str) {
-        let building = format!("{template}_build");
+        let building = format!("{template}{BUILD_SUFFIX}");
+        // Held until the build is renamed or dropped: another rehearsal's
+        // sweep leaves it alone meanwhile, and drops it once this process
+        // is gone without doing either (killed in between).
+        let lock = scratch_lock(&building);
         let kept = self
             .admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {building} TEMPLATE {}",
-                self.name
-            ))
+            .batch_execute(&format!("SELECT pg_advisory_lock({lock})"))
+            .and_then(|()| {
+                self.admin.batch_execute(&format!(
+                    "CREATE DATABASE {building} TEMPLATE {}",
+                    self.name
+                ))
+            })
             .and_then(|()| {
                 self.admin
                     .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
@@ -501,6 +514,11 @@ impl Scratch {
             let _ = self
                 .admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"));
+        }
+        let _ = self
+            .admin
+            .batch_execute(&format!("SELECT pg_advisory_unlock({lock})"));
+        if kept.is_err() {
             return;
         }
         mark_used(&mut self.admin, template);
@@ -587,8 +605,12 @@ impl Scratch {
 
 /// Drops the scratch databases of rehearsals killed outright: no session
 /// holds their lock and none is connected. Best effort.
+/// Also the `<template>_build` of a rehearsal killed while it kept its
+/// copy as a template (its lock is taken the same way).
 fn sweep_abandoned(conn: &mut DbConnection) {
-    crate::verify::expected::sweep_abandoned_scratch(conn, SCRATCH_PREFIX, SCRATCH_LOCK_CLASS);
+    use crate::verify::expected::sweep_abandoned_scratch;
+    sweep_abandoned_scratch(conn, SCRATCH_PREFIX, "", SCRATCH_LOCK_CLASS);
+    sweep_abandoned_scratch(conn, TEMPLATE_PREFIX, BUILD_SUFFIX, SCRATCH_LOCK_CLASS);
 }
 
 #[cfg(test)]

@@ -117,15 +117,21 @@ fn scratch_lock(name: &str) -> String {
 /// Drops the scratch databases that `verify`s killed before they could
 /// drop them left behind (see the module docs).
 fn sweep_abandoned(conn: &mut DbConnection) {
-    sweep_abandoned_scratch(conn, SCRATCH_PREFIX, SCRATCH_LOCK_CLASS);
+    sweep_abandoned_scratch(conn, SCRATCH_PREFIX, "", SCRATCH_LOCK_CLASS);
 }
 
-/// Drops the databases named `prefix` + letters and digits that no session
-/// holds the advisory lock `(lock_class, hashtext(name))` of and none is
-/// connected to: scratch databases whose process was killed before it
-/// could drop them (`verify`'s, `rehearse`'s). Best effort: one that
-/// cannot be dropped now (no privilege, still in use) is left for later.
-pub(crate) fn sweep_abandoned_scratch(conn: &mut DbConnection, prefix: &str, lock_class: i32) {
+/// Drops the databases named `prefix` + letters and digits + `suffix` that
+/// no session holds the advisory lock `(lock_class, hashtext(name))` of and
+/// none is connected to: scratch databases whose process was killed before
+/// it could drop them (`verify`'s, `rehearse`'s, and the `_build` of a
+/// template `rehearse` was keeping). Best effort: one that cannot be
+/// dropped now (no privilege, still in use) is left for later.
+pub(crate) fn sweep_abandoned_scratch(
+    conn: &mut DbConnection,
+    prefix: &str,
+    suffix: &str,
+    lock_class: i32,
+) {
     let abandoned = diesel::sql_query(format!(
         "SELECT d.datname::text AS name FROM pg_database d
           WHERE d.datname LIKE '{}%'
@@ -139,14 +145,18 @@ pub(crate) fn sweep_abandoned_scratch(conn: &mut DbConnection, prefix: &str, loc
     .load::<Abandoned>(conn);
     for db in abandoned.unwrap_or_default() {
         // Only names a scratch database can have reach the SQL.
-        let ours = db.name.strip_prefix(prefix).is_some_and(|rest| {
-            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        if ours {
+        if is_scratch_name(&db.name, prefix, suffix) {
             let _ =
                 conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
         }
     }
+}
+
+/// `name` is `prefix`, then one or more letters and digits, then `suffix`.
+fn is_scratch_name(name: &str, prefix: &str, suffix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -374,6 +384,34 @@ fn without_concurrently(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sweep_drops_only_names_a_scratch_database_can_have() {
+        let (rh, tpl) = ("taskdb_rehearse_", "taskdb_rehearse_tpl_");
+        assert!(is_scratch_name("taskdb_rehearse_0a1b2c3d4e5f", rh, ""));
+        assert!(is_scratch_name(
+            "taskdb_rehearse_tpl_0a1b2c3d4e5f_build",
+            tpl,
+            "_build"
+        ));
+        for kept in [
+            // A kept template, for the next rehearsal.
+            "taskdb_rehearse_tpl_0a1b2c3d4e5f",
+            "taskdb_rehearse_tpl_0a1b2c3d4e5f_build",
+            "taskdb_rehearse_",
+            "taskdb_rehearse_a;DROP",
+        ] {
+            assert!(!is_scratch_name(kept, rh, ""), "{kept}");
+        }
+        for kept in [
+            "taskdb_rehearse_tpl_0a1b2c3d4e5f",
+            "taskdb_rehearse_tpl__build",
+            "taskdb_rehearse_tpl_a_b_build",
+            "taskdb_rehearse_tpl_0a1b2c3d4e5f_build2",
+        ] {
+            assert!(!is_scratch_name(kept, tpl, "_build"), "{kept}");
+        }
+    }
 
     #[test]
     fn concurrently_is_dropped_in_any_case() {

@@ -263,14 +263,76 @@ fn type_changes_that_rewrite_are_flagged_and_binary_coercible_ones_are_not() {
         "ALTER TABLE tasks ALTER COLUMN description TYPE VARCHAR;",
         "ALTER TABLE tasks ALTER COLUMN amount TYPE NUMERIC(14,2);",
     ] {
-        assert_clean(&lint_pg(free));
+        // No rewrite, but the app's prepared queries break: a warning only.
+        let f = lint_pg(free);
+        assert_eq!(rules(&f), ["column-type-breaks-cached-plans"], "{free}");
+        assert_eq!(f[0].level, Level::Warning);
     }
+    assert_clean(&lint_pg(
+        "ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(255);",
+    ));
     // Widened once, then again: the second change knows the first.
+    assert_eq!(
+        rules(&lint_after(
+            &["ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(500);"],
+            "ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(1000);",
+            None,
+        )),
+        ["column-type-breaks-cached-plans"]
+    );
     assert_clean(&lint_after(
         &["ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(500);"],
-        "ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(1000);",
+        "ALTER TABLE tasks ALTER COLUMN title TYPE VARCHAR(500);",
         None,
     ));
+}
+
+/// A type change PostgreSQL makes without a rewrite still changes what a
+/// query returning the column gives back: every connection that prepared
+/// such a query fails with SQLSTATE 0A000 until it reconnects. Lint says so
+/// (a warning, with the recipe), and `--deny warnings` refuses it.
+#[test]
+fn a_type_change_without_rewrite_warns_that_prepared_queries_break() {
+    let f = lint_pg("ALTER TABLE tasks ALTER COLUMN title TYPE text;");
+    assert_flags(&f, "column-type-breaks-cached-plans");
+    assert_eq!(f[0].level, Level::Warning);
+    assert_eq!(f[0].table.as_deref(), Some("tasks"));
+    assert!(f[0].message.contains("0A000"), "{}", f[0].message);
+    let recipe = f[0].recipe.as_deref().unwrap();
+    assert!(recipe.contains("ADD COLUMN title_new text"), "{recipe}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_migrations(
+        dir.path(),
+        "postgres",
+        &[
+            (
+                "2026-01-01-000000_base",
+                "CREATE TABLE tasks (id SERIAL PRIMARY KEY, title VARCHAR(255) NOT NULL);",
+                None,
+            ),
+            (
+                "2026-01-03-000000_title_text",
+                "ALTER TABLE tasks ALTER COLUMN title TYPE text;",
+                None,
+            ),
+        ],
+    );
+    let pg = dir.path().join("postgres");
+    common::taskdb_cmd()
+        .arg("lint")
+        .arg(&pg)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "warning[column-type-breaks-cached-plans]",
+        ))
+        .stdout(predicates::str::contains("0 error(s), 1 warning(s)"));
+    common::taskdb_cmd()
+        .args(["lint", "--deny", "warnings"])
+        .arg(&pg)
+        .assert()
+        .code(1);
 }
 
 #[test]

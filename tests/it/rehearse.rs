@@ -581,3 +581,155 @@ fn a_backfill_step_gets_its_verdict_and_the_clients_p99_during_it() {
         0
     );
 }
+
+/// A type change PostgreSQL makes without a rewrite (`varchar(255)` →
+/// `text`) breaks the app's prepared queries (SQLSTATE 0A000, "cached plan
+/// must not change result type"); lint warns about it, and the two agree:
+/// no disagreement marker.
+#[test]
+fn a_type_change_that_breaks_prepared_queries_is_unsafe_to_lint_and_rehearsal_alike() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-03-000001_title_text",
+        "ALTER TABLE tasks ALTER COLUMN title TYPE text;\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = rehearse(p, &db).args(["--format", "json"]).assert().code(1);
+    let output = run.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let step = &json["steps"][0];
+    assert!(
+        verdicts(step).contains(&"breaks-clients".to_string()),
+        "{step}"
+    );
+    assert_eq!(step["rewrites"].as_array().unwrap().len(), 0, "{step}");
+    assert_eq!(step["lint"], "unsafe", "{step}");
+    assert_eq!(
+        step["lint_rules"][0], "column-type-breaks-cached-plans",
+        "{step}"
+    );
+    assert_eq!(step["disagrees"], false, "{step}");
+    // And in the terminal table: no "≠ lint: safe; rehearsal: …" line.
+    rehearse(p, &db)
+        .assert()
+        .code(1)
+        .stdout(contains("2026-12-03-000001_title_text"))
+        .stdout(contains("≠").not());
+}
+
+/// A rehearsal killed while it kept its filled copy as a template (between
+/// `CREATE DATABASE taskdb_rehearse_tpl_<hash>_build` and the rename) left
+/// that `_build` database behind: the next rehearsal's sweep drops it,
+/// unless a running rehearsal holds its lock (it is still being made).
+/// (That kept templates stay is the sweep's unit test: another test
+/// process's rehearsal may evict one here.)
+#[test]
+fn a_template_build_left_by_a_killed_rehearsal_is_swept_by_the_next() {
+    use diesel::connection::SimpleConnection;
+    let key = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let left = format!("taskdb_rehearse_tpl_{key}_build");
+    let building = format!("taskdb_rehearse_tpl_{key}b_build");
+    let mut admin = common::admin();
+    for name in [&left, &building] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    // A running rehearsal's build: its session holds the lock on the name
+    // ("trhr", as on a scratch database's name).
+    let mut holder = common::admin();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({}, hashtext('{building}'))",
+            0x7472_6872
+        ))
+        .unwrap();
+
+    // Any rehearsal sweeps when it creates its copy; this one then fails
+    // at once (before the first migration there is nothing to fill).
+    let first = taskdb::migrate::migrations(Backend::Postgres)[0]
+        .dir_name()
+        .to_string();
+    let db = TestDb::empty(Backend::Postgres);
+    db.taskdb()
+        .args(["rehearse", "--rows", ROWS, "--from", &first])
+        .assert()
+        .code(1);
+    let (left_swept, building_kept) = (!database_exists(&left), database_exists(&building));
+    drop(holder);
+    for name in [&left, &building] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+    }
+    assert!(left_swept, "{left} was left behind");
+    assert!(building_kept, "{building} was dropped while being made");
+}
+
+/// A client's wait is how long it waited for the lock, not how long its
+/// statement had run: a request that worked 1 s before it reached a
+/// table the migration held waited only for the rest of the lock. (Under
+/// load the app's statements run long: counting their whole run as a
+/// wait made a short lock look like a stall past `--stall-limit`.)
+#[test]
+fn a_clients_wait_is_its_wait_for_the_lock_not_its_statements_run() {
+    use diesel::connection::SimpleConnection;
+    use diesel::RunQueryDsl;
+    use std::time::{Duration, Instant};
+    use taskdb::rehearse::clients::CLIENT_APPLICATION;
+    use taskdb::rehearse::sampler::Sampler;
+
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let db = TestDb::migrated(Backend::Postgres);
+    let url = db.database_url();
+    let sampler = Sampler::start(&url, Instant::now()).unwrap();
+    let mut migration =
+        db::connect(&url.with_application_name("taskdb-migrate-wait-test")).unwrap();
+    let mut client = db::connect(&url.with_application_name(CLIENT_APPLICATION)).unwrap();
+    migration
+        .batch_execute("BEGIN; LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let request = std::thread::spawn(move || {
+        client
+            .batch_execute("DO $$ BEGIN PERFORM pg_sleep(1.0); PERFORM count(*) FROM tasks; END $$")
+    });
+    // Once the request waits for the lock, the migration holds it 150 ms more.
+    let mut watcher = db::connect(&url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: Waiting = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_stat_activity
+              WHERE application_name = '{CLIENT_APPLICATION}' AND wait_event_type = 'Lock'"
+        ))
+        .get_result(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request never waited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    migration.batch_execute("COMMIT").unwrap();
+    request.join().unwrap().unwrap();
+    let samples = sampler.stop();
+    let waited = samples
+        .iter()
+        .flat_map(|s| &s.locks)
+        .filter(|l| !l.migration && !l.granted && l.relation == "tasks")
+        .map(|l| l.waited_ms)
+        .fold(0.0, f64::max);
+    assert!(waited >= 50.0, "the wait went unseen: {waited} ms");
+    assert!(
+        waited < 800.0,
+        "a wait of about 150 ms recorded as {waited} ms (the statement's 1 s of work counted)"
+    );
+}

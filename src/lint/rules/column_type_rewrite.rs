@@ -34,7 +34,7 @@ pub fn check(ctx: &Ctx<'_>, table: &str, cmd: &AlterCmd) -> Vec<RawFinding> {
 
 /// Why a type change rewrites or rescans the table, or `None` when
 /// PostgreSQL only changes the catalog (binary-coercible, no narrower).
-fn rewrite_reason(old: Option<&TypeInfo>, new: Option<&TypeInfo>, using: bool) -> Option<String> {
+pub(super) fn rewrite_reason(old: Option<&TypeInfo>, new: Option<&TypeInfo>, using: bool) -> Option<String> {
     if using {
         return Some("with USING rewrites every row".into());
     }

@@ -25,6 +25,8 @@ mod add_column_volatile_default;
 #[cfg(feature = "cli")]
 mod cluster;
 #[cfg(feature = "cli")]
+mod column_type_breaks_cached_plans;
+#[cfg(feature = "cli")]
 mod column_type_rewrite;
 #[cfg(feature = "cli")]
 mod concurrently_in_transaction;
@@ -187,6 +189,7 @@ const ALTER_RULES: &[AlterRule] = &[
     unique_constraint_under_lock::check,
     set_not_null_without_check::check,
     column_type_rewrite::check,
+    column_type_breaks_cached_plans::check,
     rename_or_drop::check_alter,
     table_rewrite::check,
 ];
