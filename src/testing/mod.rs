@@ -200,7 +200,7 @@ impl TestDb {
             let template = template::hold(&server)?;
             let warm = warm_kept(spares)?;
             sweep::start_once(&server, Some(&template), templates_kept()?, warm);
-            pool::claim(&server, &template, spares, warm)?
+            pool::claim(&server, &template, spares, warm, tests_at_once().max(2))?
         } else {
             sweep::start_once(&server, None, templates_kept()?, warm_kept(spares)?);
             pool::create_empty(&server)?
@@ -275,6 +275,28 @@ fn warm_kept(spares: usize) -> Result<usize> {
         return Ok(0);
     }
     number(WARM_VARIABLE, DEFAULT_WARM)
+}
+
+/// How many tests this process runs at once, as libtest decides it
+/// (`--test-threads`, `RUST_TEST_THREADS`, else the CPUs), or 1 under
+/// cargo-nextest's process per test.
+fn tests_at_once() -> usize {
+    if std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test") {
+        return 1;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let from_args =
+        args.iter()
+            .enumerate()
+            .find_map(|(i, arg)| match arg.strip_prefix("--test-threads") {
+                Some(rest) if rest.starts_with('=') => rest[1..].parse().ok(),
+                Some("") => args.get(i + 1)?.parse().ok(),
+                _ => None,
+            });
+    from_args
+        .or_else(|| std::env::var("RUST_TEST_THREADS").ok()?.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn templates_kept() -> Result<usize> {

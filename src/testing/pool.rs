@@ -96,6 +96,9 @@ struct State {
     warm_taken: bool,
     /// They are being taken: claims wait for them instead of cloning.
     warming: bool,
+    /// None were left the last time they were looked for: tests that
+    /// wait get clones.
+    warm_gone: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -120,6 +123,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     warm: 0,
     warm_taken: false,
     warming: false,
+    warm_gone: false,
 });
 
 /// Notified when a database becomes ready, a job ends, or the profile is
@@ -153,8 +157,11 @@ fn wait(
 
 /// A migrated database for a test: a ready one, or the first a worker
 /// makes ready (a reset, or a clone this claim queued). The first claim of
-/// the process takes the databases earlier processes left for `template`
-/// (up to `warm`, see `warm`) before anything is cloned. `spares` ready
+/// the process takes `first_take` of the databases earlier processes left
+/// for `template` (as many as it runs tests at once: a process per test
+/// takes two, not every one another process beside it would want), and a
+/// test that would wait takes more before anything is cloned; at exit up
+/// to `warm` are left (see `warm`). `spares` ready
 /// databases are kept ahead once the process has used more than one (a
 /// test binary of one test would only clone and drop spares for nothing);
 /// with `spares` 0 the test clones its own, and used databases are
@@ -164,6 +171,7 @@ pub(super) fn claim(
     template: &str,
     spares: usize,
     warm: usize,
+    first_take: usize,
 ) -> Result<String> {
     at_exit_once(server);
     if spares == 0 {
@@ -179,17 +187,7 @@ pub(super) fn claim(
             state.template = Some(template.to_string());
             state.warm = warm;
             if warm > 0 {
-                state.warming = true;
-                drop(state);
-                let taken = warm::take(server, template, warm, |name| {
-                    self::state().owned.push(name.to_string())
-                });
-                state = self::state();
-                state.warming = false;
-                if let Ok(taken) = taken {
-                    take_warm(&mut state, server, taken);
-                }
-                CHANGED.notify_all();
+                state = take_left(state, server, template, first_take.clamp(1, warm));
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -200,6 +198,13 @@ pub(super) fn claim(
             }
             if state.warming {
                 state = wait(state, &CHANGED, Duration::from_millis(100));
+                continue;
+            }
+            // Left by earlier processes, one rename away: better than
+            // waiting for a reset or a clone.
+            if state.warm > 0 && !state.warm_gone && !state.closed && state.waiting > state.coming {
+                let wanted = state.waiting - state.coming;
+                state = take_left(state, server, template, wanted);
                 continue;
             }
             // This test waits: one more database for the process (and
@@ -241,6 +246,32 @@ pub(super) fn claim(
             Ok(name)
         }
     }
+}
+
+/// Takes up to `at_most` of the databases earlier processes left for
+/// `template` (the lock is let go meanwhile; claims wait for it) and puts
+/// them to use; none found marks them gone.
+fn take_left(
+    mut state: MutexGuard<'static, State>,
+    server: &DatabaseUrl,
+    template: &str,
+    at_most: usize,
+) -> MutexGuard<'static, State> {
+    state.warming = true;
+    drop(state);
+    let taken = warm::take(server, template, at_most, |name| {
+        self::state().owned.push(name.to_string())
+    });
+    let mut state = self::state();
+    state.warming = false;
+    match taken {
+        Ok(taken) if !(taken.clean.is_empty() && taken.dirty.is_empty()) => {
+            take_warm(&mut state, server, taken)
+        }
+        _ => state.warm_gone = true,
+    }
+    CHANGED.notify_all();
+    state
 }
 
 /// Puts the databases taken from earlier processes to use: the ready ones

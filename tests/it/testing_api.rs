@@ -196,6 +196,7 @@ fn child_creating_a_test_database() {
     .get_result(&mut db.conn().unwrap())
     .unwrap();
     println!("OID {oid}");
+    println!("OWNED {}", databases_of_process(std::process::id()));
 }
 
 /// `test`'s full name in the suite's crate (`testing_api::test`), as
@@ -585,7 +586,11 @@ fn a_test_process_leaves_its_reset_databases_warm_and_the_next_takes_them_instea
         assert_eq!(rows, 0, "{name} was left warm holding rows");
     }
     // The next test process takes one instead of cloning: its database
-    // is one of those left.
+    // is one of those left. It runs one test at a time (`--test-threads=1`,
+    // as a process per test does): it takes two (one to read a fresh
+    // clone's profile from), not every one left, so that test processes
+    // running beside it find theirs.
+    assert!(left.len() >= 3, "too few left to tell: {left:?}");
     let out = child("child_creating_a_test_database")
         .env(taskdb::testing::SERVER_VARIABLE, &server)
         .output()
@@ -599,6 +604,18 @@ fn a_test_process_leaves_its_reset_databases_warm_and_the_next_takes_them_instea
     assert!(
         oids.contains(&oid),
         "the next process cloned (left: {oids:?}, got {oid})"
+    );
+    let owned: usize = out
+        .lines()
+        .find_map(|l| {
+            l.split_once("OWNED ")
+                .map(|(_, n)| n.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no OWNED line: {out}"));
+    assert!(
+        owned <= 2,
+        "a one-thread test process took {owned} of the {} left",
+        left.len()
     );
 }
 

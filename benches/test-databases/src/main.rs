@@ -95,7 +95,9 @@ struct Suite {
 fn run_suite(fixture: &str, threads: usize, tests: usize) -> Result<Suite, Error> {
     let started = Instant::now();
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.env("DATABASE_URL", server_url());
+    // As `cargo test -- --test-threads=N` tells the suite.
+    cmd.env("DATABASE_URL", server_url())
+        .env("RUST_TEST_THREADS", threads.to_string());
     if fixture == "taskdb-cold" {
         // Takes no database left warm and leaves none: every process
         // starts as the first one on a server does.
