@@ -151,7 +151,10 @@ fn main() {
         ..RehearseOptions::default()
     };
 
-    println!("corpus at {sizes}, 2 clients, stall limit 250ms");
+    println!(
+        "corpus at {sizes}, 2 clients, stall limit {} ms",
+        taskdb::rehearse::DEFAULT_STALL_LIMIT.as_millis()
+    );
     println!(
         "{:<28} {:<7} {:<7} {:<44} {:>9} lint",
         "entry", "should", "got", "verdicts", "wall"
