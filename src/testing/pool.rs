@@ -201,9 +201,9 @@ pub(super) fn claim(
                 continue;
             }
             // Left by earlier processes, one rename away: better than
-            // waiting for a reset or a clone.
-            if state.warm > 0 && !state.warm_gone && !state.closed && state.waiting > state.coming {
-                let wanted = state.waiting - state.coming;
+            // waiting for a clone, or for a reset (which takes longer).
+            if state.warm > 0 && !state.warm_gone && !state.closed {
+                let wanted = state.waiting.saturating_sub(state.coming).max(1);
                 state = take_left(state, server, template, wanted);
                 continue;
             }
