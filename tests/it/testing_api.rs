@@ -585,25 +585,50 @@ fn a_test_process_leaves_its_reset_databases_warm_and_the_next_takes_them_instea
         .unwrap();
         assert_eq!(rows, 0, "{name} was left warm holding rows");
     }
+    // Those looks end before the next process starts: a database a session
+    // is still leaving cannot be renamed, and is not taken.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_on(
+        &server,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname LIKE 'taskdb\\_w\\_%'",
+    ) > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sessions stayed on the warm databases"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // The next test process takes one instead of cloning: its database
     // is one of those left. It runs one test at a time (`--test-threads=1`,
     // as a process per test does): it takes two (one to read a fresh
     // clone's profile from), not every one left, so that test processes
     // running beside it find theirs.
     assert!(left.len() >= 3, "too few left to tell: {left:?}");
+    // Every database left warm (a clone the process finished while it
+    // exited is left too, beside those it listed).
+    let warm_now: Vec<i64> = diesel::sql_query(
+        "SELECT oid::bigint AS oid FROM pg_database WHERE datname ~ '^taskdb_[wd]_'",
+    )
+    .load::<Oid>(&mut admin_on(&server))
+    .unwrap()
+    .into_iter()
+    .map(|o| o.oid)
+    .collect();
     let out = child("child_creating_a_test_database")
         .env(taskdb::testing::SERVER_VARIABLE, &server)
         .output()
         .unwrap();
     assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
     let out = String::from_utf8_lossy(&out.stdout);
     let oid: i64 = out
         .lines()
         .find_map(|l| l.split_once("OID ").map(|(_, o)| o.trim().parse().unwrap()))
         .unwrap_or_else(|| panic!("no OID line: {out}"));
     assert!(
-        oids.contains(&oid),
-        "the next process cloned (left: {oids:?}, got {oid})"
+        warm_now.contains(&oid),
+        "the next process cloned (left: {warm_now:?}, got {oid}): {out} {err}"
     );
     let owned: usize = out
         .lines()
