@@ -17,8 +17,13 @@
 //! users `user-1…user-N` (`userK@example.com`), M tasks each.
 //! Throughput: 2 threads, one connection each, the typed queries
 //! (`task::list` of a random user's newest tasks, `user::find_by_email`),
-//! in alternating turns (single node first, then the coordinator).
+//! in alternating turns (single node first, then the coordinator), with
+//! the CPU each server's processes (from /proc) and this process spent
+//! per query. The writers run alone for 10 s before `distribute` (the
+//! machine's own stalls), and every insert of 100 ms or more is printed
+//! on a timeline next to the start and end of each step.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,32 +170,30 @@ impl Node {
         Node { port, dir }
     }
 
-    /// CPU ticks used so far by this server's postmaster and its children
-    /// (backends, background workers) that are alive now.
-    fn cpu_ticks(&self) -> u64 {
+    /// CPU ticks used so far by each live process of this server (its
+    /// postmaster and the postmaster's children: backends, background
+    /// workers), by pid.
+    fn cpu_ticks(&self) -> HashMap<u64, u64> {
         let pid_file = self.dir.join("data/postmaster.pid");
         let Some(postmaster) = std::fs::read_to_string(pid_file)
             .ok()
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u64>().ok()))
         else {
-            return 0;
+            return HashMap::new();
         };
-        let mut total = 0;
+        let mut out = HashMap::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-            else {
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
                 continue;
             };
-            if let Some((ppid, ticks)) = proc_cpu(pid) {
-                if ppid == postmaster || pid.parse::<u64>().ok() == Some(postmaster) {
-                    total += ticks;
+            if let Some((ppid, ticks)) = proc_cpu(&pid.to_string()) {
+                if ppid == postmaster || pid == postmaster {
+                    out.insert(pid, ticks);
                 }
             }
         }
-        total
+        out
     }
 
     fn url(&self, db: &str) -> String {
@@ -251,9 +254,11 @@ fn rate(url: &DatabaseUrl, side: &[&Node], users: i64, length: Duration, login: 
     let stop = AtomicBool::new(false);
     let connected = Barrier::new(THREADS + 1);
     let finished = Barrier::new(THREADS + 1);
+    let sampled = Barrier::new(THREADS + 1);
     let (before, after, elapsed) = std::thread::scope(|s| {
         for t in 0..THREADS {
-            let (done, stop, connected, finished) = (&done, &stop, &connected, &finished);
+            let (done, stop, connected, finished, sampled) =
+                (&done, &stop, &connected, &finished, &sampled);
             s.spawn(move || {
                 let mut conn = db::connect_postgres(url).expect("connect");
                 let mut k = (t as i64 * 7919) % users;
@@ -273,6 +278,9 @@ fn rate(url: &DatabaseUrl, side: &[&Node], users: i64, length: Duration, login: 
                 }
                 done.fetch_add(n, Ordering::Relaxed);
                 finished.wait();
+                // The connection (its backend) stays until the sample.
+                sampled.wait();
+                drop(conn);
             });
         }
         connected.wait();
@@ -288,17 +296,26 @@ fn rate(url: &DatabaseUrl, side: &[&Node], users: i64, length: Duration, login: 
         stop.store(true, Ordering::Relaxed);
         finished.wait();
         let elapsed = t.elapsed();
-        (before, sample(), elapsed)
+        let after = sample();
+        sampled.wait();
+        (before, after, elapsed)
     });
     let n = done.load(Ordering::Relaxed) as f64;
     let per_query = |b: u64, a: u64| a.saturating_sub(b) as f64 / clock_ticks() * 1e6 / n.max(1.0);
+    // Per process: one that ended meanwhile (a backend of the turn before)
+    // drops out of both samples, one that started counts from zero.
+    let server_ticks = |b: &HashMap<u64, u64>, a: &HashMap<u64, u64>| {
+        a.iter()
+            .map(|(pid, t)| t.saturating_sub(b.get(pid).copied().unwrap_or(0)))
+            .sum::<u64>()
+    };
     Turn {
         qps: n / elapsed.as_secs_f64(),
         server_us: before
             .0
             .iter()
             .zip(&after.0)
-            .map(|(b, a)| per_query(*b, *a))
+            .map(|(b, a)| per_query(0, server_ticks(b, a)))
             .collect(),
         client_us: per_query(before.1, after.1),
     }
