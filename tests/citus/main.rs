@@ -738,6 +738,76 @@ fn the_preflight_reads_a_distributed_tables_size_from_its_shards() {
     );
 }
 
+/// Lint's Citus rules judge migrations by what the coordinator
+/// distributes: the pre-flight of `migrate` refuses a unique index
+/// without the distribution column (at any size; Citus would fail it half
+/// way) and a trigger on a distributed table, and `taskdb lint
+/// --database-url` against the coordinator shows them.
+#[test]
+fn the_preflight_refuses_what_citus_cannot_do_on_a_distributed_table() {
+    let db = migrated();
+    with_rows(&db, 20, 5);
+    distribute(&db);
+    let unique = project_with(
+        "unique_title",
+        "CREATE UNIQUE INDEX tasks_title_key ON tasks (title);\n",
+    );
+    let out = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(unique.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to migrate"), "{stderr}");
+    assert!(
+        stderr.contains("[citus-unique-without-distribution-column]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(user_id, title)"), "the recipe: {stderr}");
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM pg_class WHERE relname = 'tasks_title_key'"),
+        0
+    );
+
+    let trigger = project_with(
+        "touch_trigger",
+        "CREATE TRIGGER tasks_touch BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION diesel_set_updated_at();\n",
+    );
+    let out = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(trigger.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[citus-trigger-on-distributed-table]"),
+        "{stderr}"
+    );
+
+    // lint against the coordinator names the rule; without a database it
+    // cannot know what is distributed.
+    let dir = unique.path().join("postgres");
+    let with_db = db.taskdb().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&with_db.stdout).to_string();
+    assert_eq!(with_db.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("citus-unique-without-distribution-column"),
+        "{stdout}"
+    );
+    let without = common::taskdb_cmd().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&without.stdout).to_string();
+    assert!(
+        !stdout.contains("citus-unique-without-distribution-column"),
+        "{stdout}"
+    );
+}
+
 /// A migration after `distribute` whose shard is locked on a worker (a
 /// long transaction there): its lock timeout must reach the shard, so the
 /// step gives up and is retried, never queueing behind the lock.
