@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scripts/citus-env
-//! cargo run --release --example citus_throughput -- --users 10000 --tasks-per-user 100 --seconds 10
+//! cargo run --release --example citus_throughput -- --users 10000 --tasks-per-user 100 --seconds 10 [--shard-count N]
 //! ```
 //!
 //! It starts its own four PostgreSQL 15 clusters on free loopback ports
@@ -346,6 +346,8 @@ fn main() {
     let users = arg("--users", 10_000);
     let per_user = arg("--tasks-per-user", 100);
     let seconds = arg("--seconds", 10) as u64;
+    // `distribute --shard-count`; 0: Citus's default (32).
+    let shard_count = Some(arg("--shard-count", 0) as u32).filter(|&n| n > 0);
     assert!(
         Path::new(&format!("{BIN}/../lib/citus.so")).exists(),
         "Citus is not installed: run scripts/citus-env"
@@ -443,6 +445,7 @@ fn main() {
         taskdb::distribute::Options {
             lock_timeout: Duration::from_millis(50),
             lock_retries: 30,
+            shard_count,
         },
         |e| match e {
             taskdb::distribute::Event::Starting(step) => {

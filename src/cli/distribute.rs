@@ -23,8 +23,9 @@ tasks_id_seq sequence gives ids);
 locking tasks before users as the app's inserts do;
   4. users made a reference table (a copy on every node and on the coordinator, where logins \
 read it; keeps the unique email and the updated_at trigger), locking likewise;
-  5. tasks distributed by user_id with create_distributed_table_concurrently (writes go on; \
-the cascading foreign key to users stays).
+  5. tasks distributed by user_id with create_distributed_table_concurrently (writes go on, \
+but wait at the very end while the shards switch over: --shard-count sets how many; the \
+cascading foreign key to users stays).
 
 Citus refuses tables with triggers unless citus.enable_unsafe_triggers is on: a trigger then \
 runs on the worker against the shard, which is safe for taskdb's updated_at trigger (it only \
@@ -50,6 +51,13 @@ pub struct Opts {
     /// How many times a step that hit the lock timeout is retried
     #[arg(long, value_name = "N", default_value_t = crate::migrate::DEFAULT_LOCK_RETRIES)]
     pub lock_retries: u32,
+
+    /// How many shards tasks gets (default: Citus's citus.shard_count,
+    /// 32 unless set). Fewer make the end of the concurrent distribution,
+    /// when writes to tasks wait while every shard switches over, shorter;
+    /// more let more workers share tasks before a shard must be split
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64000))]
+    pub shard_count: Option<u32>,
 }
 
 pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<ExitCode> {
@@ -61,7 +69,7 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
         );
     }
     let mut conn = db::connect_postgres(&db.url)?;
-    let plan = distribute::plan(&mut conn)?;
+    let plan = distribute::plan_with(&mut conn, opts.shard_count)?;
     if plan.is_done() {
         writeln!(
             out,
@@ -79,6 +87,7 @@ pub fn run(opts: &Opts, db: &Database, out: &mut Output<'_>) -> anyhow::Result<E
     let options = Options {
         lock_timeout: opts.lock_timeout.0,
         lock_retries: opts.lock_retries,
+        shard_count: opts.shard_count,
     };
     let after = distribute::apply(&mut conn, options, |event| {
         let mut stdout = std::io::stdout();

@@ -168,6 +168,11 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// How many times.
     pub lock_retries: u32,
+    /// How many shards `tasks` gets; `None`: Citus's `citus.shard_count`
+    /// (32 unless set). Fewer shards make the end of the concurrent
+    /// distribution, which blocks writes while it switches every shard
+    /// over, shorter; more allow more workers before a shard must be split.
+    pub shard_count: Option<u32>,
 }
 
 /// What `apply` reports as it goes.
@@ -303,8 +308,14 @@ fn check(conn: &mut PgConnection) -> Result<String> {
     Ok(version)
 }
 
-/// The plan for this database, from its catalog.
+/// The plan for this database, from its catalog, with Citus's default
+/// shard count.
 pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
+    plan_with(conn, None)
+}
+
+/// [`plan`] giving `tasks` `shard_count` shards (`None`: Citus's default).
+pub fn plan_with(conn: &mut PgConnection, shard_count: Option<u32>) -> Result<Plan> {
     let citus_version = check(conn)?;
     #[derive(QueryableByName)]
     struct Node {
@@ -408,7 +419,14 @@ pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
         } else {
             vec![
                 "SET citus.enable_unsafe_triggers = on".into(),
-                "SELECT create_distributed_table_concurrently('tasks', 'user_id')".into(),
+                match shard_count {
+                    Some(n) => format!(
+                        "SELECT create_distributed_table_concurrently('tasks', 'user_id', shard_count => {n})"
+                    ),
+                    None => {
+                        "SELECT create_distributed_table_concurrently('tasks', 'user_id')".into()
+                    }
+                },
             ]
         },
     });
@@ -435,7 +453,7 @@ pub fn apply(
     options: Options,
     mut report: impl FnMut(Event),
 ) -> Result<Plan> {
-    let plan = plan(conn)?;
+    let plan = plan_with(conn, options.shard_count)?;
     conn.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (
              step VARCHAR(64) PRIMARY KEY NOT NULL,
@@ -483,7 +501,7 @@ pub fn apply(
         ))?;
         report(Event::Done(step.kind, elapsed));
     }
-    self::plan(conn)
+    plan_with(conn, options.shard_count)
 }
 
 /// A catalog change in its own transaction under `SET LOCAL

@@ -323,6 +323,41 @@ fn a_dry_run_shows_the_plan_and_changes_nothing_and_a_second_run_is_a_no_op() {
     assert!(String::from_utf8_lossy(&dry.get_output().stdout).contains("Nothing to do"));
 }
 
+/// `--shard-count` sets how many shards `tasks` gets (fewer shards make
+/// the final switch of the concurrent distribution, which blocks writes,
+/// shorter), shown by the dry run.
+#[test]
+fn distribute_gives_tasks_the_shard_count_asked_for() {
+    let db = migrated();
+    with_rows(&db, 50, 4);
+    let dry = db
+        .taskdb()
+        .args(["distribute", "--dry-run", "--shard-count", "4"])
+        .output()
+        .unwrap();
+    let dry = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.contains("create_distributed_table_concurrently('tasks', 'user_id', shard_count => 4)"),
+        "{dry}"
+    );
+    let out = distribute_with(&db, &["--shard-count", "4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM pg_dist_shard WHERE logicalrelid = 'tasks'::regclass"),
+        4
+    );
+    assert_eq!(db.scalar("SELECT count(*) AS n FROM tasks"), 200);
+    // Zero is no shard count.
+    db.taskdb()
+        .args(["distribute", "--shard-count", "0"])
+        .assert()
+        .code(2);
+}
+
 #[test]
 fn distribute_refuses_in_one_line_without_citus_and_before_migrate() {
     // The suite's plain server has no Citus extension in its databases.
