@@ -201,13 +201,22 @@ pub fn run(
             writeln!(out, "lint: {} is fresh", file.display())?;
         }
     }
-    let mut report = match lint::lint_paths(&paths, forced) {
+    // Against a Citus coordinator, the Citus rules judge the migrations by
+    // the tables it distributes.
+    let mut conn = match url.filter(|u| u.backend() == Backend::Postgres) {
+        Some(url) => Some(crate::db::connect(url)?),
+        None => None,
+    };
+    let citus = match conn.as_mut() {
+        Some(c) => lint::preflight::citus_tables_of(c)?,
+        None => None,
+    };
+    let mut report = match lint::lint_paths_on(&paths, forced, citus.as_ref()) {
         Ok(r) => r,
         Err(e) => return usage(&e.0),
     };
-    if let Some(url) = url.filter(|u| u.backend() == Backend::Postgres) {
-        let mut conn = crate::db::connect(url)?;
-        lint::preflight::annotate(&mut conn, &mut report.findings)?;
+    if let Some(conn) = conn.as_mut() {
+        lint::preflight::annotate(conn, &mut report.findings)?;
     }
     match opts.format {
         Format::Human => write!(out, "{}", render::human_report(&report))?,

@@ -15,12 +15,32 @@
 //!    `SERIAL` default, evaluated on the coordinator) gives ids; nothing
 //!    in taskdb writes an explicit id. The app's queries are unchanged:
 //!    every one already names `user_id` and `id`.
-//! 3. `users` becomes a **reference table** (`create_reference_table`,
+//! 3. `users` and `tasks` become **Citus-managed local tables**
+//!    (`citus_add_local_table_to_metadata('users', cascade_via_foreign_keys
+//!    => true)`): a catalog change under ACCESS EXCLUSIVE on both, which
+//!    `create_reference_table` would otherwise make inside the next step,
+//!    making that step's write stall the sum of the two.
+//! 4. `users` becomes a **reference table** (`create_reference_table`,
 //!    one copy on every node, writes blocked while it copies: `users` is
 //!    the small table). Its case-insensitive unique email stays: a
-//!    reference table may have any unique index. `tasks`, which has a
-//!    foreign key to it, becomes a Citus-managed local table on the way.
-//! 4. `tasks` becomes **distributed by `user_id`**
+//!    reference table may have any unique index.
+//!
+//!    Steps 3 and 4 lock `tasks` and `users` (ACCESS EXCLUSIVE, which is
+//!    what Citus takes on both) explicitly, `tasks` first: the order of
+//!    the app's inserts, which lock `tasks` and then `users` (the foreign
+//!    key check). Citus on its own takes `users` first; with writers going
+//!    on, each of them then held `tasks` waiting for `users` while the
+//!    step held `users` waiting for `tasks`, until the lock timeout ended
+//!    the step (retried, the writers stalled each time) or the deadlock
+//!    detector ended a writer.
+//!    The coordinator must be in Citus's metadata (group 0,
+//!    `citus_set_coordinator_host`) so that it holds a copy too: then the
+//!    login lookup reads that local copy, where otherwise every login
+//!    would cross to a worker and back. `distribute` refuses a
+//!    coordinator that is not registered, and a reference table without
+//!    the coordinator's copy (the coordinator registered after it) gets
+//!    it by `replicate_reference_tables` in this step.
+//! 5. `tasks` becomes **distributed by `user_id`**
 //!    (`create_distributed_table_concurrently`): it takes SHARE UPDATE
 //!    EXCLUSIVE, which no read or write waits for, and moves the rows by
 //!    logical replication while writes go on (the coordinator needs
@@ -62,6 +82,8 @@ pub enum StepKind {
     TasksKeyIndex,
     /// `tasks`'s primary key becomes `(user_id, id)`.
     TasksPrimaryKey,
+    /// `users` and `tasks` become Citus-managed local tables.
+    CitusLocalTables,
     /// `users` becomes a reference table.
     UsersReference,
     /// `tasks` becomes distributed by `user_id`.
@@ -69,9 +91,10 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 4] = [
+    pub const ALL: [StepKind; 5] = [
         StepKind::TasksKeyIndex,
         StepKind::TasksPrimaryKey,
+        StepKind::CitusLocalTables,
         StepKind::UsersReference,
         StepKind::TasksDistributed,
     ];
@@ -81,6 +104,7 @@ impl StepKind {
         match self {
             StepKind::TasksKeyIndex => "tasks_key_index",
             StepKind::TasksPrimaryKey => "tasks_primary_key",
+            StepKind::CitusLocalTables => "citus_local_tables",
             StepKind::UsersReference => "users_reference",
             StepKind::TasksDistributed => "tasks_distributed",
         }
@@ -95,8 +119,11 @@ impl StepKind {
             StepKind::TasksPrimaryKey => {
                 "make it tasks's primary key in place of (id), under the lock timeout (a catalog change)"
             }
+            StepKind::CitusLocalTables => {
+                "add users and tasks to Citus's metadata as local tables, locking tasks first as the app's inserts do (a catalog change: writes wait for it)"
+            }
             StepKind::UsersReference => {
-                "make users a reference table, one copy on every node (writes to users wait while it copies)"
+                "make users a reference table, one copy on every node and the coordinator, where logins read it (writes to users wait while it copies)"
             }
             StepKind::TasksDistributed => {
                 "distribute tasks by user_id, concurrently (writes go on while rows move to the workers)"
@@ -121,6 +148,8 @@ pub struct Plan {
     pub citus_version: String,
     /// The nodes that hold shards (workers), as `host:port`.
     pub workers: Vec<String>,
+    /// The coordinator as Citus's metadata has it (group 0), `host:port`.
+    pub coordinator: String,
     pub steps: Vec<Step>,
 }
 
@@ -139,6 +168,11 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// How many times.
     pub lock_retries: u32,
+    /// How many shards `tasks` gets; `None`: Citus's `citus.shard_count`
+    /// (32 unless set). Fewer shards make the end of the concurrent
+    /// distribution, which blocks writes while it switches every shard
+    /// over, shorter; more allow more workers before a shard must be split.
+    pub shard_count: Option<u32>,
 }
 
 /// What `apply` reports as it goes.
@@ -223,6 +257,27 @@ fn tasks_primary_key(conn: &mut PgConnection) -> Result<Option<(String, String)>
     Ok(rows.into_iter().next().map(|k| (k.name, k.columns)))
 }
 
+/// True when `table` is a reference table with a copy (placement) on the
+/// coordinator (group 0), where reads of it then run locally.
+fn placed_on_coordinator(conn: &mut PgConnection, table: &str) -> Result<bool> {
+    flag(
+        conn,
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
+                             WHERE s.logicalrelid = to_regclass('{table}') AND p.groupid = 0) AS b"
+        ),
+    )
+}
+
+/// The coordinator's entry in Citus's metadata (group 0), as `host:port`.
+fn coordinator(conn: &mut PgConnection) -> Result<Option<String>> {
+    text(
+        conn,
+        "SELECT nodename || ':' || nodeport AS v FROM pg_dist_node
+          WHERE groupid = 0 AND noderole = 'primary' LIMIT 1",
+    )
+}
+
 /// The state of the key index: `None` (absent), `Some(true)` valid,
 /// `Some(false)` INVALID (a concurrent build that did not finish).
 fn key_index(conn: &mut PgConnection) -> Result<Option<bool>> {
@@ -253,8 +308,14 @@ fn check(conn: &mut PgConnection) -> Result<String> {
     Ok(version)
 }
 
-/// The plan for this database, from its catalog.
+/// The plan for this database, from its catalog, with Citus's default
+/// shard count.
 pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
+    plan_with(conn, None)
+}
+
+/// [`plan`] giving `tasks` `shard_count` shards (`None`: Citus's default).
+pub fn plan_with(conn: &mut PgConnection, shard_count: Option<u32>) -> Result<Plan> {
     let citus_version = check(conn)?;
     #[derive(QueryableByName)]
     struct Node {
@@ -267,9 +328,15 @@ pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
     )
     .load(conn)?;
     let key = tasks_primary_key(conn)?;
+    let users = citus_kind(conn, "users")?;
+    let users_done = users.as_deref() == Some("reference") && placed_on_coordinator(conn, "users")?;
+    let Some(coordinator) = coordinator(conn)? else {
+        return Err(Error::MigrationState(
+            "the coordinator is not in Citus's metadata, so it would hold no copy of the reference table users and every login would read it on a worker: run SELECT citus_set_coordinator_host('<host the workers reach the coordinator at>', <port>) on the coordinator first; nothing changed".into(),
+        ));
+    };
     let key_swapped = key.as_ref().is_some_and(|(_, c)| c == "user_id,id");
     let index = key_index(conn)?;
-    let users = citus_kind(conn, "users")?;
     let tasks = citus_kind(conn, "tasks")?;
     let pkey_name = key
         .as_ref()
@@ -303,17 +370,44 @@ pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
             )]
         },
     });
-    let users_done = users.as_deref() == Some("reference");
+    // Both tables locked as the app's inserts lock them: tasks, then users.
+    let locks = [
+        "LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE users IN ACCESS EXCLUSIVE MODE",
+    ];
+    if users.is_some() && tasks.is_none() {
+        return Err(Error::MigrationState(
+            "users is already Citus's but tasks, which references it, is not (users was made a reference table by hand without the coordinator in Citus's metadata?): distribute tasks by hand (SELECT create_distributed_table('tasks', 'user_id'), which blocks writes while it copies), then rerun; nothing changed".into(),
+        ));
+    }
+    let local_done = users.is_some();
+    steps.push(Step {
+        kind: StepKind::CitusLocalTables,
+        done: local_done,
+        sql: if local_done {
+            vec![]
+        } else {
+            locks
+                .iter()
+                .map(|l| l.to_string())
+                .chain(["SELECT citus_add_local_table_to_metadata('users', cascade_via_foreign_keys => true)".to_string()])
+                .collect()
+        },
+    });
     steps.push(Step {
         kind: StepKind::UsersReference,
         done: users_done,
         sql: if users_done {
             vec![]
+        } else if users.as_deref() == Some("reference") {
+            // Registered after users became a reference table: the
+            // coordinator's copy is still missing.
+            vec!["SELECT replicate_reference_tables('block_writes')".into()]
         } else {
-            vec![
-                "SET citus.enable_unsafe_triggers = on".into(),
-                "SELECT create_reference_table('users')".into(),
-            ]
+            std::iter::once("SET citus.enable_unsafe_triggers = on".to_string())
+                .chain(locks.iter().map(|l| l.to_string()))
+                .chain(["SELECT create_reference_table('users')".to_string()])
+                .collect()
         },
     });
     let tasks_done = tasks.as_deref() == Some("distributed by user_id");
@@ -325,7 +419,14 @@ pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
         } else {
             vec![
                 "SET citus.enable_unsafe_triggers = on".into(),
-                "SELECT create_distributed_table_concurrently('tasks', 'user_id')".into(),
+                match shard_count {
+                    Some(n) => format!(
+                        "SELECT create_distributed_table_concurrently('tasks', 'user_id', shard_count => {n})"
+                    ),
+                    None => {
+                        "SELECT create_distributed_table_concurrently('tasks', 'user_id')".into()
+                    }
+                },
             ]
         },
     });
@@ -339,6 +440,7 @@ pub fn plan(conn: &mut PgConnection) -> Result<Plan> {
     Ok(Plan {
         citus_version,
         workers: workers.into_iter().map(|n| n.v).collect(),
+        coordinator,
         steps,
     })
 }
@@ -351,7 +453,7 @@ pub fn apply(
     options: Options,
     mut report: impl FnMut(Event),
 ) -> Result<Plan> {
-    let plan = plan(conn)?;
+    let plan = plan_with(conn, options.shard_count)?;
     conn.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (
              step VARCHAR(64) PRIMARY KEY NOT NULL,
@@ -386,7 +488,7 @@ pub fn apply(
                 // until then they would show in the catalog (verify).
                 conn.batch_execute("CALL citus_cleanup_orphaned_resources()")?;
             }
-            StepKind::TasksPrimaryKey | StepKind::UsersReference => {
+            StepKind::TasksPrimaryKey | StepKind::CitusLocalTables | StepKind::UsersReference => {
                 with_lock_retries(conn, step, options, &mut report)?;
             }
         }
@@ -399,7 +501,7 @@ pub fn apply(
         ))?;
         report(Event::Done(step.kind, elapsed));
     }
-    self::plan(conn)
+    plan_with(conn, options.shard_count)
 }
 
 /// A catalog change in its own transaction under `SET LOCAL
@@ -423,7 +525,10 @@ fn with_lock_retries(
          {};
          COMMIT;",
         options.lock_timeout.as_millis().max(1),
-        sqlstate::trap(&body.join(";\n"), &[SqlState::LockNotAvailable])
+        body.iter()
+            .map(|b| sqlstate::trap(b, &[SqlState::LockNotAvailable]))
+            .collect::<Vec<_>>()
+            .join(";\n")
     );
     let mut attempt = 0;
     loop {

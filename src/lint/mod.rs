@@ -40,7 +40,7 @@ pub use preflight::{check_pending, DEFAULT_UNSAFE_THRESHOLD};
 #[cfg(feature = "cli")]
 pub use preflight::{check_findings, dry_run_lines, PreflightReport};
 #[cfg(feature = "cli")]
-pub use paths::{check_parity, lint_paths, read_dir, Report, UsageError};
+pub use paths::{check_parity, lint_paths, lint_paths_on, read_dir, Report, UsageError};
 pub use rules::Blocks;
 
 pub use crate::catalog::TableSize;
@@ -78,10 +78,13 @@ pub enum Rule {
     ParseError,
     AllowWithoutReason,
     AllowUnknownRule,
+    CitusUniqueWithoutDistributionColumn,
+    CitusTriggerOnDistributedTable,
+    CitusDdlNotPropagated,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 26] = [
+    pub const ALL: [Rule; 29] = [
         Rule::IndexWithoutConcurrently,
         Rule::ConcurrentlyInTransaction,
         Rule::ConstraintWithoutNotValid,
@@ -108,6 +111,9 @@ impl Rule {
         Rule::ParseError,
         Rule::AllowWithoutReason,
         Rule::AllowUnknownRule,
+        Rule::CitusUniqueWithoutDistributionColumn,
+        Rule::CitusTriggerOnDistributedTable,
+        Rule::CitusDdlNotPropagated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -138,7 +144,23 @@ impl Rule {
             Rule::ParseError => "parse-error",
             Rule::AllowWithoutReason => "allow-without-reason",
             Rule::AllowUnknownRule => "allow-unknown-rule",
+            Rule::CitusUniqueWithoutDistributionColumn => {
+                "citus-unique-without-distribution-column"
+            }
+            Rule::CitusTriggerOnDistributedTable => "citus-trigger-on-distributed-table",
+            Rule::CitusDdlNotPropagated => "citus-ddl-not-propagated",
         }
+    }
+
+    /// The rules that only a Citus coordinator's tables make fire: the
+    /// pre-flight refuses them at any table size.
+    pub fn is_citus(self) -> bool {
+        matches!(
+            self,
+            Rule::CitusUniqueWithoutDistributionColumn
+                | Rule::CitusTriggerOnDistributedTable
+                | Rule::CitusDdlNotPropagated
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Rule> {
@@ -151,7 +173,10 @@ impl Rule {
             | Rule::SqliteNonConstantDefault
             | Rule::SqliteUnsupportedAlter
             | Rule::OpaqueStatement
-            | Rule::ColumnTypeBreaksCachedPlans => Level::Warning,
+            | Rule::ColumnTypeBreaksCachedPlans
+            // Taskdb's own migrations create the updated_at triggers; on a
+            // coordinator the pre-flight still refuses a pending one.
+            | Rule::CitusTriggerOnDistributedTable => Level::Warning,
             _ => Level::Error,
         }
     }
@@ -393,7 +418,24 @@ fn allows_above(lines: &[&str], line: usize) -> Vec<Allow> {
 /// Lints the migrations of one backend directory, oldest first. Each sees
 /// what the ones before it created.
 pub fn lint_migrations(backend: Backend, migrations: &[LocalMigration]) -> Vec<Finding> {
-    let mut schema = rules::Schema::default();
+    lint_migrations_in(backend, migrations, rules::Schema::default())
+}
+
+/// [`lint_migrations`] on a Citus coordinator holding `tables`: the Citus
+/// rules fire too.
+#[cfg(feature = "cli")]
+pub fn lint_migrations_on_citus(
+    migrations: &[LocalMigration],
+    tables: rules::CitusTables,
+) -> Vec<Finding> {
+    lint_migrations_in(Backend::Postgres, migrations, rules::Schema::on_citus(tables))
+}
+
+fn lint_migrations_in(
+    backend: Backend,
+    migrations: &[LocalMigration],
+    mut schema: rules::Schema,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for m in migrations {
         lint_one(backend, m, &mut schema, &mut findings);

@@ -129,6 +129,12 @@ pub enum StmtKind {
         table: String,
         concurrently: bool,
         unique: bool,
+        /// Each key: its column, or the expression's text (`lower(email)`).
+        columns: Vec<String>,
+    },
+    /// `CREATE [OR REPLACE] TRIGGER … ON table`.
+    CreateTrigger {
+        table: String,
     },
     DropIndex {
         indexes: Vec<String>,

@@ -113,6 +113,13 @@ fn statement(node: &SyntaxNode) -> StmtKind {
             table: relation(node),
             concurrently: has(node, K::CONCURRENTLY_KW),
             unique: has(node, K::UNIQUE_KW),
+            columns: index_keys(node),
+        },
+        K::CREATE_TRIGGER => StmtKind::CreateTrigger {
+            table: child(node, K::ON_RELATION)
+                .and_then(|on| child(&on, K::RELATION_NAME_REF))
+                .map(|n| name(&n))
+                .unwrap_or_default(),
         },
         K::DROP_INDEX => StmtKind::DropIndex {
             indexes: children(node, K::INDEX_REF).map(|n| name(&n)).collect(),
@@ -198,6 +205,23 @@ fn statement(node: &SyntaxNode) -> StmtKind {
         K::SELECT => select(node),
         _ => StmtKind::Other,
     }
+}
+
+/// The keys of `CREATE INDEX … (key, …)`: a column by its name (folded
+/// like any name), an expression by its text.
+fn index_keys(node: &SyntaxNode) -> Vec<String> {
+    child(node, K::PARTITION_ITEM_LIST)
+        .into_iter()
+        .flat_map(|list| list.children())
+        .map(|item| {
+            let expr = item.first_child();
+            match expr {
+                Some(e) if e.kind() == K::NAME_REF => name(&e),
+                Some(e) => e.text().to_string().trim().to_string(),
+                None => item.text().to_string().trim().to_string(),
+            }
+        })
+        .collect()
 }
 
 /// The name of the first function a statement calls.

@@ -188,13 +188,28 @@ impl Report {
 /// The backend parity check runs when whole `postgres` and `sqlite`
 /// directories were both given.
 pub fn lint_paths(paths: &[PathBuf], forced: Option<Backend>) -> Result<Report, UsageError> {
+    lint_paths_on(paths, forced, None)
+}
+
+/// [`lint_paths`] against a Citus coordinator holding `citus` (`taskdb
+/// lint --database-url`): PostgreSQL migrations get the Citus rules too.
+pub fn lint_paths_on(
+    paths: &[PathBuf],
+    forced: Option<Backend>,
+    citus: Option<&super::rules::CitusTables>,
+) -> Result<Report, UsageError> {
     let mut report = Report::default();
     let mut whole: BTreeMap<&'static str, Vec<LocalMigration>> = BTreeMap::new();
     for path in paths {
         let t = target(path, forced)?;
         let (migrations, unreadable) = read_migrations(&t.dir)?;
         let mut findings = unreadable;
-        findings.extend(lint_migrations(t.backend, &migrations));
+        findings.extend(match (t.backend, citus) {
+            (Backend::Postgres, Some(tables)) => {
+                super::lint_migrations_on_citus(&migrations, tables.clone())
+            }
+            _ => lint_migrations(t.backend, &migrations),
+        });
         match &t.only {
             Some(only) => {
                 report.migrations += 1;

@@ -262,6 +262,95 @@ pub fn table_sizes(
     Ok(out)
 }
 
+/// The distributed and reference tables of a Citus coordinator, from
+/// `pg_dist_partition`; `None` without the Citus extension. (Only the
+/// parser's Citus rules use them.)
+#[cfg(all(feature = "postgres", feature = "cli"))]
+pub fn citus_tables(conn: &mut diesel::PgConnection) -> Result<Option<super::rules::CitusTables>> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        b: bool,
+    }
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        column: Option<String>,
+    }
+    let citus = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS b",
+    )
+    .get_result::<Flag>(conn)?
+    .b;
+    if !citus {
+        return Ok(None);
+    }
+    // Names as lint writes them: the schema only when not `public`.
+    let held: Vec<Held> = diesel::sql_query(
+        "SELECT regexp_replace(p.logicalrelid::regclass::text, '^public\\.', '') AS name,
+                CASE WHEN p.partmethod = 'h'
+                     THEN column_to_column_name(p.logicalrelid, p.partkey) END AS column
+           FROM pg_dist_partition p
+          WHERE p.partmethod = 'h' OR p.repmodel = 't'",
+    )
+    .load(conn)?;
+    Ok(Some(held.into_iter().map(|h| (h.name, h.column)).collect()))
+}
+
+/// [`citus_tables`] of any connection: `None` on SQLite.
+#[cfg(feature = "cli")]
+pub fn citus_tables_of(conn: &mut DbConnection) -> Result<Option<super::rules::CitusTables>> {
+    crate::db::on_backend!(conn,
+        Postgres(pg) => citus_tables(pg),
+        Sqlite(_lite) => Ok(None),
+    )
+}
+
+/// The Citus findings of `pending` on a coordinator holding `tables`:
+/// every migration linted with the Citus rules (each seeing what the ones
+/// before it created), the Citus rules' findings of the pending ones kept.
+#[cfg(feature = "cli")]
+fn citus_findings_of(
+    source: &MigrationSource,
+    pending: &[LocalMigration],
+    tables: super::rules::CitusTables,
+) -> Vec<Finding> {
+    let mut every = source.migrations(Backend::Postgres).unwrap_or_default();
+    for m in pending {
+        if !every.iter().any(|e| e.dir_name() == m.dir_name()) {
+            every.push(m.clone());
+        }
+    }
+    every.sort_by(|a, b| a.dir_name().cmp(b.dir_name()));
+    super::lint_migrations_on_citus(&every, tables)
+        .into_iter()
+        .filter(|f| f.rule.is_citus() && pending.iter().any(|m| m.dir_name() == f.migration))
+        .collect()
+}
+
+/// The findings of `pending` ([`findings_of`]) and, on a Citus
+/// coordinator, the Citus rules' findings too. A build without the parser
+/// (`cli`) has no Citus findings: the facts file is written without a
+/// database, so it cannot hold them.
+fn findings_with_citus(
+    source: &MigrationSource,
+    pending: &[LocalMigration],
+    conn: &mut DbConnection,
+) -> Result<Vec<Finding>> {
+    #[cfg_attr(not(feature = "cli"), allow(unused_mut))]
+    let mut findings = findings_of(source, pending);
+    #[cfg(feature = "cli")]
+    if let Some(tables) = citus_tables_of(conn)? {
+        findings.extend(citus_findings_of(source, pending, tables));
+    }
+    #[cfg(not(feature = "cli"))]
+    let _ = conn;
+    Ok(findings)
+}
+
 /// Adds each finding's live table size and consequence (`taskdb lint --database-url`).
 #[cfg(feature = "cli")]
 pub fn annotate(conn: &mut DbConnection, findings: &mut [Finding]) -> Result<()> {
@@ -300,8 +389,10 @@ pub fn judge(
     // An opaque statement is a warning to a reader, but the pre-flight
     // cannot tell what it locks: unless allowed, it is judged like a file
     // lint cannot check.
+    // A Citus rule's finding (a warning too) is wrong on the cluster.
     findings.retain(|f| {
-        f.level == Level::Error || (f.rule == super::Rule::OpaqueStatement && !f.allowed)
+        f.level == Level::Error
+            || ((f.rule == super::Rule::OpaqueStatement || f.rule.is_citus()) && !f.allowed)
     });
     let report = PreflightReport {
         threshold,
@@ -376,6 +467,9 @@ fn judge_sizes(
         }
         let verdict = if f.allowed {
             Verdict::Allowed
+        } else if f.rule.is_citus() {
+            // Wrong on a Citus cluster whatever the table's size.
+            Verdict::Refused
         } else {
             match (&f.table, size) {
                 (Some(_), None) => Verdict::NoTable,
@@ -421,7 +515,8 @@ pub fn check_pending(
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(PreflightReport::default());
     }
-    check_findings(findings_of(source, pending), threshold, conn)
+    let findings = findings_with_citus(source, pending, conn)?;
+    check_findings(findings, threshold, conn)
 }
 
 /// [`check_pending`] for findings the caller already has (e.g. from
@@ -449,7 +544,8 @@ pub fn dry_run_lines(
     if conn.backend() != Backend::Postgres || pending.is_empty() {
         return Ok(Vec::new());
     }
-    let report = judge(conn, findings_of(source, pending), threshold)?;
+    let findings = findings_with_citus(source, pending, conn)?;
+    let report = judge(conn, findings, threshold)?;
     let mut lines = report.lines();
     if lines.is_empty() {
         lines.push("lint: no findings in the pending migrations".into());

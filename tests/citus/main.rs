@@ -79,9 +79,7 @@ fn tasks_primary_key(db: &CitusDb) -> String {
 /// are the whole node's, so two databases on one cluster distributing at
 /// the same moment collide.
 fn distribute(db: &CitusDb) -> String {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = db.taskdb().arg("distribute").output().unwrap();
+    let out = distribute_with(db, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -89,6 +87,13 @@ fn distribute(db: &CitusDb) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `taskdb distribute ARGS`, one at a time (see [`distribute`]).
+fn distribute_with(db: &CitusDb, args: &[&str]) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    db.taskdb().arg("distribute").args(args).output().unwrap()
 }
 
 fn pg(db: &CitusDb) -> diesel::PgConnection {
@@ -113,6 +118,8 @@ fn distribute_with_rows_in_place_shards_tasks_and_keeps_every_row() {
         ["user_id"]
     );
     assert_eq!(tasks_primary_key(&db), "PRIMARY KEY (user_id, id)");
+    // Login reads the coordinator's own copy of users.
+    assert_eq!(login_lookups_ran_on(&db), (20, 0));
     // The cascading foreign key is still there, and works.
     assert_eq!(
         db.rows(
@@ -153,14 +160,14 @@ fn distribute_with_rows_in_place_shards_tasks_and_keeps_every_row() {
     // Recorded, and shown by status.
     assert_eq!(
         db.scalar("SELECT count(*) AS n FROM __taskdb_distribution"),
-        4
+        5
     );
     db.taskdb()
         .arg("status")
         .assert()
         .success()
         .stdout(contains("users reference, tasks distributed by user_id"))
-        .stdout(contains("4 step(s) recorded"));
+        .stdout(contains("5 step(s) recorded"));
     let out = db
         .taskdb()
         .args(["status", "--format", "json"])
@@ -169,7 +176,98 @@ fn distribute_with_rows_in_place_shards_tasks_and_keeps_every_row() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["citus"]["users"], "reference", "{json}");
     assert_eq!(json["citus"]["tasks"], "distributed by user_id", "{json}");
-    assert_eq!(json["citus"]["recorded"].as_array().unwrap().len(), 4);
+    assert_eq!(json["citus"]["recorded"].as_array().unwrap().len(), 5);
+}
+
+/// Scans of the copies of `users` (by the email index, or sequential on a
+/// copy without statistics yet), as (the coordinator's copy, the workers'
+/// copies), from each node's statistics.
+fn users_scans(db: &CitusDb) -> (i64, i64) {
+    let scans = |conn: &mut diesel::PgConnection| {
+        conn.batch_execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+            .unwrap();
+        nodes::scalar(
+            conn,
+            "SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0)::int8 AS n
+               FROM pg_stat_user_tables WHERE relname ~ '^users_[0-9]+$'",
+        )
+    };
+    (
+        scans(&mut db.conn()),
+        (0..2).map(|i| scans(&mut db.worker_conn(i))).sum(),
+    )
+}
+
+/// Where the app's login lookups (`user::find_by_email`, 20 of them on
+/// one connection) ran: the scans they added on the coordinator's copy of
+/// `users` and on the workers' copies. Each server counts its own
+/// scans once its backend ends (the app's connection closed, and with it
+/// the coordinator's connections to the workers).
+fn login_lookups_ran_on(db: &CitusDb) -> (i64, i64) {
+    let before = users_scans(db);
+    {
+        let mut conn = pg(db);
+        for k in 1..=20 {
+            user::find_by_email(&mut conn, &format!("user{k}@example.com"))
+                .unwrap()
+                .unwrap();
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = users_scans(db);
+        let added = (now.0 - before.0, now.1 - before.1);
+        if added.0 + added.1 >= 20 || std::time::Instant::now() > deadline {
+            return added;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Login reads the coordinator's own copy of the reference table `users`
+/// (no round trip to a worker): `distribute` refuses a coordinator that
+/// is not in Citus's metadata, and gives a coordinator registered after
+/// `users` became a reference table its copy.
+#[test]
+fn the_login_lookup_reads_the_coordinators_copy_of_users() {
+    let db = Citus::shared().database_without_coordinator();
+    db.taskdb().arg("migrate").assert().success();
+    with_rows(&db, 20, 3);
+    let out = db.taskdb().arg("distribute").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("citus_set_coordinator_host"), "{stderr}");
+    assert_eq!(citus_kind(&db, "users"), "", "nothing changed");
+    assert_eq!(tasks_primary_key(&db), "PRIMARY KEY (id)");
+
+    // The tables distributed by hand before the coordinator was
+    // registered: the copies of users are on the workers only.
+    db.execute(
+        "CREATE UNIQUE INDEX tasks_user_id_id_key ON tasks (user_id, id);
+         ALTER TABLE tasks DROP CONSTRAINT tasks_pkey,
+           ADD CONSTRAINT tasks_pkey PRIMARY KEY USING INDEX tasks_user_id_id_key;
+         SET citus.enable_unsafe_triggers = on;
+         SELECT create_reference_table('users');
+         SELECT create_distributed_table('tasks', 'user_id');",
+    );
+    db.execute(&db.citus.register_coordinator_sql());
+    assert_eq!(login_lookups_ran_on(&db), (0, 20), "read on the workers");
+    let dry = db
+        .taskdb()
+        .args(["distribute", "--dry-run"])
+        .output()
+        .unwrap();
+    let dry = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.contains("replicate_reference_tables"), "{dry}");
+    distribute(&db);
+    assert_eq!(
+        login_lookups_ran_on(&db),
+        (20, 0),
+        "read on the coordinator"
+    );
+    assert_eq!(citus_kind(&db, "tasks"), "h/s");
 }
 
 #[test]
@@ -187,7 +285,8 @@ fn a_dry_run_shows_the_plan_and_changes_nothing_and_a_second_run_is_a_no_op() {
         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS tasks_user_id_id_key ON tasks (user_id, id)",
         "PRIMARY KEY USING INDEX tasks_user_id_id_key",
         "SET citus.enable_unsafe_triggers = on",
-        "create_reference_table('users')",
+        "LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE;\n       LOCK TABLE users IN ACCESS EXCLUSIVE MODE;\n       SELECT citus_add_local_table_to_metadata('users', cascade_via_foreign_keys => true)",
+        "LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE;\n       LOCK TABLE users IN ACCESS EXCLUSIVE MODE;\n       SELECT create_reference_table('users')",
         "create_distributed_table_concurrently('tasks', 'user_id')",
         "Dry run: nothing changed.",
         "2 worker(s)",
@@ -222,6 +321,41 @@ fn a_dry_run_shows_the_plan_and_changes_nothing_and_a_second_run_is_a_no_op() {
         .assert()
         .success();
     assert!(String::from_utf8_lossy(&dry.get_output().stdout).contains("Nothing to do"));
+}
+
+/// `--shard-count` sets how many shards `tasks` gets (fewer shards make
+/// the final switch of the concurrent distribution, which blocks writes,
+/// shorter), shown by the dry run.
+#[test]
+fn distribute_gives_tasks_the_shard_count_asked_for() {
+    let db = migrated();
+    with_rows(&db, 50, 4);
+    let dry = db
+        .taskdb()
+        .args(["distribute", "--dry-run", "--shard-count", "4"])
+        .output()
+        .unwrap();
+    let dry = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry.contains("create_distributed_table_concurrently('tasks', 'user_id', shard_count => 4)"),
+        "{dry}"
+    );
+    let out = distribute_with(&db, &["--shard-count", "4"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM pg_dist_shard WHERE logicalrelid = 'tasks'::regclass"),
+        4
+    );
+    assert_eq!(db.scalar("SELECT count(*) AS n FROM tasks"), 200);
+    // Zero is no shard count.
+    db.taskdb()
+        .args(["distribute", "--shard-count", "0"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -639,6 +773,76 @@ fn the_preflight_reads_a_distributed_tables_size_from_its_shards() {
     );
 }
 
+/// Lint's Citus rules judge migrations by what the coordinator
+/// distributes: the pre-flight of `migrate` refuses a unique index
+/// without the distribution column (at any size; Citus would fail it half
+/// way) and a trigger on a distributed table, and `taskdb lint
+/// --database-url` against the coordinator shows them.
+#[test]
+fn the_preflight_refuses_what_citus_cannot_do_on_a_distributed_table() {
+    let db = migrated();
+    with_rows(&db, 20, 5);
+    distribute(&db);
+    let unique = project_with(
+        "unique_title",
+        "CREATE UNIQUE INDEX tasks_title_key ON tasks (title);\n",
+    );
+    let out = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(unique.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to migrate"), "{stderr}");
+    assert!(
+        stderr.contains("[citus-unique-without-distribution-column]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(user_id, title)"), "the recipe: {stderr}");
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM pg_class WHERE relname = 'tasks_title_key'"),
+        0
+    );
+
+    let trigger = project_with(
+        "touch_trigger",
+        "CREATE TRIGGER tasks_touch BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION diesel_set_updated_at();\n",
+    );
+    let out = db
+        .taskdb()
+        .arg("--migrations-dir")
+        .arg(trigger.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[citus-trigger-on-distributed-table]"),
+        "{stderr}"
+    );
+
+    // lint against the coordinator names the rule; without a database it
+    // cannot know what is distributed.
+    let dir = unique.path().join("postgres");
+    let with_db = db.taskdb().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&with_db.stdout).to_string();
+    assert_eq!(with_db.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("citus-unique-without-distribution-column"),
+        "{stdout}"
+    );
+    let without = common::taskdb_cmd().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&without.stdout).to_string();
+    assert!(
+        !stdout.contains("citus-unique-without-distribution-column"),
+        "{stdout}"
+    );
+}
+
 /// A migration after `distribute` whose shard is locked on a worker (a
 /// long transaction there): its lock timeout must reach the shard, so the
 /// step gives up and is retried, never queueing behind the lock.
@@ -700,59 +904,79 @@ fn the_lock_timeout_of_a_migration_reaches_the_shards_on_the_workers() {
         .success();
 }
 
+/// Two writer threads adding tasks through the coordinator with the app's
+/// typed insert, as a deploy's traffic, until [`Writers::finish`].
+struct Writers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(i64, Vec<String>, std::time::Duration)>>,
+}
+
+impl Writers {
+    fn start(db: &CitusDb, users: u32) -> Writers {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let threads = (0..2)
+            .map(|w| {
+                let url = db.url();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut conn =
+                        db::connect_postgres(&DatabaseUrl::parse(&url).unwrap()).unwrap();
+                    let (mut written, mut errors, mut slowest) =
+                        (0i64, Vec::new(), std::time::Duration::ZERO);
+                    let mut n = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let owner = format!("user-{}", (n * 2 + w) % users + 1);
+                        let started = std::time::Instant::now();
+                        match task::create(
+                            &mut conn,
+                            &owner,
+                            NewTask {
+                                title: "written during distribute",
+                                description: None,
+                                completed: false,
+                            },
+                        ) {
+                            Ok(_) => written += 1,
+                            Err(e) => errors.push(e.to_string()),
+                        }
+                        slowest = slowest.max(started.elapsed());
+                    }
+                    (written, errors, slowest)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Writers { stop, threads }
+    }
+
+    /// Stops them: the rows written, asserting that no write failed.
+    fn finish(self) -> i64 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut written = 0;
+        for writer in self.threads {
+            let (n, errors, slowest) = writer.join().unwrap();
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(n > 0);
+            eprintln!("writer: {n} tasks, slowest insert {slowest:?}");
+            written += n;
+        }
+        written
+    }
+}
+
 /// Two writers add tasks through the coordinator, with the app's typed
 /// insert, for the whole of `distribute`: none of their writes fails and
 /// every row is there afterwards.
 #[test]
 fn writes_go_on_while_distribute_runs_and_none_is_lost() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let db = migrated();
     with_rows(&db, 100, 200);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..2)
-        .map(|w| {
-            let url = db.url();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut conn = db::connect_postgres(&DatabaseUrl::parse(&url).unwrap()).unwrap();
-                let (mut written, mut errors, mut slowest) =
-                    (0i64, Vec::new(), std::time::Duration::ZERO);
-                let mut n = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let owner = format!("user-{}", (n * 2 + w) % 100 + 1);
-                    let started = std::time::Instant::now();
-                    match task::create(
-                        &mut conn,
-                        &owner,
-                        NewTask {
-                            title: "written during distribute",
-                            description: None,
-                            completed: false,
-                        },
-                    ) {
-                        Ok(_) => written += 1,
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                    slowest = slowest.max(started.elapsed());
-                }
-                (written, errors, slowest)
-            })
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let writers = Writers::start(&db, 100);
     distribute(&db);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let mut written = 0;
-    for writer in writers {
-        let (n, errors, slowest) = writer.join().unwrap();
-        assert!(errors.is_empty(), "{errors:?}");
-        assert!(n > 0);
-        eprintln!("writer: {n} tasks, slowest insert {slowest:?}");
-        written += n;
-    }
+    let written = writers.finish();
     assert_eq!(
         db.scalar("SELECT count(*) AS n FROM tasks WHERE title = 'written during distribute'"),
         written
@@ -760,5 +984,36 @@ fn writes_go_on_while_distribute_runs_and_none_is_lost() {
     assert_eq!(
         db.scalar("SELECT count(*) AS n FROM tasks"),
         20_000 + written
+    );
+}
+
+/// An insert into `tasks` locks `tasks` and then (its foreign key check)
+/// `users`; making `users` a reference table locks both too, and must take
+/// them in the same order, or the two wait for each other until the lock
+/// timeout (or the deadlock detector) ends one: with writers going on, the
+/// step then never gets through without retries, and writers queue behind
+/// each attempt. In the writers' order it waits at most for the inserts
+/// under way: one attempt, no retry.
+#[test]
+fn the_reference_table_steps_take_their_locks_in_the_writers_order() {
+    let db = migrated();
+    // Enough users that copying them takes a while (the window in which
+    // the two orders meet).
+    with_rows(&db, 10_000, 1);
+    let writers = Writers::start(&db, 10_000);
+    let out = distribute_with(&db, &["--lock-timeout", "1s", "--lock-retries", "0"]);
+    let written = writers.finish();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("waited too long"), "{stdout}");
+    assert_eq!(citus_kind(&db, "users"), "n/t");
+    assert_eq!(citus_kind(&db, "tasks"), "h/s");
+    assert_eq!(
+        db.scalar("SELECT count(*) AS n FROM tasks"),
+        10_000 + written
     );
 }

@@ -86,6 +86,17 @@ impl Citus {
 
     /// A new database on every node, with Citus set up in it.
     pub fn database(self) -> CitusDb {
+        self.database_with(true)
+    }
+
+    /// [`Citus::database`] where the coordinator is left out of Citus's
+    /// metadata (`citus_set_coordinator_host` not run): only the workers
+    /// are added.
+    pub fn database_without_coordinator(self) -> CitusDb {
+        self.database_with(false)
+    }
+
+    fn database_with(self, register_coordinator: bool) -> CitusDb {
         let name = format!(
             "citus_{}_{}",
             std::process::id(),
@@ -99,10 +110,11 @@ impl Citus {
                 .batch_execute("CREATE EXTENSION citus")
                 .unwrap_or_else(|e| panic!("CREATE EXTENSION citus: {e} (run scripts/citus-env)"));
         }
-        let mut sql = format!(
-            "SELECT citus_set_coordinator_host('127.0.0.1', {});",
-            self.coordinator.port
-        );
+        let mut sql = if register_coordinator {
+            self.register_coordinator_sql()
+        } else {
+            String::new()
+        };
         for worker in &self.workers {
             sql.push_str(&format!(
                 "SELECT citus_add_node('127.0.0.1', {});",
@@ -111,6 +123,14 @@ impl Citus {
         }
         self.coordinator.conn(&name).batch_execute(&sql).unwrap();
         CitusDb { citus: self, name }
+    }
+
+    /// Puts the coordinator into Citus's metadata (group 0).
+    pub fn register_coordinator_sql(&self) -> String {
+        format!(
+            "SELECT citus_set_coordinator_host('127.0.0.1', {});",
+            self.coordinator.port
+        )
     }
 }
 

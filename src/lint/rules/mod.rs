@@ -23,6 +23,12 @@ mod add_column_not_null_without_default;
 #[cfg(feature = "cli")]
 mod add_column_volatile_default;
 #[cfg(feature = "cli")]
+mod citus_ddl_not_propagated;
+#[cfg(feature = "cli")]
+mod citus_trigger_on_distributed_table;
+#[cfg(feature = "cli")]
+mod citus_unique_without_distribution_column;
+#[cfg(feature = "cli")]
 mod cluster;
 #[cfg(feature = "cli")]
 mod column_type_breaks_cached_plans;
@@ -116,9 +122,20 @@ pub struct RawFinding {
     pub recipe: Option<String>,
 }
 
+/// The tables a Citus coordinator holds for Citus, by name: a distributed
+/// table with its distribution column, a reference table with `None`
+/// (from `pg_dist_partition`; Citus-managed local tables are left out).
+#[cfg(feature = "cli")]
+pub type CitusTables = std::collections::BTreeMap<String, Option<String>>;
+
 /// What earlier migrations (in order) left behind, as far as the rules care.
 #[derive(Debug, Default, Clone)]
 pub struct Schema {
+    /// On a Citus coordinator (`lint --database-url`, the pre-flight): its
+    /// distributed and reference tables. `None` elsewhere, and the Citus
+    /// rules stay silent.
+    #[cfg(feature = "cli")]
+    citus: Option<CitusTables>,
     #[cfg(feature = "cli")]
     columns: HashMap<(String, String), TypeInfo>,
     /// (table, column) with a validated `CHECK (column IS NOT NULL)`.
@@ -130,6 +147,23 @@ pub struct Schema {
     /// Index → its table.
     #[cfg(feature = "cli")]
     indexes: HashMap<String, String>,
+}
+
+#[cfg(feature = "cli")]
+impl Schema {
+    /// The schema of a Citus coordinator holding `tables`.
+    pub fn on_citus(tables: CitusTables) -> Schema {
+        Schema {
+            citus: Some(tables),
+            ..Schema::default()
+        }
+    }
+
+    /// How Citus holds `table`: `Some(Some(column))` distributed by it,
+    /// `Some(None)` a reference table, `None` not at all (or not Citus).
+    fn citus_table(&self, table: &str) -> Option<&Option<String>> {
+        self.citus.as_ref().and_then(|t| t.get(table))
+    }
 }
 
 /// One migration file being checked.
@@ -179,6 +213,9 @@ const STATEMENT_RULES: &[StatementRule] = &[
     refresh_without_concurrently::check,
     timeout_override::check,
     opaque_statement::check,
+    citus_unique_without_distribution_column::check,
+    citus_trigger_on_distributed_table::check,
+    citus_ddl_not_propagated::check,
 ];
 
 #[cfg(feature = "cli")]
@@ -192,6 +229,7 @@ const ALTER_RULES: &[AlterRule] = &[
     column_type_breaks_cached_plans::check,
     rename_or_drop::check_alter,
     table_rewrite::check,
+    citus_unique_without_distribution_column::check_alter,
 ];
 
 /// Checks one statement; `in_transaction` is the migration's setting.

@@ -34,3 +34,21 @@ pub fn findings(sql: &str, in_transaction: bool) -> Vec<RawFinding> {
     run(BASE, true, &mut schema);
     run(sql, in_transaction, &mut schema)
 }
+
+/// [`rules_of`] on a Citus coordinator where `tasks` is distributed by
+/// `user_id` and `users` is a reference table.
+pub fn citus_rules_of(sql: &str) -> Vec<&'static str> {
+    let mut schema = Schema::on_citus(
+        [
+            ("tasks".to_string(), Some("user_id".to_string())),
+            ("users".to_string(), None),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    run(BASE, true, &mut schema);
+    run(sql, true, &mut schema)
+        .iter()
+        .map(|f| f.rule.name())
+        .collect()
+}
