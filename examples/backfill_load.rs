@@ -20,7 +20,8 @@
 //! (run the fixed loop before taskdb: the second of the two runs on a
 //! table with twice the tuples), `--no-wal-cap` (skip phase 4),
 //! `--baseline S`
-//! (seconds, default 10), `--wal-cap RATE`, `--server URL` (default
+//! (seconds, default 10), `--wal-cap RATE`, `--batch-time MS` (taskdb's
+//! target batch duration, default 100), `--server URL` (default
 //! postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,6 +49,11 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    // The batches' target duration (`migrate --backfill-batch-time`).
+    let batch_time = arg("--batch-time").map_or(
+        MigrateOptions::default().backfill_batch_time,
+        |ms| Duration::from_millis(ms.parse().expect("--batch-time MS")),
+    );
     let rows: u64 = arg("--rows").map_or(4_000_000, |s| s.parse().expect("--rows N"));
     let keep = args.iter().any(|a| a == "--keep");
     let loop_first = args.iter().any(|a| a == "--loop-first");
@@ -99,7 +105,7 @@ fn main() {
         checkpoint();
         phase.store(which, Ordering::SeqCst);
         if which == 1 {
-            taskdb_time = taskdb_backfill(&url, migrations.path(), "p_taskdb", None).0;
+            taskdb_time = taskdb_backfill(&url, migrations.path(), "p_taskdb", None, batch_time).0;
         } else {
             loop_time = fixed_loop(&url, "p_loop");
         }
@@ -122,7 +128,7 @@ fn main() {
         })
     };
     let (wal_time, batches) = if wal_phase {
-        taskdb_backfill(&url, migrations.path(), "p_wal", Some(cap))
+        taskdb_backfill(&url, migrations.path(), "p_wal", Some(cap), batch_time)
     } else {
         (Duration::ZERO, Vec::new())
     };
@@ -335,6 +341,7 @@ fn taskdb_backfill(
     migrations: &std::path::Path,
     column: &str,
     cap: Option<WalRate>,
+    batch_time: Duration,
 ) -> (Duration, Vec<(Instant, u64)>) {
     // A version after every real one, unique per phase.
     let version = match column {
@@ -365,6 +372,7 @@ fn taskdb_backfill(
         .with_source(MigrationSource::Dir(migrations.to_path_buf()))
         .with_options(MigrateOptions {
             max_wal_rate: cap,
+            backfill_batch_time: batch_time,
             ..MigrateOptions::default()
         })
         .on_event(|event| {
