@@ -50,10 +50,10 @@ fn main() {
             .cloned()
     };
     // The batches' target duration (`migrate --backfill-batch-time`).
-    let batch_time = arg("--batch-time").map_or(
-        MigrateOptions::default().backfill_batch_time,
-        |ms| Duration::from_millis(ms.parse().expect("--batch-time MS")),
-    );
+    let batch_time = arg("--batch-time")
+        .map_or(MigrateOptions::default().backfill_batch_time, |ms| {
+            Duration::from_millis(ms.parse().expect("--batch-time MS"))
+        });
     let rows: u64 = arg("--rows").map_or(4_000_000, |s| s.parse().expect("--rows N"));
     let keep = args.iter().any(|a| a == "--keep");
     let loop_first = args.iter().any(|a| a == "--loop-first");
