@@ -279,8 +279,13 @@ fn warm_kept(spares: usize) -> Result<usize> {
 
 /// How many tests this process runs at once, as libtest decides it
 /// (`--test-threads`, `RUST_TEST_THREADS`, else the CPUs), or 1 under
-/// cargo-nextest's process per test.
+/// cargo-nextest's process per test. Read once: it cannot change.
 fn tests_at_once() -> usize {
+    static ONCE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(read_tests_at_once)
+}
+
+fn read_tests_at_once() -> usize {
     if std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test") {
         return 1;
     }

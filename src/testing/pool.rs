@@ -92,9 +92,8 @@ struct State {
     /// Databases left per template at exit, at most (0: none left, none
     /// taken).
     warm: usize,
-    /// The databases left by earlier processes were looked for.
-    warm_taken: bool,
-    /// They are being taken: claims wait for them instead of cloning.
+    /// Databases earlier processes left are being taken: claims wait for
+    /// them instead of cloning.
     warming: bool,
     /// None were left the last time they were looked for: tests that
     /// wait get clones.
@@ -121,7 +120,6 @@ static STATE: Mutex<State> = Mutex::new(State {
     profile: Known::NotRead,
     template: None,
     warm: 0,
-    warm_taken: false,
     warming: false,
     warm_gone: false,
 });
@@ -182,8 +180,8 @@ pub(super) fn claim(
         state.claimed += 1;
         state.spares = spares;
         state.waiting += 1;
-        if !state.warm_taken {
-            state.warm_taken = true;
+        // The first claim: what earlier processes left is looked for.
+        if state.template.is_none() {
             state.template = Some(template.to_string());
             state.warm = warm;
             if warm > 0 {
