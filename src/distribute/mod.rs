@@ -548,7 +548,7 @@ fn with_lock_retries(
                     )));
                 }
                 attempt += 1;
-                let retry_in = Duration::from_millis((50 * 2u64.pow(attempt.min(7))).min(5_000));
+                let retry_in = crate::migrate::apply::retry_delay(attempt);
                 report(Event::LockTimeout {
                     step: step.kind,
                     attempt,

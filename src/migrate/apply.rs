@@ -315,7 +315,9 @@ pub(super) fn with_lock_retries(
     }
 }
 
-fn retry_delay(attempt: u32) -> Duration {
+/// The wait before lock-timeout retry `attempt` (1, 2, …): 100 ms
+/// doubling to 5 s, with jitter. `distribute` waits the same.
+pub(crate) fn retry_delay(attempt: u32) -> Duration {
     let base = (50 * 2u64.pow(attempt.min(7))).min(5_000);
     let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
