@@ -62,14 +62,8 @@ pub(super) fn take(
     }
     let h = hash(template);
     with_owner_connection(server, |conn, key| {
-        // One query for both kinds (each round trip counts here: every
-        // test of the first wave waits for this), ready ones first.
-        let mut left = database_names(conn, "taskdb_%")?;
-        left.retain(|name| {
-            name.strip_prefix(CLEAN)
-                .or_else(|| name.strip_prefix(DIRTY))
-                .is_some_and(|rest| rest.starts_with(&format!("{h}_")))
-        });
+        // Ready ones first.
+        let mut left = left_for(conn, h)?;
         left.sort_by_key(|name| (!name.starts_with(CLEAN), name.clone()));
         let pairs: Vec<(String, String, bool)> = left
             .into_iter()
@@ -110,6 +104,19 @@ pub(super) fn take(
     })
 }
 
+/// The databases left for the template of hash `h`, of both kinds, in
+/// one query (each round trip counts: the first wave of tests waits for
+/// a take, and a process's exit for a leave).
+fn left_for(conn: &mut DbConnection, h: &str) -> Result<Vec<String>> {
+    let mut left = database_names(conn, "taskdb_%")?;
+    left.retain(|name| {
+        name.strip_prefix(CLEAN)
+            .or_else(|| name.strip_prefix(DIRTY))
+            .is_some_and(|rest| rest.starts_with(&format!("{h}_")))
+    });
+    Ok(left)
+}
+
 fn rename(admin: &mut DbConnection, old: &str, new: &str) -> Result<()> {
     Ok(admin.batch_execute(&format!("ALTER DATABASE {old} RENAME TO {new}"))?)
 }
@@ -130,8 +137,7 @@ pub(super) fn leave(
     let h = hash(template);
     with_admin(server, |admin| {
         admin.batch_execute("SET synchronous_commit = off")?;
-        let already = database_names(admin, &format!("{CLEAN}{h}_%"))?.len()
-            + database_names(admin, &format!("{DIRTY}{h}_%"))?.len();
+        let already = left_for(admin, h)?.len();
         let mut room = bound.saturating_sub(already);
         let mut left = Vec::new();
         for (names, prefix) in [(clean, CLEAN), (dirty, DIRTY)] {
