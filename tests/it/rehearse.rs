@@ -706,14 +706,16 @@ fn a_clients_wait_is_its_wait_for_the_lock_not_its_statements_run() {
         client
             .batch_execute("DO $$ BEGIN PERFORM pg_sleep(1.0); PERFORM count(*) FROM tasks; END $$")
     });
-    // Once the request waits for the lock, the migration holds it 150 ms
+    // Once the request waits for the lock (this database's: other tests'
+    // rehearsal clients share its name), the migration holds it 150 ms
     // more, at least.
     let mut watcher = db::connect(&url).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let waiting: Waiting = diesel::sql_query(format!(
             "SELECT count(*) AS n FROM pg_stat_activity
-              WHERE application_name = '{CLIENT_APPLICATION}' AND wait_event_type = 'Lock'"
+              WHERE application_name = '{CLIENT_APPLICATION}' AND wait_event_type = 'Lock'
+                AND datname = current_database()"
         ))
         .get_result(&mut watcher)
         .unwrap();
