@@ -25,6 +25,9 @@ use diesel::PgConnection;
 
 use crate::common::cluster::Cluster;
 
+/// Held while a database is set up on the nodes (see `database_with`).
+static SETTING_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub struct Citus {
     pub coordinator: Arc<Cluster>,
     pub workers: [Arc<Cluster>; 2],
@@ -97,6 +100,10 @@ impl Citus {
     }
 
     fn database_with(self, register_coordinator: bool) -> CitusDb {
+        // One set-up at a time: adding a node syncs cluster-wide state (roles)
+        // to the workers, and two `citus_add_node`s at once, even in different
+        // databases, fail with "failure on connection marked as essential".
+        let _one_at_a_time = SETTING_UP.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!(
             "citus_{}_{}",
             std::process::id(),
@@ -105,7 +112,7 @@ impl Citus {
         for node in self.nodes() {
             node.conn("postgres")
                 .batch_execute(&format!("CREATE DATABASE {name}"))
-                .unwrap();
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
             node.conn(&name)
                 .batch_execute("CREATE EXTENSION citus")
                 .unwrap_or_else(|e| panic!("CREATE EXTENSION citus: {e} (run scripts/citus-env)"));
@@ -121,7 +128,10 @@ impl Citus {
                 worker.port
             ));
         }
-        self.coordinator.conn(&name).batch_execute(&sql).unwrap();
+        self.coordinator
+            .conn(&name)
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         CitusDb { citus: self, name }
     }
 
