@@ -1,5 +1,6 @@
 //! The app's traffic during a rehearsal: threads that each log in by
-//! email, read a page of tasks, create a task, complete one and count them,
+//! email, read a page of tasks, create a task, complete one of the page's
+//! tasks (rows the app already had) and count them,
 //! through [`crate::models`] (the queries the app runs), at a steady rate,
 //! recording every request's start, latency and error.
 
@@ -105,7 +106,9 @@ fn run_client(
     stop: &AtomicBool,
 ) -> Vec<Request> {
     let mut requests = Vec::new();
+    // Tasks this client created, and those of the page it read last.
     let mut mine: Vec<(String, i32)> = Vec::new();
+    let mut shown: Vec<(String, i32)> = Vec::new();
     let mut next = Instant::now();
     let mut k: usize = 0;
     while !stop.load(Ordering::SeqCst) && crate::interrupt::received().is_none() {
@@ -123,7 +126,9 @@ fn run_client(
         let started = Instant::now();
         let result: crate::Result<()> = match op {
             "login" => user::find_by_email(&mut conn, &account.email).map(drop),
-            "page" => task::page(&mut conn, &account.id, TaskFilter::default()).map(drop),
+            "page" => task::page(&mut conn, &account.id, TaskFilter::default()).map(|page| {
+                shown = page.tasks.into_iter().map(|t| (t.user_id, t.id)).collect();
+            }),
             "create" => task::create(
                 &mut conn,
                 &account.id,
@@ -134,7 +139,9 @@ fn run_client(
                 },
             )
             .map(|t| mine.push((t.user_id, t.id))),
-            "complete" => match mine.pop() {
+            // An existing task, as users complete what they see (rows a
+            // migration may hold locked), else the one just created.
+            "complete" => match shown.pop().or_else(|| mine.pop()) {
                 Some((owner, id)) => task::complete(&mut conn, &owner, id).map(drop),
                 None => Ok(()),
             },

@@ -626,6 +626,34 @@ fn a_type_change_that_breaks_prepared_queries_is_unsafe_to_lint_and_rehearsal_al
         .stdout(contains("≠").not());
 }
 
+/// A migration that updates the rows the app already has holds them
+/// locked until it commits: the app's clients complete tasks they see, so
+/// they wait for it. (Clients that only completed the tasks they had just
+/// created never met those locks, and the step was called safe.)
+#[test]
+fn an_update_of_existing_rows_blocks_the_clients_that_complete_them() {
+    let project = checkout_copy();
+    let p = project.path();
+    add(
+        p,
+        "2026-12-03-000001_touch_every_task",
+        "UPDATE tasks SET title = title || '';\nSELECT pg_sleep(1.0);\n",
+        false,
+    );
+    let db = TestDb::migrated(Backend::Postgres);
+    let run = rehearse(p, &db).args(["--format", "json"]).assert().code(1);
+    let output = run.get_output();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let step = &json["steps"][0];
+    assert!(verdicts(step).contains(&"blocks".to_string()), "{step}");
+    assert!(
+        step["max_client_wait_ms"].as_f64().unwrap() > 250.0,
+        "{step}"
+    );
+    assert_eq!(step["rows_lost"], 0, "{step}");
+}
+
 /// A rehearsal killed while it kept its filled copy as a template (between
 /// `CREATE DATABASE taskdb_rehearse_tpl_<hash>_build` and the rename) left
 /// that `_build` database behind: the next rehearsal's sweep drops it,
