@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Bool, Double, Integer, Text};
 use diesel::RunQueryDsl;
 
@@ -23,6 +24,9 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
 /// Prefix of the migration's connections' `application_name`
 /// ([`crate::migrate::Migrator`] names them).
 const MIGRATION_APPLICATION: &str = "taskdb-migrate-";
+
+/// The sampler's prepared statement, on its own connection.
+const SAMPLE_STATEMENT: &str = "taskdb_rehearse_sample";
 
 /// One table lock seen in one sample.
 #[derive(Debug, Clone, diesel::QueryableByName)]
@@ -66,7 +70,10 @@ pub struct Sampler {
 impl Sampler {
     pub fn start(url: &DatabaseUrl, clock: Instant) -> Result<Self> {
         let mut conn = db::connect(&url.with_application_name("taskdb-rehearse-sampler"))?;
-        let query = sample_sql();
+        // Prepared once: planning the query took about 2 ms, five times its
+        // run, and the sampler runs it every 10 ms beside the app.
+        conn.batch_execute(&format!("PREPARE {SAMPLE_STATEMENT} AS {}", sample_sql()))?;
+        let query = format!("EXECUTE {SAMPLE_STATEMENT}");
         // Fails here, not silently in the thread, if the query is wrong.
         diesel::sql_query(&query).load::<LockRow>(&mut conn)?;
         let stop = Arc::new(AtomicBool::new(false));
