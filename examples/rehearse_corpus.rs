@@ -69,6 +69,18 @@ const CORPUS: &[Entry] = &[
     bad("reindex", &[("reindex_tasks", "REINDEX TABLE tasks;", false)]),
     bad("bigserial-column", &[("seq", "ALTER TABLE tasks ADD COLUMN seq bigserial;", false)]),
     bad("primary-key-swap", &[("pk_swap", "ALTER TABLE tasks DROP CONSTRAINT tasks_pkey, ADD PRIMARY KEY (id, user_id);", false)]),
+    bad("fk-validated-in-its-own-transaction", &[("fk_not_valid_then_validate", "ALTER TABLE tasks ADD CONSTRAINT tasks_owner_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\nALTER TABLE tasks VALIDATE CONSTRAINT tasks_owner_fk;", false)]),
+    bad("varchar-shrink", &[("title_100", "ALTER TABLE tasks ALTER COLUMN title TYPE varchar(100);", false)]),
+    bad("varchar-widen", &[("title_500", "ALTER TABLE tasks ALTER COLUMN title TYPE varchar(500);", false)]),
+    bad("stored-generated-column", &[("title_length", "ALTER TABLE tasks ADD COLUMN title_length integer GENERATED ALWAYS AS (length(title)) STORED;", false)]),
+    bad("cluster", &[("cluster_tasks", "CLUSTER tasks USING tasks_pkey;", false)]),
+    bad("set-unlogged", &[("unlogged_tasks", "ALTER TABLE tasks SET UNLOGGED;", false)]),
+    bad("update-every-row", &[("touch_all", "UPDATE tasks SET title = title || '';", false)]),
+    bad("delete-rows", &[("forget_completed", "DELETE FROM tasks WHERE completed;", false)]),
+    bad("rename-table", &[("rename_tasks", "ALTER TABLE tasks RENAME TO todo_items;", false)]),
+    bad("unique-index-without-concurrently", &[("unique_owner_title", "CREATE UNIQUE INDEX tasks_owner_id_title_key ON tasks (user_id, id, title);", false)]),
+    bad("add-check-column", &[("priority_checked", "ALTER TABLE tasks ADD COLUMN priority integer DEFAULT 0 CHECK (priority >= 0);", false)]),
+    bad("type-change-boolean-to-int", &[("completed_int", "ALTER TABLE tasks ALTER COLUMN completed TYPE integer USING completed::int;", false)]),
     good("nullable-column", &[("note", "ALTER TABLE tasks ADD COLUMN note text;", false)]),
     good("constant-default", &[("flag", "ALTER TABLE tasks ADD COLUMN flagged boolean NOT NULL DEFAULT false;", false)]),
     good("not-valid-then-validate", &[
@@ -119,6 +131,33 @@ fn verdicts(report: &Report) -> String {
         .join(" / ")
 }
 
+/// Each step's longest client wait and longest hold of a lock the app's
+/// queries conflict with (stronger than SHARE UPDATE EXCLUSIVE), in ms.
+fn waits_and_holds(report: &Report) -> String {
+    report
+        .steps
+        .iter()
+        .map(|s| {
+            let hold = s
+                .locks
+                .iter()
+                .filter(|l| {
+                    matches!(
+                        l.mode.as_str(),
+                        "ShareLock"
+                            | "ShareRowExclusiveLock"
+                            | "ExclusiveLock"
+                            | "AccessExclusiveLock"
+                    )
+                })
+                .map(|l| l.held_ms)
+                .fold(0.0, f64::max);
+            format!("{:.0}/{:.0}", s.max_client_wait_ms, hold)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -156,8 +195,8 @@ fn main() {
         taskdb::rehearse::DEFAULT_STALL_LIMIT.as_millis()
     );
     println!(
-        "{:<28} {:<7} {:<7} {:<44} {:>9} lint",
-        "entry", "should", "got", "verdicts", "wall"
+        "{:<36} {:<7} {:<7} {:<36} {:>11} {:>9} lint",
+        "entry", "should", "got", "verdicts", "wait/held", "wall"
     );
     let (mut caught, mut bad_total, mut kept, mut good_total) = (0, 0, 0, 0);
     let started = Instant::now();
@@ -173,13 +212,14 @@ fn main() {
             &mut |_| {},
         );
         let wall = t.elapsed();
-        let (got_safe, text, lint) = match &report {
+        let (got_safe, text, lint, held) = match &report {
             Ok(r) => (
                 r.steps.iter().all(|s| s.verdict == [Verdict::Safe]),
                 verdicts(r),
                 r.steps.iter().map(|s| s.lint).collect::<Vec<_>>().join("/"),
+                waits_and_holds(r),
             ),
-            Err(e) => (false, format!("error: {e}"), String::new()),
+            Err(e) => (false, format!("error: {e}"), String::new(), String::new()),
         };
         if entry.safe {
             good_total += 1;
@@ -189,11 +229,12 @@ fn main() {
             caught += usize::from(!got_safe);
         }
         println!(
-            "{:<28} {:<7} {:<7} {:<44} {:>7.1} s {lint}{}",
+            "{:<36} {:<7} {:<7} {:<36} {:>11} {:>7.1} s {lint}{}",
             entry.name,
             if entry.safe { "safe" } else { "unsafe" },
             if got_safe { "safe" } else { "unsafe" },
             text,
+            held,
             wall.as_secs_f64(),
             if got_safe == entry.safe {
                 ""
