@@ -193,10 +193,11 @@ pub(super) fn end_sessions(conn: &mut DbConnection, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A one-row `SELECT EXISTS (…) AS any`.
 #[derive(QueryableByName)]
-struct Any {
+pub(super) struct Any {
     #[diesel(sql_type = Bool)]
-    any: bool,
+    pub(super) any: bool,
 }
 
 /// Whether a session other than this one is connected to database `name`

@@ -137,8 +137,9 @@ pub(super) fn build(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) 
             // One statement each: several in one go run as one transaction,
             // where neither may run.
             admin.batch_execute(&format!("CREATE DATABASE {building}"))?;
-            let migrated = migrate::run_pending(&server.with_database(&building)?)
-                .map(drop)
+            let url = server.with_database(&building)?;
+            let migrated = refuse_citus(&url)
+                .and_then(|()| migrate::run_pending(&url).map(drop))
                 .and_then(|()| {
                     Ok(admin
                         .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))?)
@@ -153,6 +154,29 @@ pub(super) fn build(server: &DatabaseUrl, admin: &mut DbConnection, name: &str) 
     })();
     admin.batch_execute(&format!("SELECT pg_advisory_unlock({BUILD_LOCK})"))?;
     built
+}
+
+/// Refuses a server whose new databases come with the Citus extension (its
+/// `template1` has it): every test database is a clone of the template,
+/// and a clone of a Citus database keeps the metadata of shards it does
+/// not own. A Citus coordinator whose `template1` is plain works as any
+/// server: its test databases are plain ones.
+fn refuse_citus(url: &DatabaseUrl) -> Result<()> {
+    let mut conn = crate::db::connect(url)?;
+    let row: super::server::Any = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS any",
+    )
+    .get_result(&mut conn)?;
+    if row.any {
+        return Err(crate::Error::InvalidInput(format!(
+            "taskdb::testing cannot use this server: its new databases come with the citus \
+             extension (template1 has it), and each test database is a clone, which would \
+             keep Citus metadata of shards it does not own; point {} at a plain PostgreSQL \
+             server, or a coordinator whose template1 has no citus extension",
+            super::SERVER_VARIABLE
+        )));
+    }
+    Ok(())
 }
 
 /// Drops templates left half-built by a run that failed or was killed:

@@ -1017,3 +1017,104 @@ fn the_reference_table_steps_take_their_locks_in_the_writers_order() {
         10_000 + written
     );
 }
+
+/// Runs `child_using_taskdb_testing` in a process of its own whose
+/// `taskdb::testing` server is `server` (the variable is read once per
+/// process).
+fn taskdb_testing_against(server: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_using_taskdb_testing",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(taskdb::testing::SERVER_VARIABLE, server)
+        .env("TASKDB_TEST_WARM", "0")
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "a helper process for the taskdb::testing tests"]
+fn child_using_taskdb_testing() {
+    let db = taskdb::testing::TestDb::postgres().unwrap_or_else(|e| panic!("TESTDB ERROR: {e}"));
+    let mut conn = db.conn().unwrap();
+    let owner = user::create(
+        &mut conn,
+        NewUser {
+            email: "tester@example.com",
+            password: "correct horse battery staple",
+            ..NewUser::default()
+        },
+    )
+    .unwrap();
+    task::create(
+        &mut conn,
+        &owner.id,
+        NewTask {
+            title: "Write the tests",
+            ..NewTask::default()
+        },
+    )
+    .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let citus: N =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'citus'")
+            .get_result(&mut db.conn().unwrap())
+            .unwrap();
+    println!("PLAIN TEST DATABASE, citus extensions: {}", citus.n);
+}
+
+/// `taskdb::testing` pointed at a Citus coordinator (whose `template1` is
+/// plain, as Citus leaves it) gives each test a plain migrated database.
+#[test]
+fn taskdb_testing_on_a_coordinator_gives_each_test_a_plain_database() {
+    let citus = Citus::shared();
+    let out = taskdb_testing_against(&citus.coordinator.url("postgres"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PLAIN TEST DATABASE, citus extensions: 0"),
+        "{stdout}"
+    );
+}
+
+/// A server whose new databases come with the Citus extension (it is in
+/// `template1`) is refused with one line that says why and what to do,
+/// and no half-built template is left.
+#[test]
+fn taskdb_testing_refuses_a_server_whose_template1_has_citus() {
+    // A node of its own: the shared ones create the extension per database.
+    let node = nodes::lone_node("citus_template1");
+    node.conn("template1")
+        .batch_execute("CREATE EXTENSION citus")
+        .unwrap();
+    let out = taskdb_testing_against(&node.url("postgres"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("TESTDB ERROR: taskdb::testing cannot use this server")
+            && text.contains("template1 has it")
+            && text.contains(taskdb::testing::SERVER_VARIABLE),
+        "{text}"
+    );
+    let left = nodes::rows(
+        &mut node.conn("postgres"),
+        "SELECT datname::text AS line FROM pg_database WHERE datname LIKE 'taskdb%'",
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

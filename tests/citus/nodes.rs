@@ -71,6 +71,15 @@ fn node(name: &str) -> Arc<Cluster> {
     Cluster::shared(&refs)
 }
 
+/// A node with Citus loaded, of the calling test alone (stopped when
+/// dropped), for a test that changes what every database on it gets.
+pub fn lone_node(name: &str) -> Cluster {
+    require_citus();
+    let settings = settings(name);
+    let refs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Cluster::start(&refs)
+}
+
 impl Citus {
     /// The coordinator and workers of this test process, started on first
     /// use and stopped at exit (`Cluster::shared` keeps them; nothing here
