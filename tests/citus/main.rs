@@ -1059,16 +1059,12 @@ fn child_using_taskdb_testing() {
         },
     )
     .unwrap();
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let citus: N =
-        diesel::sql_query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'citus'")
-            .get_result(&mut db.conn().unwrap())
-            .unwrap();
-    println!("PLAIN TEST DATABASE, citus extensions: {}", citus.n);
+    let citus = nodes::scalar(
+        &mut <diesel::PgConnection as diesel::Connection>::establish(db.url().expose_secret())
+            .unwrap(),
+        "SELECT count(*) AS n FROM pg_extension WHERE extname = 'citus'",
+    );
+    println!("PLAIN TEST DATABASE, citus extensions: {citus}");
 }
 
 /// `taskdb::testing` pointed at a Citus coordinator (whose `template1` is

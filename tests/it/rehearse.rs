@@ -69,6 +69,12 @@ fn database_exists(name: &str) -> bool {
     found.n > 0
 }
 
+/// `--format json`'s output, or a panic showing what was printed instead.
+fn json_of(stdout: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
+}
+
 fn verdicts(step: &serde_json::Value) -> Vec<String> {
     step["verdict"]
         .as_array()
@@ -134,8 +140,7 @@ fn every_verdict_kind_on_a_small_table_with_its_evidence_and_report() {
         .assert()
         .code(1);
     let output = run.get_output();
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let json = json_of(&output.stdout);
     assert_eq!(json["exceeded"], true);
     let steps = json["steps"].as_array().unwrap();
     let names: Vec<&str> = steps
@@ -285,7 +290,7 @@ fn safe_shapes_exit_0_leave_no_scratch_database_and_reuse_the_filled_copy() {
         .assert()
         .success()
         .stderr(contains("cloning the filled copy taskdb_rehearse_tpl_"));
-    let json: serde_json::Value = serde_json::from_slice(&again.get_output().stdout).unwrap();
+    let json = json_of(&again.get_output().stdout);
     assert_eq!(json["reused_copy"], true);
     assert_eq!(json["steps"].as_array().unwrap().len(), 2);
     assert!(!database_exists(&scratch_name(&again.get_output().stderr)));
@@ -321,7 +326,7 @@ fn from_a_version_rehearses_what_follows_it_without_touching_the_database() {
         .assert()
         .get_output()
         .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = json_of(&out.stdout);
     let steps = json["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["migration"], last.as_str());
@@ -446,7 +451,7 @@ fn like_sizes_the_copy_from_the_live_catalog() {
         .args(["--stall-limit", "250ms"])
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    let json = json_of(&run.get_output().stdout);
     assert_eq!(json["sizes"]["users"], 40, "{json}");
     assert_eq!(json["sizes"]["tasks"], 1200, "{json}");
     // Every user the same number of tasks: the copy is even too.
@@ -499,7 +504,7 @@ fn like_copies_the_live_owners_skew_and_completed_share() {
         .args(["--stall-limit", "250ms"])
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    let json = json_of(&run.get_output().stdout);
     // What the live catalog says.
     assert_eq!(json["sizes"]["users"], 300, "{json}");
     assert_eq!(json["sizes"]["tasks"], 6000, "{json}");
@@ -555,8 +560,7 @@ fn a_backfill_step_gets_its_verdict_and_the_clients_p99_during_it() {
         .assert()
         .success();
     let output = run.get_output();
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let json = json_of(&output.stdout);
     let steps = json["steps"].as_array().unwrap();
     let backfill = steps
         .iter()
@@ -604,8 +608,7 @@ fn a_type_change_that_breaks_prepared_queries_is_unsafe_to_lint_and_rehearsal_al
     let db = TestDb::migrated(Backend::Postgres);
     let run = rehearse(p, &db).args(["--format", "json"]).assert().code(1);
     let output = run.get_output();
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let json = json_of(&output.stdout);
     let step = &json["steps"][0];
     assert!(
         verdicts(step).contains(&"breaks-clients".to_string()),
@@ -643,8 +646,7 @@ fn an_update_of_existing_rows_blocks_the_clients_that_complete_them() {
     let db = TestDb::migrated(Backend::Postgres);
     let run = rehearse(p, &db).args(["--format", "json"]).assert().code(1);
     let output = run.get_output();
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let json = json_of(&output.stdout);
     let step = &json["steps"][0];
     assert!(verdicts(step).contains(&"blocks".to_string()), "{step}");
     assert!(
