@@ -3,7 +3,7 @@
 //! task, list a page) at a steady pace, each request's latency recorded.
 //! In one run, each phase filling its own fresh nullable column:
 //!
-//! 1. baseline: the writers alone;
+//! 1. baseline: the writers alone, after a checkpoint as every phase;
 //! 2. taskdb: a backfill migration through the library's `Migrator` (the
 //!    code path of `taskdb migrate`), adaptive batches, default settings;
 //! 3. fixed loop: the same `UPDATE` in keyset batches of 1,000 rows with
@@ -20,9 +20,10 @@
 //! (run the fixed loop before taskdb: the second of the two runs on a
 //! table with twice the tuples), `--no-wal-cap` (skip phase 4),
 //! `--baseline S`
-//! (seconds, default 10), `--wal-cap RATE`, `--batch-time MS` (taskdb's
+//! (seconds, default 30), `--wal-cap RATE`, `--batch-time MS` (taskdb's
 //! target batch duration, default 100), `--server URL` (default
-//! postgres://postgres@127.0.0.1:5432/postgres).
+//! postgres://postgres@127.0.0.1:5432/postgres), `--wait-events` (sample
+//! what the writers' server sessions wait on, every 10 ms, per phase).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,15 @@ const USERS: u64 = 1_000;
 /// Each writer's pace: one request every 5 ms.
 const WRITER_PERIOD: Duration = Duration::from_millis(5);
 const PHASES: [&str; 4] = ["baseline", "taskdb", "fixed loop", "taskdb, WAL cap"];
+/// The writers' requests, in the order they take turns.
+const KINDS: [&str; 3] = ["create", "complete", "list"];
+/// The writers' `application_name`, for the wait-event sampler.
+const WRITER_APP: &str = "backfill_load writer";
+
+/// Each phase's latencies, per request kind.
+type Samples = Vec<[Vec<Duration>; 3]>;
+/// A request this slow is kept with when it ran, to be explained.
+const SLOW: Duration = Duration::from_millis(50);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -58,7 +68,8 @@ fn main() {
     let keep = args.iter().any(|a| a == "--keep");
     let loop_first = args.iter().any(|a| a == "--loop-first");
     let wal_phase = !args.iter().any(|a| a == "--no-wal-cap");
-    let baseline = Duration::from_secs(arg("--baseline").map_or(10, |s| s.parse().unwrap()));
+    // Long enough for a p99 of about 12,000 requests.
+    let baseline = Duration::from_secs(arg("--baseline").map_or(30, |s| s.parse().unwrap()));
     let cap = WalRate::parse(&arg("--wal-cap").unwrap_or_else(|| "20MB/s".into()))
         .expect("--wal-cap")
         .expect("--wal-cap off");
@@ -74,32 +85,45 @@ fn main() {
         migrations.path(),
     );
 
-    // The writers, running through every phase.
-    let phase = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples: Arc<Mutex<Vec<Vec<Duration>>>> =
-        Arc::new(Mutex::new(vec![Vec::new(); PHASES.len()]));
-    let writers: Vec<_> = (0..2)
-        .map(|w| {
-            let (url, phase, stop, samples) =
-                (url.clone(), phase.clone(), stop.clone(), samples.clone());
-            std::thread::spawn(move || writer(w, rows, &url, &phase, &stop, &samples))
-        })
-        .collect();
-
-    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("load before: {}", load().trim());
-    std::thread::sleep(baseline);
-
-    // taskdb with default settings, and the fixed loop, in the order asked
-    // for (the table has twice the tuples for the second one), each after
-    // a checkpoint (so each writes the same full-page images).
+    // Every phase starts after a checkpoint: each writes the same full-page
+    // images, and the baseline does not run in the wake of the set-up's
+    // VACUUM (its dirty pages are written by then).
     let checkpoint = || {
         PgConnection::establish(&url)
             .unwrap()
             .batch_execute("CHECKPOINT")
             .unwrap()
     };
+    checkpoint();
+    // The writers, running through every phase.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Arc<Mutex<Samples>> = Arc::new(Mutex::new(vec![Default::default(); PHASES.len()]));
+    let slow: Arc<Mutex<Vec<Slow>>> = Arc::default();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (url, phase, stop, samples, slow) = (
+                url.clone(),
+                phase.clone(),
+                stop.clone(),
+                samples.clone(),
+                slow.clone(),
+            );
+            std::thread::spawn(move || writer(w, rows, &url, &phase, &stop, &samples, &slow))
+        })
+        .collect();
+
+    let waits = args.iter().any(|a| a == "--wait-events").then(|| {
+        let (url, phase, stop) = (url.clone(), phase.clone(), stop.clone());
+        std::thread::spawn(move || wait_events(&url, &phase, &stop))
+    });
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load before: {}", load().trim());
+    std::thread::sleep(baseline);
+
+    // taskdb with default settings, and the fixed loop, in the order asked
+    // for (the table has twice the tuples for the second one), each after
+    // a checkpoint, as the baseline was.
     let (mut taskdb_time, mut loop_time) = (Duration::ZERO, Duration::ZERO);
     for which in if loop_first { [2, 1] } else { [1, 2] } {
         checkpoint();
@@ -138,6 +162,7 @@ fn main() {
     for w in writers {
         w.join().unwrap();
     }
+    let waits = waits.map(|w| w.join().unwrap());
     println!("load after: {}", load().trim());
     if !keep {
         let mut admin = PgConnection::establish(&server).unwrap();
@@ -147,7 +172,8 @@ fn main() {
     }
 
     // Results.
-    let samples = samples.lock().unwrap();
+    let by_kind = samples.lock().unwrap();
+    let samples: Vec<Vec<Duration>> = by_kind.iter().map(|k| k.concat()).collect();
     println!();
     println!(
         "{rows} tasks; writers: 2 threads, one request each 5 ms (create, complete, list); order: {}",
@@ -178,6 +204,41 @@ fn main() {
                 rows as f64 / t.as_secs_f64()
             )),
         );
+    }
+    println!();
+    println!(
+        "{:<18} {}",
+        "p99 ms by request",
+        KINDS.map(|k| format!("{k:>9}")).join(" ")
+    );
+    for (i, name) in PHASES.iter().enumerate() {
+        let cells = by_kind[i]
+            .each_ref()
+            .map(|s| format!("{:>9.2}", percentile(s, 0.99)));
+        println!("{:<18} {}", name, cells.join(" "));
+    }
+    if let Some(seen) = &waits {
+        println!();
+        println!("what the writers' sessions were doing when sampled (share of samples of an active request)");
+        for (i, name) in PHASES.iter().enumerate() {
+            let mut counts = std::collections::BTreeMap::<&str, u64>::new();
+            for d in seen
+                .iter()
+                .filter(|d| d.phase == i && d.who.starts_with(WRITER_APP))
+            {
+                *counts.entry(d.what.as_str()).or_insert(0) += 1;
+            }
+            let total: u64 = counts.values().sum();
+            let mut seen: Vec<_> = counts.iter().collect();
+            seen.sort_by(|a, b| b.1.cmp(a.1));
+            let shares: Vec<String> = seen
+                .iter()
+                .take(6)
+                .map(|(what, n)| format!("{what} {:.1}%", 100.0 * **n as f64 / total.max(1) as f64))
+                .collect();
+            println!("{:<18} {:>6} samples: {}", name, total, shares.join(", "));
+        }
+        print_slowest(&mut slow.lock().unwrap(), seen);
     }
     let p99 = |i: usize| percentile(&samples[i], 0.99);
     println!();
@@ -279,12 +340,15 @@ fn writer(
     url: &str,
     phase: &AtomicUsize,
     stop: &AtomicBool,
-    samples: &Mutex<Vec<Vec<Duration>>>,
+    samples: &Mutex<Samples>,
+    slow: &Mutex<Vec<Slow>>,
 ) {
     let mut conn = PgConnection::establish(url).unwrap();
+    conn.batch_execute(&format!("SET application_name = '{WRITER_APP} {w}'"))
+        .unwrap();
     let mut next = Instant::now();
     let mut i: u64 = 0;
-    let mut mine: Vec<Vec<Duration>> = vec![Vec::new(); PHASES.len()];
+    let mut mine: Samples = vec![Default::default(); PHASES.len()];
     while !stop.load(Ordering::SeqCst) {
         let p = phase.load(Ordering::SeqCst);
         let owner = format!("user{}", 1 + (i * 7 + w as u64 * 13) % USERS);
@@ -319,7 +383,17 @@ fn writer(
                 .unwrap();
             }
         }
-        mine[p].push(started.elapsed());
+        let took = started.elapsed();
+        mine[p][(i % 3) as usize].push(took);
+        if took > SLOW {
+            slow.lock().unwrap().push(Slow {
+                phase: p,
+                kind: (i % 3) as usize,
+                writer: w,
+                started,
+                took,
+            });
+        }
         i += 1;
         next += WRITER_PERIOD;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -329,8 +403,100 @@ fn writer(
         }
     }
     let mut all = samples.lock().unwrap();
-    for (p, s) in mine.into_iter().enumerate() {
-        all[p].extend(s);
+    for (p, kinds) in mine.into_iter().enumerate() {
+        for (k, s) in kinds.into_iter().enumerate() {
+            all[p][k].extend(s);
+        }
+    }
+}
+
+/// A sample of what one server session was doing: its writer's or
+/// program's name (or the background process's type), and its wait event
+/// (`IO:WALSync`, `Lock:transactionid`, …) or `CPU` (active, waiting on
+/// nothing the server names: running, or ready to run).
+struct Doing {
+    at: Instant,
+    phase: usize,
+    who: String,
+    what: String,
+}
+
+/// What the server's busy sessions are doing, sampled every 10 ms: the
+/// writers' while a request runs, the backfill's, and the background
+/// processes' (checkpointer, WAL writer) when they are not idle.
+fn wait_events(url: &str, phase: &AtomicUsize, stop: &AtomicBool) -> Vec<Doing> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        who: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        what: String,
+    }
+    let mut conn = PgConnection::establish(url).unwrap();
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let p = phase.load(Ordering::SeqCst);
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT coalesce(nullif(application_name, ''), backend_type) AS who,
+                    coalesce(wait_event_type || ':' || wait_event, 'CPU') AS what
+               FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid()
+                AND (state = 'active' OR backend_type <> 'client backend')
+                AND wait_event_type IS DISTINCT FROM 'Activity'",
+        )
+        .load(&mut conn)
+        .unwrap();
+        let at = Instant::now();
+        seen.extend(rows.into_iter().map(|r| Doing {
+            at,
+            phase: p,
+            who: r.who,
+            what: r.what,
+        }));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    seen
+}
+
+/// A writer's request slower than [`SLOW`].
+struct Slow {
+    phase: usize,
+    kind: usize,
+    writer: usize,
+    started: Instant,
+    took: Duration,
+}
+
+/// The slowest requests of each phase, and what the sampler saw in the
+/// server while each one ran: its own session's waits and the others'.
+fn print_slowest(slow: &mut [Slow], seen: &[Doing]) {
+    slow.sort_by_key(|s| std::cmp::Reverse(s.took));
+    println!();
+    println!("the slowest requests, and what the sampler saw meanwhile (samples, 10 ms apart)");
+    for (i, name) in PHASES.iter().enumerate() {
+        for s in slow.iter().filter(|s| s.phase == i).take(3) {
+            let mine = format!("{WRITER_APP} {}", s.writer);
+            let mut counts = std::collections::BTreeMap::<(bool, &str, &str), u32>::new();
+            for d in seen
+                .iter()
+                .filter(|d| d.at >= s.started && d.at <= s.started + s.took)
+            {
+                let own = d.who == mine;
+                let who = if own { "itself" } else { d.who.as_str() };
+                *counts.entry((!own, who, d.what.as_str())).or_insert(0) += 1;
+            }
+            let what: Vec<String> = counts
+                .iter()
+                .map(|((_, who, what), n)| format!("{who} {what} x{n}"))
+                .collect();
+            println!(
+                "{:<18} {:>8} {:>7.1} ms: {}",
+                name,
+                KINDS[s.kind],
+                s.took.as_secs_f64() * 1000.0,
+                what.join(", ")
+            );
+        }
     }
 }
 
