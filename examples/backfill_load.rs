@@ -473,6 +473,9 @@ fn print_slowest(slow: &mut [Slow], seen: &[Doing]) {
     slow.sort_by_key(|s| std::cmp::Reverse(s.took));
     println!();
     println!("the slowest requests, and what the sampler saw meanwhile (samples, 10 ms apart)");
+    if slow.is_empty() {
+        println!("(none over {} ms)", SLOW.as_millis());
+    }
     for (i, name) in PHASES.iter().enumerate() {
         for s in slow.iter().filter(|s| s.phase == i).take(3) {
             let mine = format!("{WRITER_APP} {}", s.writer);
