@@ -544,13 +544,17 @@ fn taskdb_backfill(
             backfill_batch_time: batch_time,
             ..MigrateOptions::default()
         })
-        .on_event(|event| {
-            if let Event::BackfillProgress {
+        .on_event(|event| match event {
+            Event::BackfillProgress {
                 wal_bytes: Some(b), ..
-            } = event
-            {
-                batches.push((Instant::now(), b));
-            }
+            } => batches.push((Instant::now(), b)),
+            Event::BackfillForcesCheckpoints { pressure, .. } => println!(
+                "{column}: taskdb warned: the server's WAL at {:.1} MB/s forces a checkpoint every {:.1} s (suggested cap {})",
+                pressure.wal_rate as f64 / (1u64 << 20) as f64,
+                pressure.checkpoint_every.as_secs_f64(),
+                pressure.suggested_cap
+            ),
+            _ => {}
         })
         .migrate(None)
         .unwrap();

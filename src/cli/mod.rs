@@ -183,9 +183,10 @@ pub struct MigrateOpts {
     #[arg(long, value_name = "DURATION", env = "TASKDB_BACKFILL_BATCH_TIME", default_value_t = DurationArg(crate::migrate::DEFAULT_BACKFILL_BATCH_TIME))]
     pub backfill_batch_time: DurationArg,
 
-    /// Cap the server's WAL rate while a backfill runs: it sleeps between
-    /// batches to stay under it, e.g. 20MB/s (sizes in powers of 1024), or
-    /// `off` (PostgreSQL)
+    /// Cap the WAL a backfill writes: it sleeps between batches to stay
+    /// under it, e.g. 20MB/s (sizes in powers of 1024), or `off`; migrate
+    /// suggests one when a backfill forces checkpoints more often than the
+    /// server's checkpoint_warning (PostgreSQL)
     #[arg(long, value_name = "RATE", env = "TASKDB_MAX_WAL_RATE", default_value = "off", value_parser = WalRateArg::parse)]
     pub max_wal_rate: WalRateArg,
 }

@@ -8,7 +8,9 @@ use std::io::{self, Write};
 use super::output::{self, human_duration, Output};
 use super::progress;
 use super::{Database, MigrateOpts};
-use crate::migrate::{Event, LocalMigration, Migrator, ThrottleReason};
+use crate::migrate::{
+    replicas, CheckpointPressure, Event, LocalMigration, Migrator, ThrottleReason,
+};
 
 /// How often a backfill's progress is printed when there is no live line.
 const BACKFILL_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -47,6 +49,11 @@ pub fn migrator<'a>(db: &Database, opts: &MigrateOpts) -> Migrator<'a> {
                     print_event(event);
                 }
                 progress.observe(&event);
+                return;
+            }
+            if let Event::BackfillForcesCheckpoints { .. } = event {
+                // A warning, between two redraws of the step's live line.
+                print_event(event);
                 return;
             }
             // A standby wait keeps its one line, updated in place.
@@ -133,6 +140,15 @@ pub fn print_event(event: Event<'_>) {
             migration.name(),
             progress::format_rows(rows_done, rows_estimated.max(rows_done))
         ),
+        // On stderr, as a warning; over the live line at a terminal.
+        Event::BackfillForcesCheckpoints { migration, pressure } => {
+            eprintln!(
+                "{}taskdb: {}",
+                if progress::enabled() { "\r\x1b[2K" } else { "" },
+                checkpoint_warning(migration, &pressure)
+            );
+            Ok(())
+        }
         // On stderr: a finding that proceeds is a warning.
         Event::LintProceeding { line } => {
             eprintln!("taskdb: {line}");
@@ -145,6 +161,20 @@ pub fn print_event(event: Event<'_>) {
         ),
     };
     let _ = out.flush();
+}
+
+/// `fill_tasks_priority: the server writes 61.2 MB/s of WAL …`: what a
+/// backfill's WAL does to checkpoints, and the two ways to space them out.
+fn checkpoint_warning(m: &LocalMigration, p: &CheckpointPressure) -> String {
+    format!(
+        "{}: the server writes {}/s of WAL during this backfill; with max_wal_size {} that forces a checkpoint about every {} (its checkpoint_warning is {}), and the app's commits stall behind each: `--max-wal-rate {}` or a larger max_wal_size spaces them out",
+        m.name(),
+        replicas::human_size(p.wal_rate),
+        replicas::format_size(p.max_wal_size),
+        human_duration(p.checkpoint_every),
+        human_duration(p.warning),
+        p.suggested_cap
+    )
 }
 
 /// Shows the tables (and columns) that would be dropped with their rows,

@@ -8,7 +8,9 @@
 //! [`MigrateOptions::backfill_batch_time`]; between batches the standby
 //! gate of [`replicas`] holds it back while a standby lags, and
 //! [`throttle`] while the server's WAL is at its cap or the app waited on
-//! a batch's row locks.
+//! a batch's row locks. Over its first seconds it also watches the
+//! server's WAL rate, and says so if that forces checkpoints more often
+//! than the server's `checkpoint_warning`.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use super::apply::{failed, in_write_transaction, millis, with_lock_retries, StepOutcome};
 use super::ledger::{self, BackfillPosition, LedgerState};
 use super::replicas::{self, Gate};
-use super::throttle::{self, LockBackoff, WalPacer};
+use super::throttle::{self, CheckpointWatch, LockBackoff, WalPacer};
 use super::{Event, MigrateOptions};
 use crate::db::sqlstate::{self, SqlState};
 use crate::db::DbConnection;
@@ -72,6 +74,8 @@ pub(super) fn apply(
         .max_wal_rate
         .map(|cap| WalPacer::new(cap, Instant::now()));
     let mut lock_backoff = LockBackoff::default();
+    // Advice, judged once over the first seconds: taken off when done.
+    let mut checkpoints = CheckpointWatch::start(conn);
     // The batch size, within what the WAL cap allows.
     let rows = |size: &BatchSize, wal: &Option<WalPacer>| {
         let capped = wal.as_ref().and_then(WalPacer::max_rows);
@@ -145,6 +149,15 @@ pub(super) fn apply(
             next_batch_size: rows(&size, &wal),
             wal_bytes,
         });
+        if let Some(verdict) = checkpoints.as_ref().and_then(|w| w.after_batch(conn)) {
+            checkpoints = None;
+            if let Some(pressure) = verdict {
+                report(Event::BackfillForcesCheckpoints {
+                    migration: m,
+                    pressure,
+                });
+            }
+        }
         let mut sleep = Duration::ZERO;
         for (wait, reason) in [lock_wait, wal_wait].into_iter().flatten() {
             report(Event::BackfillThrottled {

@@ -29,7 +29,7 @@ pub use data_loss::TableLoss;
 pub use lock::ADVISORY_LOCK_KEY;
 pub use migrator::Migrator;
 pub use plan::{MigrationPlan, MigrationState, PlanEntry};
-pub use throttle::{ThrottleReason, WalRate};
+pub use throttle::{CheckpointPressure, ThrottleReason, WalRate};
 
 use crate::db::DatabaseUrl;
 use crate::error::Result;
@@ -159,6 +159,13 @@ pub enum Event<'a> {
         migration: &'a LocalMigration,
         reason: ThrottleReason,
         sleep: Duration,
+    },
+    /// Over a backfill's first seconds the server wrote WAL fast enough to
+    /// force a checkpoint more often than its `checkpoint_warning`: the
+    /// app's commits will stall behind them. Sent at most once a run.
+    BackfillForcesCheckpoints {
+        migration: &'a LocalMigration,
+        pressure: CheckpointPressure,
     },
     /// A backfill resumes after the key an earlier run saved.
     BackfillResuming {

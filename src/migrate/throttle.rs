@@ -244,6 +244,144 @@ impl LockBackoff {
     }
 }
 
+/// How long a backfill runs before the server's WAL rate is judged for
+/// [`CheckpointWatch`].
+pub(super) const CHECKPOINT_WATCH_AFTER: Duration = Duration::from_secs(3);
+
+/// The server's settings that decide how often WAL forces a checkpoint,
+/// and its WAL position when they were read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CheckpointSettings {
+    /// `max_wal_size`, in bytes.
+    pub max_wal_size: u64,
+    /// `checkpoint_completion_target`.
+    pub completion_target: f64,
+    /// `checkpoint_warning` (zero: off).
+    pub warning: Duration,
+}
+
+/// A backfill's WAL forces checkpoints more often than the server's own
+/// `checkpoint_warning` would let pass unremarked. Each checkpoint writes
+/// out every page dirtied since the last one, and the app's commits queue
+/// behind those writes (docs/benchmarks/backfill.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckpointPressure {
+    /// The server's WAL rate while the backfill ran (all sessions), bytes
+    /// per second.
+    pub wal_rate: u64,
+    /// How often that rate forces a checkpoint.
+    pub checkpoint_every: Duration,
+    /// `max_wal_size`, in bytes.
+    pub max_wal_size: u64,
+    /// `checkpoint_warning`.
+    pub warning: Duration,
+    /// The highest WAL rate at which checkpoints stay `warning` apart: a
+    /// `--max-wal-rate` for the backfill.
+    pub suggested_cap: WalRate,
+}
+
+impl CheckpointSettings {
+    /// At `wal_rate` bytes per second: how often a checkpoint is forced,
+    /// when that is more often than `checkpoint_warning`. PostgreSQL starts
+    /// one once `max_wal_size / (1 + checkpoint_completion_target)` of WAL
+    /// has been written since the last.
+    pub(super) fn pressure(&self, wal_rate: u64) -> Option<CheckpointPressure> {
+        if self.warning.is_zero() || wal_rate == 0 || self.max_wal_size == 0 {
+            return None;
+        }
+        let per_checkpoint = self.max_wal_size as f64 / (1.0 + self.completion_target.max(0.0));
+        let every = Duration::from_secs_f64(per_checkpoint / wal_rate as f64);
+        if every >= self.warning {
+            return None;
+        }
+        // Rounded down to what `--max-wal-rate` reads back: whole MB, or kB.
+        let at_warning = (per_checkpoint / self.warning.as_secs_f64()) as u64;
+        let unit = if at_warning >= 1 << 20 {
+            1 << 20
+        } else {
+            1 << 10
+        };
+        Some(CheckpointPressure {
+            wal_rate,
+            checkpoint_every: every,
+            max_wal_size: self.max_wal_size,
+            warning: self.warning,
+            suggested_cap: WalRate {
+                bytes_per_second: (at_warning / unit).max(1) * unit,
+            },
+        })
+    }
+}
+
+/// Reads the checkpoint settings and the server's WAL position.
+pub(super) fn checkpoint_settings(conn: &mut DbConnection) -> Result<(CheckpointSettings, u64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        max_wal_size: i64,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        completion_target: f64,
+        #[diesel(sql_type = BigInt)]
+        warning_seconds: i64,
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
+                current_setting('checkpoint_completion_target')::float8 AS completion_target,
+                (SELECT setting::bigint FROM pg_settings WHERE name = 'checkpoint_warning') AS warning_seconds,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn",
+    )
+    .get_result(conn)?;
+    Ok((
+        CheckpointSettings {
+            max_wal_size: row.max_wal_size.max(0) as u64,
+            completion_target: row.completion_target,
+            warning: Duration::from_secs(row.warning_seconds.max(0) as u64),
+        },
+        row.lsn.max(0) as u64,
+    ))
+}
+
+/// Judges, once, the server's WAL rate over a backfill's first
+/// [`CHECKPOINT_WATCH_AFTER`]: whether it forces checkpoints too often.
+#[derive(Debug)]
+pub(super) struct CheckpointWatch {
+    settings: CheckpointSettings,
+    from: (Instant, u64),
+}
+
+impl CheckpointWatch {
+    /// Starts watching (`None` when the settings cannot be read: the
+    /// watch is advice, never a reason to stop).
+    pub(super) fn start(conn: &mut DbConnection) -> Option<Self> {
+        let (settings, lsn) = checkpoint_settings(conn).ok()?;
+        Some(CheckpointWatch {
+            settings,
+            from: (Instant::now(), lsn),
+        })
+    }
+
+    /// After a batch: `Some(Some(pressure))` once the watch has judged and
+    /// found checkpoints too frequent, `Some(None)` once it has judged and
+    /// found them fine, `None` while it is still watching.
+    pub(super) fn after_batch(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Option<Option<CheckpointPressure>> {
+        let (since, from) = self.from;
+        let span = since.elapsed();
+        if span < CHECKPOINT_WATCH_AFTER {
+            return None;
+        }
+        let Ok((_, lsn)) = checkpoint_settings(conn) else {
+            return Some(None);
+        };
+        let rate = (lsn.saturating_sub(from) as f64 / span.as_secs_f64()) as u64;
+        Some(self.settings.pressure(rate))
+    }
+}
+
 /// Sleeps `d`, waking for an interrupt (Ctrl-C) within 50 ms.
 pub(super) fn sleep_interruptibly(d: Duration) -> Result<()> {
     let until = Instant::now() + d;
@@ -337,6 +475,40 @@ mod tests {
         );
         // 4 MB a batch is past the batch share: the pacer asks for less.
         assert_eq!(pacer.max_rows(), Some(500));
+    }
+
+    /// PostgreSQL's defaults: 1GB, 0.9, 30 s. A checkpoint every
+    /// 1GB / 1.9 of WAL: at 60 MB/s about every 9 s, too often; at 15 MB/s
+    /// about every 36 s, fine.
+    #[test]
+    fn checkpoint_pressure_follows_the_servers_own_trigger_and_warning() {
+        let defaults = CheckpointSettings {
+            max_wal_size: 1 << 30,
+            completion_target: 0.9,
+            warning: Duration::from_secs(30),
+        };
+        let p = defaults.pressure(60 * MB).unwrap();
+        assert_eq!(p.checkpoint_every.as_secs(), 8);
+        assert_eq!(p.wal_rate, 60 * MB);
+        // 1GB / 1.9 / 30 s = 17.96 MB/s, rounded down.
+        assert_eq!(p.suggested_cap.to_string(), "17MB/s");
+        assert_eq!(defaults.pressure(15 * MB), None);
+        assert_eq!(defaults.pressure(0), None);
+        // checkpoint_warning = 0 turns PostgreSQL's warning off, and this.
+        let off = CheckpointSettings {
+            warning: Duration::ZERO,
+            ..defaults
+        };
+        assert_eq!(off.pressure(600 * MB), None);
+        // A tiny max_wal_size: the suggestion in kB.
+        let tiny = CheckpointSettings {
+            max_wal_size: 32 * MB,
+            ..defaults
+        };
+        assert_eq!(
+            tiny.pressure(20 * MB).unwrap().suggested_cap.to_string(),
+            "574kB/s"
+        );
     }
 
     #[test]

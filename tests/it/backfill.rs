@@ -5,7 +5,9 @@
 //! with the table one `UPDATE` gives; Ctrl-C stops it between batches
 //! and a rerun resumes (a lagging standby: tests/replicas); a WAL rate cap
 //! and the app waiting on a batch's row locks make it sleep between
-//! batches; `status` shows its rows and rate; SQLite runs it as one `UPDATE`.
+//! batches; `status` shows its rows and rate; a backfill whose WAL forces
+//! checkpoints more often than the server's `checkpoint_warning` says so;
+//! SQLite runs it as one `UPDATE`.
 //! Migrations are read from a copy of `migrations/` (`--migrations-dir`).
 
 use crate::common;
@@ -16,6 +18,7 @@ use common::backfill::{
     assert_filled, checksum, ledger_progress, migrate_args, migration_dir, project_with_backfill,
     version_of, with_tasks, PREDICATE, SET,
 };
+use common::cluster::Cluster;
 use common::process::{finish, read_until, signal, spawn_taskdb_at, wait_until, wait_with_limit};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -496,5 +499,46 @@ fn the_app_waiting_on_a_batchs_row_locks_throttles_the_backfill() {
     assert_eq!(
         db.scalar(&format!("SELECT count(*) FROM tasks WHERE id = {held} AND title = 'by the app' AND priority = id % 7")),
         1
+    );
+}
+
+/// On a server whose `max_wal_size` is small for the backfill's WAL
+/// (32MB: a checkpoint every 16.8MB, with the default completion target),
+/// migrate says once, on stderr, how often the backfill forces a
+/// checkpoint and which `--max-wal-rate` keeps them `checkpoint_warning`
+/// (30 s) apart; the backfill goes on and finishes.
+#[test]
+fn a_backfill_that_forces_frequent_checkpoints_says_so_with_a_cap_to_try() {
+    let cluster = Cluster::start(&[("max_wal_size", "'32MB'"), ("min_wal_size", "'32MB'")]);
+    let db = cluster.database();
+    db.taskdb().arg("migrate").assert().success();
+    // Enough rows for the backfill to outlast the watch's first seconds.
+    db.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES ('u1', 'a@example.com', 'x');
+         INSERT INTO tasks (user_id, title, completed)
+           SELECT 'u1', 'task ' || i, i % 3 = 0 FROM generate_series(1, 500000) i;",
+    );
+    let project = project_with_backfill();
+    let out = db
+        .taskdb()
+        .args(migrate_args(project.path()))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 32MB / 1.9 / 30 s = 574.9 kB/s.
+    assert!(
+        stderr.contains("forces a checkpoint about every")
+            && stderr.contains("(its checkpoint_warning is 30 s)")
+            && stderr.contains("`--max-wal-rate 574kB/s`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("forces a checkpoint").count(), 1, "{stderr}");
+    db.execute(
+        "DO $$ BEGIN
+           IF EXISTS (SELECT 1 FROM tasks WHERE NOT completed AND priority IS DISTINCT FROM id % 7)
+           THEN RAISE 'open tasks left unfilled'; END IF;
+         END $$",
     );
 }
