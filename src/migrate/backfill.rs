@@ -149,14 +149,11 @@ pub(super) fn apply(
             next_batch_size: rows(&size, &wal),
             wal_bytes,
         });
-        if let Some(verdict) = checkpoints.as_ref().and_then(|w| w.after_batch(conn)) {
-            checkpoints = None;
-            if let Some(pressure) = verdict {
-                report(Event::BackfillForcesCheckpoints {
-                    migration: m,
-                    pressure,
-                });
-            }
+        if let Some(pressure) = checkpoints.take_if(|w| w.due()).and_then(|w| w.judge(conn)) {
+            report(Event::BackfillForcesCheckpoints {
+                migration: m,
+                pressure,
+            });
         }
         let mut sleep = Duration::ZERO;
         for (wait, reason) in [lock_wait, wal_wait].into_iter().flatten() {

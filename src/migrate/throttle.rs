@@ -248,8 +248,7 @@ impl LockBackoff {
 /// [`CheckpointWatch`].
 pub(super) const CHECKPOINT_WATCH_AFTER: Duration = Duration::from_secs(3);
 
-/// The server's settings that decide how often WAL forces a checkpoint,
-/// and its WAL position when they were read.
+/// The server's settings that decide how often WAL forces a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct CheckpointSettings {
     /// `max_wal_size`, in bytes.
@@ -313,8 +312,8 @@ impl CheckpointSettings {
     }
 }
 
-/// Reads the checkpoint settings and the server's WAL position.
-pub(super) fn checkpoint_settings(conn: &mut DbConnection) -> Result<(CheckpointSettings, u64)> {
+/// Reads the checkpoint settings.
+fn checkpoint_settings(conn: &mut DbConnection) -> Result<CheckpointSettings> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
@@ -323,24 +322,31 @@ pub(super) fn checkpoint_settings(conn: &mut DbConnection) -> Result<(Checkpoint
         completion_target: f64,
         #[diesel(sql_type = BigInt)]
         warning_seconds: i64,
-        #[diesel(sql_type = BigInt)]
-        lsn: i64,
     }
     let row: Row = diesel::sql_query(
         "SELECT pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
                 current_setting('checkpoint_completion_target')::float8 AS completion_target,
-                (SELECT setting::bigint FROM pg_settings WHERE name = 'checkpoint_warning') AS warning_seconds,
-                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn",
+                (SELECT setting::bigint FROM pg_settings WHERE name = 'checkpoint_warning') AS warning_seconds",
     )
     .get_result(conn)?;
-    Ok((
-        CheckpointSettings {
-            max_wal_size: row.max_wal_size.max(0) as u64,
-            completion_target: row.completion_target,
-            warning: Duration::from_secs(row.warning_seconds.max(0) as u64),
-        },
-        row.lsn.max(0) as u64,
-    ))
+    Ok(CheckpointSettings {
+        max_wal_size: row.max_wal_size.max(0) as u64,
+        completion_target: row.completion_target,
+        warning: Duration::from_secs(row.warning_seconds.max(0) as u64),
+    })
+}
+
+/// The server's WAL position, in bytes.
+fn wal_position(conn: &mut DbConnection) -> Result<u64> {
+    #[derive(QueryableByName)]
+    struct Lsn {
+        #[diesel(sql_type = BigInt)]
+        lsn: i64,
+    }
+    let row: Lsn =
+        diesel::sql_query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS lsn")
+            .get_result(conn)?;
+    Ok(row.lsn.max(0) as u64)
 }
 
 /// Judges, once, the server's WAL rate over a backfill's first
@@ -355,30 +361,28 @@ impl CheckpointWatch {
     /// Starts watching (`None` when the settings cannot be read: the
     /// watch is advice, never a reason to stop).
     pub(super) fn start(conn: &mut DbConnection) -> Option<Self> {
-        let (settings, lsn) = checkpoint_settings(conn).ok()?;
+        let settings = checkpoint_settings(conn).ok()?;
+        let lsn = wal_position(conn).ok()?;
         Some(CheckpointWatch {
             settings,
             from: (Instant::now(), lsn),
         })
     }
 
-    /// After a batch: `Some(Some(pressure))` once the watch has judged and
-    /// found checkpoints too frequent, `Some(None)` once it has judged and
-    /// found them fine, `None` while it is still watching.
-    pub(super) fn after_batch(
-        &self,
-        conn: &mut DbConnection,
-    ) -> Option<Option<CheckpointPressure>> {
+    /// Whether the watch has seen enough to judge.
+    pub(super) fn due(&self) -> bool {
+        self.from.0.elapsed() >= CHECKPOINT_WATCH_AFTER
+    }
+
+    /// The pressure of the server's WAL rate since the watch started, if
+    /// checkpoints come too often (`None` too when the position cannot be
+    /// read).
+    pub(super) fn judge(&self, conn: &mut DbConnection) -> Option<CheckpointPressure> {
         let (since, from) = self.from;
         let span = since.elapsed();
-        if span < CHECKPOINT_WATCH_AFTER {
-            return None;
-        }
-        let Ok((_, lsn)) = checkpoint_settings(conn) else {
-            return Some(None);
-        };
+        let lsn = wal_position(conn).ok()?;
         let rate = (lsn.saturating_sub(from) as f64 / span.as_secs_f64()) as u64;
-        Some(self.settings.pressure(rate))
+        self.settings.pressure(rate)
     }
 }
 
